@@ -100,6 +100,10 @@ class SdcGuidUnavailable(SioError):
                "[scaleio] default_sdcguid or install the SDC")
 
 
+class CommandFailed(SioError):
+    msg_fmt = "Command %(command)s failed with exit code %(code)s: %(stderr)s"
+
+
 class NameInUse(SioError):
     msg_fmt = "ScaleIO volume name %(name)s is already in use"
 
