@@ -222,7 +222,7 @@ def _emit_verify(versions, do_emit, do_verify, args):
                 probs = [p for g in rep.get('gates', {}).values() for p in g]
                 status = 'FAILED: %s' % (rep.get('error') or
                                          '; '.join(probs[:3]))
-            progress.step(v, status)
+            progress.step(rep['version'], status)
     if do_emit or do_verify:
         engine.save_manifest(manifest)
     summary = {

@@ -47,9 +47,15 @@ def vkey(version):
     """Sort key of a final version string.
 
     :param version: e.g. ``'2015.1.2'`` or ``'33.0.2'``.
+    Date-based versions (Kilo and older) sort before 12.0.0: 2015.1.x
+    becomes (11, 0, x).
+
     :returns: a tuple of ints.
     """
-    return tuple(int(p) for p in version.split('.'))
+    parts = [int(p) for p in version.split('.')]
+    if parts[0] >= 2010:
+        parts = [(parts[0] - 2015) * 2 + parts[1] + 10, 0] + parts[2:]
+    return tuple(parts)
 
 
 def is_final(version):

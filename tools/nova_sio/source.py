@@ -25,6 +25,7 @@ import shutil
 import tarfile
 import threading
 import time
+import urllib.parse
 
 import requests
 
@@ -74,13 +75,14 @@ def pypi_index(max_age=3600, offline=False):
         try:
             resp = requests.get(pypi_url() + '/json', timeout=(10, 60))
             resp.raise_for_status()
+            base = resp.url
             data = resp.json()
             index = {}
             for version, files in data.get('releases', {}).items():
                 for f in files:
                     if f.get('packagetype') == 'sdist':
                         index[version] = {
-                            'url': f['url'],
+                            'url': urllib.parse.urljoin(base, f['url']),
                             'sha256': f.get('digests', {}).get('sha256'),
                             'filename': f['filename']}
             util.write_atomic(cache, util.dump_json(index))
