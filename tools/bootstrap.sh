@@ -1,0 +1,57 @@
+#!/bin/bash
+# Set up a fresh machine and run one of the project's jobs.
+#
+#   tools/bootstrap.sh releases   emit and strictly verify every diff
+#   tools/bootstrap.sh test       the default test command (CI)
+#   tools/bootstrap.sh <toxenv>   any tox environment
+#
+# System packages (GNU patch, git, qemu-img) are installed with apt-get
+# when missing and we are root; tox is installed into a private venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v patch >/dev/null || need+=(patch)
+command -v git >/dev/null || need+=(git)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get -qq update
+        DEBIAN_FRONTEND=noninteractive apt-get -qq install -y "${need[@]}"
+    else
+        echo "please install: ${need[*]}" >&2
+        exit 2
+    fi
+fi
+
+cache="${NOVA_SIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-sio}"
+mkdir -p "$cache"
+py=""
+for cand in python3.12 python3.11 python3.13 python3.10 python3; do
+    if command -v "$cand" >/dev/null; then py="$cand"; break; fi
+done
+if [ ! -x "$cache/tox-venv/bin/tox" ]; then
+    "$py" -m venv "$cache/tox-venv"
+    "$cache/tox-venv/bin/pip" install -q 'tox>=4,<5'
+fi
+tox="$cache/tox-venv/bin/tox"
+
+job="${1:-test}"
+shift || true
+case "$job" in
+    releases)
+        exec "$tox" -e releases -- "$@"
+        ;;
+    test)
+        rc=0
+        "$tox" -e py3 -- "$@" || rc=1
+        "$tox" -e nova-newest || rc=1
+        "$tox" -e kilo || rc=1
+        if [ $rc = 0 ]; then echo "nova-sio tests: all passed"; else
+            echo "nova-sio tests: FAILED"; fi
+        exit $rc
+        ;;
+    *)
+        exec "$tox" -e "$job" -- "$@"
+        ;;
+esac
