@@ -1,0 +1,103 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""``nova-sio emulator``: run the gateway emulator as a process.
+
+Once listening it prints one JSON line on stdout (URL, credentials,
+system id, hosts with their device roots and ``drv_cfg`` paths, CA
+path), then serves until SIGTERM or SIGINT. Other processes drive it
+through the ``/__admin__/`` endpoints (see ``server.py``).
+"""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from nova_sio.emulator import server
+
+
+def _pool(text):
+    parts = text.split(':')
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError('use DOMAIN:POOL:CAPACITY_GB')
+    return parts[0], parts[1], int(parts[2])
+
+
+def configure_parser(parser):
+    """Add the emulator options to ``parser``."""
+    parser.add_argument('--port', type=int, default=0,
+                        help='TCP port on 127.0.0.1 (0: any free port)')
+    parser.add_argument('--https', action='store_true',
+                        help='serve HTTPS with a generated CA')
+    parser.add_argument('--state-dir',
+                        help='directory for host trees and backing files '
+                             '(default: a temporary one)')
+    parser.add_argument('--hosts', default='host-a',
+                        help='comma-separated emulated SDC host names')
+    parser.add_argument('--api-version', default='3.6',
+                        help='gateway API version, e.g. 3.6 or 4.5')
+    parser.add_argument('--username', default='admin')
+    parser.add_argument('--password',
+                        help='gateway password (default: random)')
+    parser.add_argument('--pool', action='append', type=_pool,
+                        help='DOMAIN:POOL:CAPACITY_GB (repeatable; '
+                             'default pd1:sp1:1024)')
+    parser.add_argument('--device-delay', type=float, default=0.05,
+                        help='seconds before a mapped device appears')
+    parser.add_argument('--preload-volumes', type=int, default=0)
+    parser.add_argument('--preload-sdcs', type=int, default=0)
+    parser.add_argument('--seed', type=int)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_parser(subparsers):
+    """Register ``emulator`` on an argparse ``subparsers`` object."""
+    parser = subparsers.add_parser(
+        'emulator', help='run the ScaleIO gateway + SDC emulator',
+        description=__doc__.splitlines()[0])
+    return configure_parser(parser)
+
+
+def build(args):
+    """Create (not start) an Emulator from parsed ``args``."""
+    hosts = [h for h in (args.hosts or '').split(',') if h]
+    emu = server.Emulator(state_dir=args.state_dir,
+                          version=args.api_version, https=args.https,
+                          port=args.port, username=args.username,
+                          password=args.password, hosts=hosts,
+                          pools=args.pool or [('pd1', 'sp1', 1024)],
+                          seed=args.seed)
+    for name in hosts:
+        emu.set_host(name, device_delay=args.device_delay)
+    if args.preload_volumes or args.preload_sdcs:
+        emu.preload(args.preload_volumes, args.preload_sdcs)
+    return emu
+
+
+def run(args, stdout=None, stop_event=None):
+    """Run until signalled; return the exit status."""
+    stdout = stdout or sys.stdout
+    stop_event = stop_event or threading.Event()
+    emu = build(args).start()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *a: stop_event.set())
+    try:
+        stdout.write(json.dumps(emu.info(), sort_keys=True) + '\n')
+        stdout.flush()
+        while not stop_event.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    return 0
+
+
+def main(argv=None):
+    """Entry point of ``python -m nova_sio.emulator``."""
+    parser = configure_parser(argparse.ArgumentParser(
+        prog='nova-sio emulator', description=__doc__.splitlines()[0]))
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,264 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""SDC host simulation: by-id links that follow the volume mappings.
+
+Each emulated host has a directory standing in for ``/dev/disk/by-id``
+and a fake ``drv_cfg`` script. Mapping a volume to the host's SDC makes
+``emc-vol-<systemId>-<volumeId>`` appear there after ``device_delay``
+seconds, as a symbolic link to the volume's sparse backing file, which
+every host shares: data written through one host is visible on another.
+Unmapping removes the link after ``linger`` seconds. ``never_appear``
+models a broken data network (REST says mapped, no device shows up).
+"""
+
+import os
+import shutil
+import stat
+import threading
+
+DEVICE_PREFIX = 'emc-vol'
+
+_DRV_CFG = r'''#!/bin/sh
+# Fake ScaleIO drv_cfg for emulated host %(name)s.
+ROOT='%(root)s'
+case "$1" in
+--query_guid)
+    echo '%(guid)s' ;;
+--query_mdms|--query_mdm)
+    echo 'Retrieved 1 mdm(s)'
+    echo 'MDM-ID %(system_id)s SDC ID %(sdc_id)s' \
+        'INSTALLATION ID 0 IPs [0]-127.0.0.1' ;;
+--query_vols)
+    set -- "$ROOT"/%(prefix)s-*
+    if [ -e "$1" ] || [ -L "$1" ]; then
+        echo "Retrieved $# volume(s)"
+        for f in "$@"; do
+            b=${f##*/%(prefix)s-}
+            echo "VOL-ID ${b#*-} MDM-ID ${b%%%%-*}"
+        done
+    else
+        echo 'Retrieved 0 volume(s)'
+    fi ;;
+--rescan)
+    : ;;
+*)
+    echo "drv_cfg: unknown option $1" >&2
+    exit 1 ;;
+esac
+'''
+
+
+def sparse_copy(src, dst):
+    """Copy a sparse file, reading only its data extents."""
+    size = os.path.getsize(src)
+    with open(src, 'rb') as fin, open(dst, 'wb') as fout:
+        fout.truncate(size)
+        fd = fin.fileno()
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:
+                break  # no more data
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            fin.seek(start)
+            fout.seek(start)
+            remaining = end - start
+            while remaining:
+                chunk = fin.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                fout.write(chunk)
+                remaining -= len(chunk)
+            offset = end
+
+
+class Host(object):
+    """One emulated compute host with an SDC."""
+
+    def __init__(self, name, root, drv_cfg, sdc):
+        self.name = name
+        self.device_root = root
+        self.drv_cfg = drv_cfg
+        self.sdc = sdc
+        self.device_delay = 0.05
+        self.linger = 0.0
+        self.never_appear = False
+
+    def describe(self):
+        return {'name': self.name, 'device_root': self.device_root,
+                'drv_cfg': self.drv_cfg, 'sdc_id': self.sdc.id,
+                'guid': self.sdc.guid, 'ip': self.sdc.ip,
+                'device_delay': self.device_delay, 'linger': self.linger,
+                'never_appear': self.never_appear}
+
+
+class HostSimulator(object):
+    """Volume listener keeping the hosts' device links in step.
+
+    :param state_dir: directory for host trees and backing files.
+    :param system: the :class:`state.System` (for ids and locking).
+    """
+
+    def __init__(self, state_dir, system):
+        self.state_dir = state_dir
+        self.system = system
+        self.hosts = {}          # name -> Host
+        self.by_sdc = {}         # sdc id -> Host
+        self._gen = {}           # (sdc id, volume id) -> generation
+        self._timers = set()
+        self._lock = threading.Lock()
+        self.backing_dir = os.path.join(state_dir, 'volumes')
+        os.makedirs(self.backing_dir, exist_ok=True)
+
+    def add_host(self, name, guid=None, ip=None):
+        """Create host ``name`` with its own SDC; return the Host."""
+        import uuid
+        if name in self.hosts:
+            return self.hosts[name]
+        base = os.path.join(self.state_dir, 'hosts', name)
+        root = os.path.join(base, 'dev', 'disk', 'by-id')
+        os.makedirs(root, exist_ok=True)
+        index = len(self.hosts) + 1
+        sdc = self.system.add_sdc(guid or str(uuid.uuid4()),
+                                  ip or '192.0.2.%d' % index,
+                                  'sdc-%s' % name, host=name)
+        drv_cfg = os.path.join(base, 'drv_cfg')
+        with open(drv_cfg, 'w') as handle:
+            handle.write(_DRV_CFG % {
+                'name': name, 'root': root, 'guid': sdc.guid,
+                'system_id': self.system.id, 'sdc_id': sdc.id,
+                'prefix': DEVICE_PREFIX})
+        os.chmod(drv_cfg, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP)
+        host = Host(name, root, drv_cfg, sdc)
+        self.hosts[name] = host
+        self.by_sdc[sdc.id] = host
+        return host
+
+    def set_host(self, name, **options):
+        host = self.hosts[name]
+        for key in ('device_delay', 'linger', 'never_appear'):
+            if key in options:
+                setattr(host, key, options[key])
+        if 'connected' in options:
+            host.sdc.connected = bool(options['connected'])
+        return host.describe()
+
+    def backing_file(self, vol_id):
+        return os.path.join(self.backing_dir, '%s.img' % vol_id)
+
+    def link_path(self, host, vol_id):
+        return os.path.join(host.device_root, '%s-%s-%s' % (
+            DEVICE_PREFIX, self.system.id, vol_id))
+
+    def _ensure_backing(self, vol):
+        path = self.backing_file(vol.id)
+        if not os.path.exists(path):
+            with open(path, 'wb') as handle:
+                handle.truncate(vol.size_kb * 1024)
+        return path
+
+    def _later(self, delay, func, *args):
+        if delay <= 0:
+            func(*args)
+            return
+        timer = threading.Timer(delay, self._fire, (func, args))
+        timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+
+    def _fire(self, func, args):
+        with self._lock:
+            self._timers.discard(threading.current_thread())
+        func(*args)
+
+    def _bump(self, sdc_id, vol_id):
+        with self._lock:
+            key = (sdc_id, vol_id)
+            self._gen[key] = self._gen.get(key, 0) + 1
+            return self._gen[key]
+
+    def _current(self, sdc_id, vol_id, gen):
+        with self._lock:
+            return self._gen.get((sdc_id, vol_id)) == gen
+
+    # -- listener interface ------------------------------------------------
+
+    def mapped(self, vol, sdc):
+        host = self.by_sdc.get(sdc.id)
+        if host is None:
+            return
+        backing = self._ensure_backing(vol)
+        gen = self._bump(sdc.id, vol.id)
+        if host.never_appear:
+            return
+        link = self.link_path(host, vol.id)
+
+        def appear():
+            if not self._current(sdc.id, vol.id, gen):
+                return
+            try:
+                os.symlink(backing, link)
+            except FileExistsError:
+                pass
+        self._later(host.device_delay, appear)
+
+    def unmapped(self, vol, sdc):
+        host = self.by_sdc.get(sdc.id)
+        if host is None:
+            return
+        gen = self._bump(sdc.id, vol.id)
+        link = self.link_path(host, vol.id)
+
+        def vanish():
+            if not self._current(sdc.id, vol.id, gen):
+                return
+            try:
+                os.unlink(link)
+            except FileNotFoundError:
+                pass
+        self._later(host.linger, vanish)
+
+    def resized(self, vol):
+        path = self.backing_file(vol.id)
+        if os.path.exists(path):
+            with open(path, 'r+b') as handle:
+                handle.truncate(vol.size_kb * 1024)
+
+    def snapshotted(self, source, snap):
+        src = self.backing_file(source.id)
+        if os.path.exists(src):
+            sparse_copy(src, self.backing_file(snap.id))
+
+    def removed(self, vol):
+        try:
+            os.unlink(self.backing_file(vol.id))
+        except FileNotFoundError:
+            pass
+
+    # -- inspection --------------------------------------------------------
+
+    def stray_devices(self):
+        """Links present on a host without a matching mapping."""
+        result = []
+        for host in self.hosts.values():
+            mapped = self.system.sdc_volumes.get(host.sdc.id, set())
+            for entry in sorted(os.listdir(host.device_root)):
+                vol_id = entry.rsplit('-', 1)[-1]
+                if vol_id not in mapped:
+                    result.append({'host': host.name, 'device': entry})
+        return result
+
+    def stop(self):
+        with self._lock:
+            timers, self._timers = list(self._timers), set()
+        for timer in timers:
+            timer.cancel()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(os.path.join(self.state_dir, 'hosts'),
+                      ignore_errors=True)
+        shutil.rmtree(self.backing_dir, ignore_errors=True)
