@@ -296,7 +296,21 @@ def verify(version, manifest=None, eras=None, check_fresh=True):
     touched |= set(f.new_path for f in files if f.new_path)
     root = tempfile.mkdtemp(prefix='nova-sio-pristine-')
     try:
-        source.extract(version, root, only=touched)
+        tracked = set(series_mod.tracked_files())
+        if touched <= tracked | set(series_mod.runtime_files(True)):
+            for rel, blob in workrepo.pristine_files(version).items():
+                if rel in touched:
+                    full = os.path.join(root, rel)
+                    os.makedirs(os.path.dirname(full), exist_ok=True)
+                    with open(full, 'wb') as f:
+                        f.write(blob)
+            listing = workrepo.upstream_listing(version)
+            extra = [p for p in touched if p in listing and p not in
+                     tracked]
+            if extra:
+                source.extract(version, root, only=extra)
+        else:
+            source.extract(version, root, only=touched)
         gates = verify_tree(root, data)
         entry = manifest['releases'].get(version, {})
         recorded = entry.get('pristine_sha256') or {}

@@ -76,14 +76,17 @@ def find_python(want):
     env = os.environ.get('NOVA_SIO_PYTHON_%s' % want.replace('.', '_'))
     if env:
         return env
-    found = shutil.which('python%s' % want)
-    if found:
-        return found
     root = os.environ.get('PYENV_ROOT') or os.path.expanduser('~/.pyenv')
     cands = sorted(glob.glob(os.path.join(root, 'versions', want + '.*',
                                           'bin', 'python')))
-    if cands:
-        return cands[-1]
+    found = shutil.which('python%s' % want)
+    if found:
+        cands.append(found)
+    for cand in reversed(cands):
+        proc = util.run([cand, '-c', 'import sys; print(sys.version)'],
+                        check=False, isolated=False)
+        if proc.returncode == 0:
+            return cand
     raise TestEnvError(version='(any)', reason='Python %s is not installed '
                        '(set NOVA_SIO_PYTHON_%s)' % (
                            want, want.replace('.', '_')))
@@ -109,6 +112,45 @@ def _filtered(path, drop, out):
     lines = [l for l in lines if not re.match(r'^\s*nova\s*[=<>!]', l)]
     util.write_atomic(out, ''.join(lines).encode())
     return out
+
+
+def stale_pins(cons, req_files):
+    """Return constraint names whose pin a requirement line excludes.
+
+    A release tagged after its series' constraints were frozen (or an X.0.0
+    tag that still points at master) may require newer minimums; the
+    release's own requirements win and the pin is dropped.
+
+    :param cons: the constraints file.
+    :param req_files: requirement files of the release.
+    :returns: a set of project names as written in ``cons``.
+    """
+    from packaging import requirements as preq
+    from packaging import utils as putils
+    pins = {}
+    with open(cons) as f:
+        for line in f:
+            m = re.match(r'^\s*([A-Za-z0-9_.\-]+)===([^;\s]+)', line)
+            if m:
+                pins[putils.canonicalize_name(m.group(1))] = (
+                    m.group(1), m.group(2))
+    stale = set()
+    for path in req_files:
+        with open(path) as f:
+            for line in f:
+                line = line.split('#', 1)[0].strip()
+                if not line or line.startswith('-'):
+                    continue
+                try:
+                    req = preq.Requirement(line)
+                except Exception:
+                    continue
+                name = putils.canonicalize_name(req.name)
+                if name in pins and req.specifier and \
+                        not req.specifier.contains(pins[name][1],
+                                                   prereleases=True):
+                    stale.add(pins[name][0])
+    return stale
 
 
 def build_tree(version):
@@ -169,11 +211,17 @@ def build_venv(version, tree, python=None):
         else:
             util.run([interp, '-m', 'venv', venv], isolated=False)
         pip = os.path.join(venv, 'bin', 'pip')
-        c = _filtered(cons, (), os.path.join(work, 'constraints.txt'))
         r = _filtered(os.path.join(tree, 'requirements.txt'), drop,
                       os.path.join(work, 'requirements.txt'))
         t = _filtered(os.path.join(tree, 'test-requirements.txt'), drop,
                       os.path.join(work, 'test-requirements.txt'))
+        stale = stale_pins(cons, [r, t])
+        c = _filtered(cons, ['%s===' % n for n in stale],
+                      os.path.join(work, 'constraints.txt'))
+        if stale:
+            sys.stderr.write('nova %s needs newer releases than the series '
+                             'constraints pin; unpinned: %s\n'
+                             % (version, ', '.join(sorted(stale))))
         util.run([pip, 'install', '-q', '-c', c, '-r', r, '-r', t],
                  isolated=False, timeout=3600,
                  env={'PIP_DISABLE_PIP_VERSION_CHECK': '1'})

@@ -241,11 +241,25 @@ def build_release(version, series, with_tests=False):
         branch is then ``release-tests/<version>``.
     :returns: ``(upstream commit, patched commit, per-patch results)``.
     """
+    base_commit = upstream_commit(version)
+    repo = repo_path()
+    runtime = series_mod.runtime_files(with_tests=with_tests)
+    key = util.sha256_bytes('\0'.join(
+        [base_commit, series.name, series.digest(), str(with_tests)] +
+        ['%s:%s' % (k, util.sha256_bytes(v))
+         for k, v in sorted(runtime.items())]).encode())
+    branch = '%s/%s' % ('release-tests' if with_tests else 'release',
+                        version)
+    cached = _ref(repo, 'refs/cache/%s' % key)
+    if cached:
+        with _LOCK:
+            git(['update-ref', 'refs/heads/' + branch, cached], repo)
+        return base_commit, cached, [(f, 'cached') for f, _b in
+                                     series.entries]
     for base in series.bases():
         if base != version:
             source.fetch(base)
             upstream_commit(base)
-    base_commit = upstream_commit(version)
     results = []
     with Worktree(base_commit) as wt:
         for filename, _base in series.entries:
@@ -256,7 +270,6 @@ def build_release(version, series, with_tests=False):
                 wt.git(['am', '--abort'], check=False)
                 raise
         listing = upstream_listing(version)
-        runtime = series_mod.runtime_files(with_tests=with_tests)
         for rel, data in sorted(runtime.items()):
             if rel in listing:
                 raise errors.SeriesError(
@@ -270,8 +283,7 @@ def build_release(version, series, with_tests=False):
         wt.git(['commit', '--quiet', '--allow-empty', '-m',
                 'nova-sio runtime files'])
         head = wt.head()
-    branch = '%s/%s' % ('release-tests' if with_tests else 'release',
-                        version)
     with _LOCK:
-        git(['update-ref', 'refs/heads/' + branch, head], repo_path())
+        git(['update-ref', 'refs/heads/' + branch, head], repo)
+        git(['update-ref', 'refs/cache/%s' % key, head], repo)
     return base_commit, head, results
