@@ -1,0 +1,213 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Release data, era map, and emit/verify/rebase on real Nova sources."""
+
+import io
+import os
+import shutil
+import tempfile
+from unittest import mock
+
+import fixtures
+import testtools
+
+from nova_sio import cli
+from nova_sio import engine
+from nova_sio import errors
+from nova_sio import paths
+from nova_sio import releases
+from nova_sio import series as series_mod
+from nova_sio import seriesedit
+from nova_sio import source
+
+NEWEST_E6 = '33.0.2'
+
+
+class ReleasesTest(testtools.TestCase):
+
+    def test_version_order_across_schemes(self):
+        versions = ['33.0.2', '2015.1.4', '12.0.0', '2015.1.0', '9.0.0']
+        self.assertEqual(['9.0.0', '2015.1.0', '2015.1.4', '12.0.0',
+                          '33.0.2'], sorted(versions, key=releases.vkey))
+
+    def test_final_only(self):
+        self.assertTrue(releases.is_final('2015.1.0'))
+        self.assertFalse(releases.is_final('2014.2.4'))
+        self.assertFalse(releases.is_final('16.0.0.0rc1'))
+        self.assertFalse(releases.is_final('newton-eol'))
+
+    def test_known_releases_cover_range(self):
+        known = releases.load_known()
+        self.assertIn('2015.1.0', known)
+        self.assertIn('33.0.2', known)
+        self.assertEqual('kilo', known['2015.1.2'].series)
+        self.assertNotIn('16.0.0.0b1', known)
+
+    def test_new_release_discovered(self):
+        all_ = releases.all_releases([('99.0.0', 'pypi'),
+                                      ('99.0.0rc1', 'pypi')])
+        self.assertEqual('99.0.0', all_[-1].version)
+        self.assertEqual('unknown', all_[-1].series)
+        self.assertEqual({'pypi'}, all_[-1].origins)
+
+    def test_every_release_has_an_era(self):
+        eras = releases.load_eras()
+        missing = [r.version for r in releases.all_releases()
+                   if releases.era_of(r.version, eras) is None]
+        self.assertEqual([], missing)
+
+    def test_overlapping_eras_rejected(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(tmp, 'eras.txt')
+        with open(path, 'w') as f:
+            f.write('A 12.0.0 14.0.0 a\nB 13.0.0 * b\n')
+        exc = self.assertRaises(errors.SeriesError, releases.load_eras,
+                                path)
+        self.assertIn('overlap', str(exc))
+
+    def test_every_era_series_exists(self):
+        for era in releases.load_eras():
+            s = series_mod.Series(era.series)
+            self.assertTrue(s.entries, era.series)
+
+
+class RealSourceTest(testtools.TestCase):
+    """Integration on a real Nova sdist from PyPI (cached)."""
+
+    def setUp(self):
+        super(RealSourceTest, self).setUp()
+        try:
+            source.fetch(NEWEST_E6)
+        except errors.SourceUnavailable as exc:
+            self.skipTest(str(exc))
+
+    def test_render_is_deterministic_and_verifies(self):
+        one, facts = engine.render(NEWEST_E6)
+        # A hostile user git config must not change a byte.
+        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
+                                                     paths.cache_dir()))
+        home = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(home, '.gitconfig'), 'w') as f:
+            f.write('[diff]\n\tnoprefix = true\n\tmnemonicPrefix = true\n'
+                    '\talgorithm = histogram\n\tcontext = 7\n'
+                    '[core]\n\tabbrev = 7\n')
+        self.useFixture(fixtures.EnvironmentVariable('HOME', home))
+        two, _facts = engine.render(NEWEST_E6)
+        self.assertEqual(one, two)
+        self.assertEqual(facts['diff_sha256'],
+                         engine.util.sha256_bytes(one))
+        self.assertIn(b'\ndiff --git a/nova/virt/libvirt/imagebackend.py '
+                      b'b/nova/virt/libvirt/imagebackend.py\n', one)
+        self.assertNotIn(b'nova/tests/', one)
+        root = self.useFixture(fixtures.TempDir()).path
+        files = engine.diffs.parse(one)
+        source.extract(NEWEST_E6, root,
+                       only=[f.old_path for f in files if f.old_path])
+        self.assertEqual({'dry_run': [], 'positions': [], 'roundtrip': []},
+                         engine.verify_tree(root, one))
+
+    def test_diff_for_other_release_rejected(self):
+        data, _facts = engine.render(NEWEST_E6)
+        try:
+            source.fetch('26.0.0')
+        except errors.SourceUnavailable as exc:
+            self.skipTest(str(exc))
+        root = self.useFixture(fixtures.TempDir()).path
+        files = engine.diffs.parse(data)
+        source.extract('26.0.0', root,
+                       only=[f.old_path for f in files if f.old_path])
+        report = engine.verify_tree(root, data)
+        self.assertTrue(report['positions'])
+        self.assertTrue(report['dry_run'])
+
+    def test_committed_diff_verifies(self):
+        if not os.path.exists(engine.diff_path(NEWEST_E6)):
+            self.skipTest('not emitted')
+        report = engine.verify(NEWEST_E6, check_fresh=True)
+        self.assertTrue(report['ok'], report)
+
+    def test_rebase_without_churn(self):
+        scratch = self.useFixture(fixtures.TempDir()).path
+        root = paths.project_root()
+        for name in ('releases', 'nova'):
+            shutil.copytree(os.path.join(root, name),
+                            os.path.join(scratch, name))
+        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_ROOT',
+                                                     scratch))
+        cache = self.useFixture(fixtures.TempDir()).path
+        real_cache = paths.cache_dir()
+        # Share the fetched sources, not the rebase state.
+        os.symlink(os.path.join(real_cache, 'sources'),
+                   os.path.join(cache, 'sources'))
+        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
+                                                     cache))
+        era = releases.era_of(NEWEST_E6)
+        before = {}
+        sdir = os.path.join(scratch, 'releases', 'series', era.series)
+        for fn in os.listdir(sdir):
+            with open(os.path.join(sdir, fn), 'rb') as f:
+                before[fn] = f.read()
+        target = era.first
+        source.fetch(target)
+        result = seriesedit.rebase(era.series, target)
+        self.assertTrue(result['results'])
+        self.assertEqual({'applied'}, set(r for _p, r in
+                                          result['results']))
+        self.assertEqual({'unchanged'}, set(result['saved'].values()))
+        after = {}
+        for fn in os.listdir(sdir):
+            with open(os.path.join(sdir, fn), 'rb') as f:
+                after[fn] = f.read()
+        self.assertEqual(before, after)
+        self.assertRaises(errors.NoRebaseInProgress,
+                          seriesedit.rebase_continue)
+
+
+class CliTest(testtools.TestCase):
+
+    def run_cli(self, *argv):
+        out = io.StringIO()
+        err = io.StringIO()
+        with mock.patch('sys.stdout', out), mock.patch('sys.stderr', err):
+            rc = cli.main(list(argv))
+        return rc, out.getvalue(), err.getvalue()
+
+    def test_unknown_version_is_a_clear_error(self):
+        rc, _out, err = self.run_cli('emit', '--offline', '1.2.3')
+        self.assertEqual(1, rc)
+        self.assertIn('1.2.3 is not a known final Nova release', err)
+
+    def test_releases_json_offline(self):
+        rc, out, _err = self.run_cli('releases', '--offline', '--json')
+        self.assertEqual(0, rc)
+        data = engine.json.loads(out)
+        versions = [d['version'] for d in data]
+        self.assertEqual('2015.1.0', versions[0])
+        self.assertIn('33.0.2', versions)
+        self.assertTrue(all(d['era'] for d in data))
+
+    def test_unreachable_source_is_a_listed_skip(self):
+        cache = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
+                                                     cache))
+        self.useFixture(fixtures.EnvironmentVariable(
+            'NOVA_SIO_GIT_URL', 'file:///nonexistent/nova.git'))
+        self.useFixture(fixtures.EnvironmentVariable(
+            'NOVA_SIO_PYPI_URL', 'http://127.0.0.1:9/pypi/nova'))
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        rc, out, err = self.run_cli('fetch', '--offline', '2015.1.1')
+        self.assertEqual(0, rc)
+        self.assertIn('skipped 1 release(s)', out)
+        self.assertIn('2015.1.1: no sdist of nova 2015.1.1 on PyPI', out)
+        self.assertIn('cannot clone file:///nonexistent/nova.git', out)
