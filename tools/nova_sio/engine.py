@@ -98,7 +98,7 @@ def _header(version, era, series, pristine, src):
     ]
     for rel in sorted(pristine):
         lines.append('  %s %s' % (util.sha256_bytes(pristine[rel]), rel))
-    return ('\n'.join('# ' + l if l else '#' for l in lines) +
+    return ('\n'.join('# ' + ln if ln else '#' for ln in lines) +
             '\n\n').encode()
 
 
@@ -193,7 +193,7 @@ def gate_dry_run(pristine_root, diff_file):
     proc = util.run(['patch', '-p', '2', '--dry-run'] + PATCH_ARGS +
                     ['-d', pkg, '-i', diff_file], check=False)
     out = proc.stdout + proc.stderr
-    problems = ['patch: %s' % l for l in diffs.check_patch_output(out)]
+    problems = ['patch: %s' % ln for ln in diffs.check_patch_output(out)]
     if proc.returncode != 0 and not problems:
         problems.append('patch exited with %d' % proc.returncode)
     return problems
@@ -236,7 +236,7 @@ def gate_roundtrip(pristine_root, data, diff_file):
                          diff_file], check=False)
         bad = diffs.check_patch_output(proc.stdout + proc.stderr,
                                        dry_run=False)
-        problems += ['apply: %s' % l for l in bad]
+        problems += ['apply: %s' % ln for ln in bad]
         if proc.returncode != 0:
             problems.append('real apply exited with %d' % proc.returncode)
             return problems

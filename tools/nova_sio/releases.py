@@ -161,8 +161,8 @@ class Era(object):
         return self.last is None or k <= vkey(self.last)
 
     def __repr__(self):
-        return 'Era(%s %s..%s -> %s)' % (self.name, self.first,
-                                        self.last or '', self.series)
+        return 'Era(%s %s..%s -> %s)' % (
+            self.name, self.first, self.last or '', self.series)
 
 
 def load_eras(path=None):
@@ -191,8 +191,8 @@ def load_eras(path=None):
     for a, b in zip(ordered, ordered[1:]):
         if a.last is None or vkey(a.last) >= vkey(b.first):
             raise errors.SeriesError(
-                series=path, reason='eras %s and %s overlap' % (a.name,
-                                                                 b.name))
+                series=path,
+                reason='eras %s and %s overlap' % (a.name, b.name))
     return eras
 
 

@@ -106,10 +106,11 @@ def constraints_file(series):
 
 def _filtered(path, drop, out):
     with open(path) as f:
-        lines = [l for l in f if not any(
-            re.match(r'^\s*%s\b' % re.escape(d), l, re.I) for d in drop)]
+        lines = [ln for ln in f if not any(
+            re.match(r'^\s*%s\b' % re.escape(d), ln, re.I) for d in drop)]
     # Never pin nova itself: the tree under test is nova.
-    lines = [l for l in lines if not re.match(r'^\s*nova\s*[=<>!]', l)]
+    lines = [ln for ln in lines
+             if not re.match(r'^\s*nova\s*[=<>!]', ln)]
     util.write_atomic(out, ''.join(lines).encode())
     return out
 
