@@ -1,0 +1,585 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Instance-level ScaleIO operations called from the libvirt driver.
+
+The driver hunks of every Nova release call these functions, always with
+the same names, so that each hunk stays one to three lines::
+
+    if CONF.libvirt.images_type == 'sio':
+        sio_hooks.unmap_volumes(instance)
+
+The :class:`~nova.virt.libvirt.sio.image.Sio` image backend uses the same
+helpers for single volumes. Nothing here imports the libvirt driver or
+the image backend, so the module loads on every Nova release from Kilo on
+and on Python 2.7 as well as 3.x.
+
+Every instance disk is one ScaleIO volume named by
+:func:`~nova.virt.libvirt.sio.naming.volume_name`; the volumes of an
+instance are found by looking their names up, never by listing the whole
+system.
+
+Functions for the driver:
+
+* :func:`is_sio_path` - whether a libvirt disk path is a ScaleIO device;
+* :func:`cleanup_volumes` - ``_cleanup``: delete, or unmap when the
+  instance lives elsewhere now;
+* :func:`destroy_volumes` / :func:`unmap_volumes` / :func:`map_volumes`;
+* :func:`cleanup_resize` - confirmed resize: drop the resize snapshots and
+  unmap on the old host;
+* :func:`remove_rescue_volume` - unrescue;
+* :func:`get_pool_info` (bytes) / :func:`get_local_gb_info` (GiB) -
+  capacity of the default storage pool;
+* :func:`check_flavor_sizes` - the 8 GiB rule for a flavor's disks.
+"""
+
+from __future__ import absolute_import
+
+import logging
+import os
+import threading
+
+from oslo_config import cfg
+
+from nova.virt.libvirt.sio import client as sio_client
+from nova.virt.libvirt.sio import conf as sio_conf
+from nova.virt.libvirt.sio import exception as sio_exc
+from nova.virt.libvirt.sio import host as sio_host
+from nova.virt.libvirt.sio import naming
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+sio_conf.register_opts(CONF)
+
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+RESIZE_SNAPSHOT = 'snapshot'
+# Disk names that are probed for every instance, besides disk.eph<n>.
+FIXED_DISKS = ('disk', 'disk.local', 'disk.swap', 'disk.rescue',
+               'disk.config', 'disk.config.rescue')
+KINDS = ('', 'snapshot', 'temporary')
+MAX_EPHEMERALS = 100
+
+# Flavor extra specs honoured since the 2016 patches.
+SPEC_DOMAIN = 'sio:pd_name'
+SPEC_POOL = 'sio:sp_name'
+SPEC_PROVISIONING = 'sio:provisioning_type'
+_PROVISIONING = {'thin': True, 'thinprovisioned': True,
+                 'thick': False, 'thickprovisioned': False}
+
+_LOCK = threading.Lock()
+_STATE = {}
+
+
+class Volume(object):
+    """A ScaleIO volume of an instance disk.
+
+    :param name: the volume name.
+    :param disk_name: the Nova disk name, e.g. ``disk.local``.
+    :param kind: ``''``, ``'snapshot'`` or ``'temporary'``.
+    :param volume_id: the ScaleIO volume id.
+    """
+
+    def __init__(self, name, disk_name, kind, volume_id):
+        self.name = name
+        self.disk_name = disk_name
+        self.kind = kind
+        self.id = volume_id
+
+    def __repr__(self):
+        return '<Volume %s %s>' % (self.name, self.id)
+
+
+# -- process-wide connection state -------------------------------------------
+
+
+def _conf_key():
+    group = CONF.scaleio
+    return tuple(group[name] for name in (
+        'rest_server_ip', 'rest_server_port', 'rest_server_scheme',
+        'rest_server_username', 'rest_server_password',
+        'verify_server_certificate', 'server_certificate_path',
+        'default_sdcguid', 'drv_cfg_path'))
+
+
+def get_client():
+    """Return the process-wide :class:`~.client.Client`.
+
+    It is rebuilt when the gateway options change (tests, reloads).
+    """
+    key = _conf_key()
+    with _LOCK:
+        if _STATE.get('key') != key:
+            old = _STATE.get('client')
+            _STATE.clear()
+            if old is not None:
+                try:
+                    old.close()
+                except Exception:  # a dead session must not block
+                    pass
+            _STATE['client'] = sio_client.Client.from_conf(CONF)
+            _STATE['key'] = key
+        return _STATE['client']
+
+
+def reset():
+    """Forget the cached client, SDC identity and system id."""
+    with _LOCK:
+        _STATE.clear()
+
+
+def _root_execute(*argv):
+    """Run ``drv_cfg`` with root rights, through privsep where it exists."""
+    if _privileged_drv_cfg is not None:
+        return _privileged_drv_cfg(*argv)
+    from nova import utils as nova_utils
+    return nova_utils.execute(*argv, run_as_root=True)
+
+
+def _drv_cfg_paths():
+    paths = list(sio_host.DRV_CFG_PATHS)
+    if CONF.scaleio.drv_cfg_path:
+        paths.append(CONF.scaleio.drv_cfg_path)
+    return paths
+
+
+try:
+    import nova.privsep as _nova_privsep
+    _PCTXT = _nova_privsep.sys_admin_pctxt
+except (ImportError, AttributeError):  # before Queens
+    _PCTXT = None
+
+if _PCTXT is not None:
+    @_PCTXT.entrypoint
+    def _privileged_drv_cfg(path, flag):
+        """Run ``<drv_cfg> --query_*`` as root; nothing else is allowed."""
+        from oslo_concurrency import processutils
+        if path not in _drv_cfg_paths() or flag not in (
+                '--query_guid', '--query_mdms', '--query_vols'):
+            raise ValueError('refusing to run %s %s' % (path, flag))
+        return processutils.execute(path, flag)
+else:
+    _privileged_drv_cfg = None
+
+
+def sdc_guid():
+    """Return the GUID of the local SDC (configured or from drv_cfg)."""
+    get_client()
+    with _LOCK:
+        if 'guid' not in _STATE:
+            _STATE['guid'] = sio_host.get_sdc_guid(
+                CONF.scaleio.default_sdcguid, CONF.scaleio.drv_cfg_path,
+                execute=_root_execute)
+        return _STATE['guid']
+
+
+def sdc_id():
+    """Return the gateway id of the local SDC."""
+    return get_client().get_sdc_id(sdc_guid())
+
+
+def device_path(volume_id):
+    """Return the by-id device path of a volume on this host."""
+    client = get_client()
+    return sio_host.device_path(CONF.scaleio.device_root,
+                                client.get_system_id(), volume_id)
+
+
+def is_sio_path(path):
+    """Whether ``path`` is the device of a ScaleIO volume.
+
+    :param path: a libvirt disk source path (or None).
+    """
+    if not path or not isinstance(path, (type(u''), str)):
+        return False
+    return os.path.basename(path).startswith(sio_host.DEVICE_PREFIX + '-')
+
+
+def volume_id_from_path(path):
+    """Return the volume id at the end of an ``emc-vol-<sys>-<id>`` path."""
+    if not is_sio_path(path):
+        raise sio_exc.InvalidName(name=path, reason='not a ScaleIO device')
+    return os.path.basename(path).rsplit('-', 1)[1]
+
+
+# -- names, sizes, pools -----------------------------------------------------
+
+
+def volume_name(instance_uuid, disk_name, kind=''):
+    """Return the volume name of an instance disk.
+
+    :param instance_uuid: the instance UUID.
+    :param disk_name: the Nova disk name.
+    :param kind: ``''``, ``'snapshot'`` or ``'temporary'``.
+    """
+    return naming.volume_name(instance_uuid, disk_name,
+                              prefix=CONF.scaleio.volume_name_prefix,
+                              kind=kind)
+
+
+def lookup(instance_uuid, disk_name, kind=''):
+    """Return the id of an instance disk's volume, or None."""
+    return get_client().get_volume_id(
+        volume_name(instance_uuid, disk_name, kind))
+
+
+def _extra_specs(flavor):
+    if flavor is None:
+        return {}
+    try:
+        return dict(flavor.extra_specs or {})
+    except (AttributeError, KeyError, TypeError):
+        try:
+            return dict(flavor.get('extra_specs') or {})
+        except (AttributeError, TypeError):
+            return {}
+
+
+def storage_for(flavor):
+    """Return ``(domain, pool, thin)`` for new volumes of a flavor.
+
+    The ``sio:*`` extra specs of the flavor win over ``[scaleio]``.
+
+    :param flavor: a Flavor object, a dict or None.
+    """
+    specs = _extra_specs(flavor)
+    domain = specs.get(SPEC_DOMAIN) or CONF.scaleio.protection_domain_name
+    pool = specs.get(SPEC_POOL) or CONF.scaleio.storage_pool_name
+    wanted = (specs.get(SPEC_PROVISIONING) or
+              CONF.scaleio.provisioning_type or 'thick')
+    thin = _PROVISIONING.get(wanted.strip().lower())
+    if thin is None:
+        raise sio_exc.InvalidConfig(
+            option=SPEC_PROVISIONING,
+            reason='%r is neither thin nor thick' % (wanted,))
+    return domain, pool, thin
+
+
+def _flavor_name(flavor):
+    try:
+        return flavor.name
+    except AttributeError:
+        try:
+            return flavor.get('name')
+        except AttributeError:
+            return None
+
+
+def checked_size(flavor, disk_name, size_bytes, round_up=None):
+    """Apply the 8 GiB rule to one disk; return the size to allocate.
+
+    :param flavor: the flavor the size comes from (for the message).
+    :param disk_name: the Nova disk name.
+    :param size_bytes: requested size in bytes.
+    :param round_up: round instead of failing; default
+        ``[scaleio] round_volume_capacity``.
+    :raises InvalidSize: naming the flavor, the disk and the sizes.
+    """
+    if round_up is None:
+        round_up = CONF.scaleio.round_volume_capacity
+    try:
+        return naming.check_size(disk_name, size_bytes, round_up=round_up)
+    except sio_exc.InvalidSize as exc:
+        raise sio_exc.InvalidSize(
+            disk=disk_name,
+            reason='flavor %s: %s' % (_flavor_name(flavor) or '?',
+                                      exc.kwargs.get('reason', exc)))
+
+
+def check_flavor_sizes(flavor, disk_names=None):
+    """Check the root, ephemeral and swap sizes of a flavor.
+
+    Called before the first volume of an instance is made, so that a
+    flavor that cannot work fails at once with a clear message instead of
+    half-way through the spawn.
+
+    :param flavor: Flavor object or dict with ``root_gb``,
+        ``ephemeral_gb`` and ``swap`` (MiB).
+    :param disk_names: the disks the instance really has (when known);
+        disks absent from it are not checked.
+    :raises InvalidSize: for the first size that breaks the rule.
+    """
+    if flavor is None or CONF.scaleio.round_volume_capacity:
+        return
+
+    def value(key):
+        try:
+            return int(flavor[key] or 0)
+        except (KeyError, TypeError, ValueError):
+            return int(getattr(flavor, key, 0) or 0)
+
+    sizes = (('disk', value('root_gb') * GiB),
+             ('disk.local', value('ephemeral_gb') * GiB),
+             ('disk.swap', value('swap') * MiB))
+    for disk_name, size in sizes:
+        if not size:
+            continue
+        if disk_names is not None and disk_name not in disk_names:
+            continue
+        checked_size(flavor, disk_name, size)
+
+
+# -- single volumes ----------------------------------------------------------
+
+
+def create_volume(instance_uuid, disk_name, size_bytes, flavor,
+                  thin=None, kind=''):
+    """Create the volume of a disk; return its id.
+
+    :param size_bytes: a multiple of 8 GiB (see :func:`checked_size`).
+    :param flavor: the flavor whose extra specs pick domain, pool and
+        provisioning.
+    :param thin: force thin (True) or thick (False) provisioning.
+    """
+    client = get_client()
+    domain, pool, flavor_thin = storage_for(flavor)
+    name = volume_name(instance_uuid, disk_name, kind)
+    pool_id = client.get_pool_id(domain, pool)
+    try:
+        return client.create_volume(
+            name, naming.size_in_gb(size_bytes), pool_id,
+            thin=flavor_thin if thin is None else thin)
+    except sio_exc.NameInUse:
+        # An earlier attempt whose answer was lost made it already.
+        volume_id = client.get_volume_id(name)
+        if volume_id is None:
+            raise
+        return volume_id
+
+
+def map_volume(volume_id, wait=True):
+    """Map a volume to this host's SDC; return its device path.
+
+    :param wait: wait until the device node is there.
+    """
+    client = get_client()
+    if client.map_volume(volume_id, guid=sdc_guid(), allow_multiple=True):
+        LOG.debug('Mapped ScaleIO volume %s', volume_id)
+    path = device_path(volume_id)
+    if wait:
+        sio_host.wait_for_device(path, CONF.scaleio.device_wait_timeout)
+    return path
+
+
+def unmap_volume(volume_id, wait=True):
+    """Unmap a volume from this host's SDC (no error if it was not)."""
+    client = get_client()
+    try:
+        unmapped = client.unmap_volume(volume_id, guid=sdc_guid())
+    except sio_exc.VolumeNotFound:
+        return False
+    if unmapped and wait:
+        sio_host.wait_for_removal(device_path(volume_id),
+                                  CONF.scaleio.device_wait_timeout)
+    return unmapped
+
+
+def delete_volume(volume_id):
+    """Unmap a volume everywhere and delete it; False if it was gone."""
+    try:
+        return get_client().delete_volume(volume_id, unmap=True)
+    except sio_exc.VolumeNotFound:
+        return False
+
+
+def volume_size(volume_id):
+    """Return the size of a volume in bytes."""
+    return int(get_client().get_volume(volume_id).get('sizeInKb') or 0) * 1024
+
+
+# -- all volumes of an instance ----------------------------------------------
+
+
+def _probe(client, instance_uuid, disk_name, kinds):
+    found = []
+    for kind in kinds:
+        name = volume_name(instance_uuid, disk_name, kind)
+        volume_id = client.get_volume_id(name)
+        if volume_id is not None:
+            found.append(Volume(name, disk_name, kind, volume_id))
+    return found
+
+
+def instance_volumes(instance, kinds=KINDS):
+    """Return the :class:`Volume` list of an instance.
+
+    Ephemeral disks are probed from ``disk.eph0`` up to the first index
+    with no volume of any kind.
+
+    :param instance: the instance (only ``uuid`` is read).
+    :param kinds: the kinds to look for.
+    """
+    client = get_client()
+    found = []
+    for disk_name in FIXED_DISKS:
+        found.extend(_probe(client, instance.uuid, disk_name, kinds))
+    for index in range(MAX_EPHEMERALS):
+        eph = _probe(client, instance.uuid, 'disk.eph%d' % index, KINDS)
+        if not eph:
+            break
+        found.extend(v for v in eph if v.kind in kinds)
+    return found
+
+
+def map_volumes(instance):
+    """Map every disk volume of an instance to this host (idempotent).
+
+    Snapshots and temporary volumes are never mapped.
+    """
+    paths = []
+    for volume in instance_volumes(instance, kinds=('',)):
+        paths.append(map_volume(volume.id))
+    LOG.debug('Mapped %d ScaleIO volumes of instance %s', len(paths),
+              instance.uuid)
+    return paths
+
+
+def unmap_volumes(instance):
+    """Unmap every volume of an instance from this host (idempotent)."""
+    count = 0
+    for volume in instance_volumes(instance):
+        if unmap_volume(volume.id):
+            count += 1
+    LOG.debug('Unmapped %d ScaleIO volumes of instance %s', count,
+              instance.uuid)
+    return count
+
+
+def destroy_volumes(instance):
+    """Delete every volume of an instance, snapshots first (idempotent)."""
+    volumes = instance_volumes(instance)
+    volumes.sort(key=lambda v: v.kind == '')
+    count = 0
+    for volume in volumes:
+        if delete_volume(volume.id):
+            count += 1
+    if count:
+        LOG.info('Deleted %d ScaleIO volumes of instance %s', count,
+                 instance.uuid)
+    return count
+
+
+def lives_here(instance):
+    """Whether this host runs the instance and it is not moving away."""
+    from nova.compute import task_states
+    if instance.host != CONF.host:
+        return False
+    return instance.task_state not in (task_states.RESIZE_REVERTING,)
+
+
+def cleanup_volumes(instance, destroy_disks):
+    """The ``cleanup``/``_cleanup`` hook.
+
+    :param destroy_disks: delete the volumes (instance deleted, rebuilt,
+        shelve-offloaded, failed spawn); otherwise unmap them from this
+        host unless the instance still lives here (evacuation source,
+        live-migration rollback on the destination, resize revert on the
+        destination). A hard reboot keeps its mappings.
+    """
+    if destroy_disks:
+        return destroy_volumes(instance)
+    if not lives_here(instance):
+        return unmap_volumes(instance)
+    return 0
+
+
+def cleanup_resize(instance):
+    """The ``_cleanup_resize`` hook: a resize was confirmed on this host.
+
+    Removes the resize snapshots and, when the instance moved to another
+    host, this host's mappings.
+    """
+    remove_snapshots(instance)
+    if instance.host != CONF.host:
+        unmap_volumes(instance)
+
+
+def remove_rescue_volume(instance):
+    """Delete the rescue disk volume(s) of an instance (unrescue)."""
+    count = 0
+    for volume in (_probe(get_client(), instance.uuid, 'disk.rescue', KINDS) +
+                   _probe(get_client(), instance.uuid, 'disk.config.rescue',
+                          KINDS)):
+        if delete_volume(volume.id):
+            count += 1
+    return count
+
+
+# -- resize snapshots --------------------------------------------------------
+
+
+def snapshot_volumes(instance):
+    """Take the resize snapshot of every disk volume of an instance.
+
+    A snapshot left by an earlier resize is replaced, so that a revert
+    always returns to the state before this resize.
+    """
+    client = get_client()
+    names = []
+    for volume in instance_volumes(instance, kinds=('',)):
+        snap_name = volume_name(instance.uuid, volume.disk_name,
+                                RESIZE_SNAPSHOT)
+        stale = client.get_volume_id(snap_name)
+        if stale is not None:
+            LOG.warning('Replacing stale resize snapshot %s', snap_name)
+            delete_volume(stale)
+        client.snapshot_volume(volume.id, snap_name)
+        names.append(snap_name)
+    return names
+
+
+def remove_snapshots(instance):
+    """Delete the resize snapshots of an instance (idempotent)."""
+    count = 0
+    for volume in instance_volumes(instance, kinds=(RESIZE_SNAPSHOT,)):
+        if delete_volume(volume.id):
+            count += 1
+    return count
+
+
+def rollback_snapshots(instance, map_here=True):
+    """Return every disk of an instance to its resize snapshot.
+
+    Disks with a snapshot get it back under their own name; disks without
+    one were made by the resize and are deleted. Nothing happens when the
+    instance has no snapshot at all.
+
+    :param map_here: map the restored volumes to this host.
+    :returns: the number of restored disks.
+    """
+    client = get_client()
+    volumes = instance_volumes(instance, kinds=('', RESIZE_SNAPSHOT))
+    snaps = dict((v.disk_name, v) for v in volumes
+                 if v.kind == RESIZE_SNAPSHOT)
+    if not snaps:
+        return 0
+    restored = 0
+    for volume in volumes:
+        if volume.kind == '':
+            delete_volume(volume.id)
+    for disk_name, snap in sorted(snaps.items()):
+        client.rename_volume(snap.id, volume_name(instance.uuid, disk_name))
+        if map_here:
+            map_volume(snap.id)
+        restored += 1
+    LOG.info('Restored %d ScaleIO volumes of instance %s from their resize '
+             'snapshots', restored, instance.uuid)
+    return restored
+
+
+# -- capacity ----------------------------------------------------------------
+
+
+def get_pool_info():
+    """Return the default pool's ``{'total', 'free', 'used'}`` in bytes."""
+    client = get_client()
+    pool_id = client.get_pool_id(CONF.scaleio.protection_domain_name,
+                                 CONF.scaleio.storage_pool_name)
+    cap = client.pool_capacity(pool_id)
+    return {'total': cap['total_bytes'], 'free': cap['free_bytes'],
+            'used': cap['used_bytes']}
+
+
+def get_local_gb_info():
+    """Return the default pool's ``{'total', 'free', 'used'}`` in GiB."""
+    return dict((k, v // GiB) for k, v in get_pool_info().items())
