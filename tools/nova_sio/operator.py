@@ -1,0 +1,182 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Operator commands: ``install``, ``revert`` and ``doctor``.
+
+People get progress lines on stderr and a plain summary on stdout;
+``--json`` prints one JSON document on stdout instead, for deployment
+tools. The exit status is 0 on success, 1 when something was refused or
+failed (the tree is then unchanged), 2 for usage errors.
+"""
+
+import json
+import sys
+
+from nova_sio import errors
+from nova_sio import operator_doctor
+from nova_sio import operator_install
+from nova_sio import operator_tree
+
+
+def _progress(args):
+    if getattr(args, 'json', False) or getattr(args, 'quiet', False):
+        return lambda msg: None
+
+    def say(msg):
+        sys.stderr.write('nova-sio: %s\n' % msg)
+        sys.stderr.flush()
+    return say
+
+
+def _emit_json(doc):
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + '\n')
+
+
+def _refusal(args, command, exc):
+    """Report a refusal; JSON callers get the details on stdout."""
+    if getattr(args, 'json', False):
+        details = getattr(exc, 'details', {})
+        _emit_json({'command': command, 'ok': False, 'error': str(exc),
+                    'details': details})
+    raise exc
+
+
+def cmd_install(args):
+    say = _progress(args)
+    try:
+        tree = operator_tree.locate(args.nova_dir, args.python)
+        plan = operator_install.make_plan(
+            tree, args.version, force_version=args.force_version,
+            progress=say)
+        if args.diff_out:
+            with open(args.diff_out, 'wb') as f:
+                f.write(plan.data)
+            say('wrote the diff for this tree to %s' % args.diff_out)
+        if args.dry_run:
+            doc = {'command': 'install', 'ok': True, 'dry_run': True,
+                   'plan': plan.as_dict()}
+            if args.json:
+                _emit_json(doc)
+            else:
+                print('Nova %s in %s: nova-sio can be installed (%s '
+                      'diff); dry run, nothing changed.' % (
+                          plan.version, tree.nova_dir, plan.mode))
+                print('  would change: %s' % ', '.join(plan.modified))
+                print('  would add:    %d file(s) under %s' % (
+                    len(plan.created), 'nova/virt/libvirt/sio'))
+            return 0
+        state = operator_install.install(plan, progress=say)
+    except errors.NovaSioError as exc:
+        _refusal(args, 'install', exc)
+    doc = {'command': 'install', 'ok': True, 'dry_run': False,
+           'plan': plan.as_dict(), 'state': state}
+    if args.json:
+        _emit_json(doc)
+    else:
+        print('nova-sio for Nova %s installed into %s (%s diff; %d file(s) '
+              'changed, %d added).' % (plan.version, tree.nova_dir,
+                                       plan.mode, len(plan.modified),
+                                       len(plan.created)))
+        print('Next: set [libvirt] images_type = sio and the [scaleio] '
+              'options, run "nova-sio doctor", then restart '
+              'nova-compute. "nova-sio revert" takes it out again.')
+    return 0
+
+
+def cmd_revert(args):
+    say = _progress(args)
+    try:
+        tree = operator_tree.locate(args.nova_dir, args.python)
+        report = operator_install.revert(tree, force=args.force,
+                                         dry_run=args.dry_run,
+                                         progress=say)
+    except errors.NovaSioError as exc:
+        _refusal(args, 'revert', exc)
+    if args.json:
+        _emit_json({'command': 'revert', 'ok': True, 'report': report})
+    elif args.dry_run:
+        print('would restore %s and remove %d added file(s) in %s' % (
+            ', '.join(report['restored']), len(report['removed']),
+            tree.nova_dir))
+    else:
+        print('reverted nova-sio for Nova %s in %s: %d file(s) restored, '
+              '%d removed.' % (report['version'], tree.nova_dir,
+                               len(report['restored']),
+                               len(report['removed'])))
+        for rel in report.get('left_behind') or ():
+            print('  kept %s: it holds files nova-sio did not add' % rel)
+        print('Restart nova-compute to run without the backend.')
+    return 0
+
+
+def cmd_doctor(args):
+    results = operator_doctor.run(args, progress=_progress(args))
+    failed = [r for r in results if r['status'] == 'fail']
+    if args.json:
+        _emit_json({'command': 'doctor', 'ok': not failed,
+                    'checks': results})
+    else:
+        print(operator_doctor.render(results))
+    return 1 if failed else 0
+
+
+def _tree_args(p):
+    p.add_argument('--nova-dir', metavar='DIR',
+                   help='the Nova package directory (holding '
+                   'nova/__init__.py); default: where --python imports '
+                   'nova from')
+    p.add_argument('--python', metavar='PYTHON',
+                   help='the interpreter Nova runs with (default: python3 '
+                   'on PATH); also used to byte-compile the result')
+    p.add_argument('--json', action='store_true',
+                   help='print one JSON document for deployment tools')
+    p.add_argument('--quiet', '-q', action='store_true',
+                   help='no progress lines')
+
+
+def add_parser(subparsers):
+    """Register ``install``, ``revert`` and ``doctor``.
+
+    :param subparsers: the ``add_subparsers()`` object of the CLI.
+    """
+    p = subparsers.add_parser(
+        'install', help='add the sio backend to an installed Nova')
+    _tree_args(p)
+    p.add_argument('--version', metavar='V',
+                   help='the Nova release (default: from the package '
+                   'metadata or PBR_VERSION)')
+    p.add_argument('--force-version', action='store_true',
+                   help='accept --version even if the metadata says '
+                   'otherwise')
+    p.add_argument('--dry-run', action='store_true',
+                   help='check and show the plan; change nothing')
+    p.add_argument('--diff-out', metavar='FILE',
+                   help='also write the diff that fits this tree to FILE')
+    p.set_defaults(func=cmd_install)
+
+    p = subparsers.add_parser(
+        'revert', help='restore the Nova tree as it was before install')
+    _tree_args(p)
+    p.add_argument('--force', action='store_true',
+                   help='revert even files changed since the install')
+    p.add_argument('--dry-run', action='store_true',
+                   help='show what would be restored; change nothing')
+    p.set_defaults(func=cmd_revert)
+
+    p = subparsers.add_parser(
+        'doctor', help='check a compute host\'s configuration for sio')
+    operator_doctor.add_arguments(p)
+    p.add_argument('--json', action='store_true',
+                   help='print one JSON document for deployment tools')
+    p.add_argument('--quiet', '-q', action='store_true',
+                   help='no progress lines')
+    p.set_defaults(func=cmd_doctor)

@@ -1,0 +1,832 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Install nova-sio into an installed Nova, and take it out again.
+
+:func:`make_plan` decides what to apply without changing anything:
+
+* the release diff ``releases/<version>.diff`` when it passes the strict
+  gates of :mod:`nova_sio.engine` against the installed files (the tree
+  is pristine where it matters);
+* otherwise a diff built for this very tree: every file the diff
+  touches is merged three ways (installed, pristine upstream, patched
+  upstream) with ``git merge-file``; it is used only when no file
+  conflicts and the new diff passes the same strict gates against the
+  installed files.
+
+:func:`install` applies a plan atomically: the touched files are backed
+up under ``<nova>/.nova-sio-backup/``, GNU patch applies the diff, the
+result is compared with the expected bytes and byte-compiled with the
+tree's own Python, and anything that goes wrong restores the backup.
+:func:`revert` restores the backup byte for byte.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import tempfile
+
+from nova_sio import diffs
+from nova_sio import engine
+from nova_sio import errors
+from nova_sio import operator_tree
+from nova_sio import paths
+from nova_sio import releases as rel_mod
+from nova_sio import source
+from nova_sio import util
+from nova_sio import workrepo
+
+STATE_DIR = '.nova-sio-backup'
+STATE_FILE = 'state.json'
+RUNTIME_DIR = 'virt/libvirt/sio'
+STATE_FORMAT = 1
+# A tree whose touched files differ from pristine upstream in more lines
+# than this share of the file is taken to be another release.
+MAX_DRIFT = 0.05
+_HOOK_RE = re.compile(rb'\bnova\.virt\.libvirt\.sio\b|\bsio_image\b|'
+                      rb'\bsio_hooks\b')
+_RANGE_RE = re.compile(rb'^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@',
+                       re.M)
+
+
+class InstallRefused(errors.InstallError):
+    """Install or revert stopped before changing anything.
+
+    :param reason: what is wrong, in plain language.
+    :param details: a JSON-able dict for ``--json`` (conflicts, gates).
+    """
+
+    def __init__(self, reason, details=None):
+        super(InstallRefused, self).__init__(reason=reason)
+        self.details = details or {}
+
+
+class Plan(object):
+    """What :func:`install` will do to a tree.
+
+    :param tree: the :class:`~nova_sio.operator_tree.NovaTree`.
+    :param version: the Nova release.
+    :param how: where the version came from.
+    """
+
+    def __init__(self, tree, version, how):
+        self.tree = tree
+        self.version = version
+        self.version_source = how
+        self.mode = None
+        self.data = None
+        self.modified = []
+        self.created = []
+        self.expected = {}
+        self.differed = []
+        self.notes = []
+
+    def as_dict(self):
+        return {
+            'nova_dir': self.tree.nova_dir,
+            'version': self.version,
+            'version_source': self.version_source,
+            'mode': self.mode,
+            'diff_sha256': util.sha256_bytes(self.data) if self.data
+            else None,
+            'modified': list(self.modified),
+            'created': list(self.created),
+            'differed': list(self.differed),
+            'notes': list(self.notes),
+        }
+
+
+def _state_dir(tree):
+    return os.path.join(tree.nova_dir, STATE_DIR)
+
+
+def load_state(tree):
+    """Return the install record of ``tree``, or ``None``."""
+    path = os.path.join(_state_dir(tree), STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_state(tree, state):
+    util.write_atomic(os.path.join(_state_dir(tree), STATE_FILE),
+                      util.dump_json(state))
+
+
+def check_not_patched(tree):
+    """Refuse a tree that already carries nova-sio.
+
+    :raises InstallRefused: with what was found and what to do.
+    """
+    state = load_state(tree)
+    if state is not None:
+        if state.get('status') == 'installed':
+            raise InstallRefused(
+                'nova-sio for Nova %s is already installed in %s (since '
+                '%s). Run "nova-sio revert --nova-dir %s" first to take it '
+                'out.' % (state.get('version'), tree.nova_dir,
+                          state.get('installed_at'), tree.nova_dir),
+                {'already_installed': state.get('version')})
+        raise InstallRefused(
+            'an earlier install into %s did not finish; run "nova-sio '
+            'revert --nova-dir %s" to restore the tree first.'
+            % (tree.nova_dir, tree.nova_dir), {'interrupted': True})
+    if os.path.exists(os.path.join(tree.nova_dir, STATE_DIR)):
+        raise InstallRefused(
+            '%s exists but holds no install record; remove it if no '
+            'install is running, then retry.' % _state_dir(tree))
+    runtime = os.path.join(tree.nova_dir, RUNTIME_DIR)
+    if os.path.exists(runtime):
+        raise InstallRefused(
+            '%s already exists: this Nova is already patched, but not by '
+            '"nova-sio install", so it cannot be reverted automatically. '
+            'Reinstall the Nova package from your distribution (or '
+            'reverse the diff with "patch -R -p 2"), then run install '
+            'again.' % runtime, {'already_patched': True})
+
+
+def _available_diffs():
+    out = []
+    for name in os.listdir(paths.releases_dir()):
+        if name.endswith('.diff'):
+            out.append(name[:-len('.diff')])
+    return sorted(out, key=rel_mod.vkey)
+
+
+def _release_diff(version):
+    path = engine.diff_path(version)
+    if not os.path.exists(path):
+        have = _available_diffs()
+        raise InstallRefused(
+            'there is no diff for Nova %s (releases/%s.diff). Diffs exist '
+            'for: %s. If %s is a real release, emit it with "nova-sio '
+            'emit %s"; if the version is wrong, give --version.' % (
+                version, version, ', '.join(have) or 'none', version,
+                version), {'available': have})
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def _sections(data):
+    try:
+        files = diffs.parse(data)
+    except diffs.DiffFormatError as exc:
+        raise errors.InstallError(reason='malformed diff: %s' % exc)
+    modified = sorted(f.old_path for f in files
+                      if f.old_path and f.new_path)
+    created = sorted(f.new_path for f in files if f.is_new)
+    return modified, created
+
+
+def _gates(tree, data):
+    """Run the strict gates of ``data`` against the installed files."""
+    gates = engine.verify_tree(tree.root, data)
+    return dict((k, v) for k, v in gates.items() if v)
+
+
+def _scratch_apply(files, data):
+    """Apply ``data`` to copies of ``files``; return what it writes.
+
+    :param files: ``{path: bytes}`` of the files the diff modifies.
+    :param data: the diff bytes.
+    :returns: ``{path: bytes}`` of every file the diff writes.
+    """
+    scratch = tempfile.mkdtemp(prefix='nova-sio-plan-')
+    try:
+        for rel, content in files.items():
+            dst = os.path.join(scratch, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(dst, 'wb') as f:
+                f.write(content)
+        pkg = os.path.join(scratch, 'nova')
+        os.makedirs(pkg, exist_ok=True)
+        proc = util.run(['patch', '-p', '2'] + engine.PATCH_ARGS +
+                        ['-d', pkg], input=data, check=False)
+        if proc.returncode != 0:
+            raise errors.InstallError(
+                reason='the diff does not apply: %s' % (
+                    proc.stdout + proc.stderr).decode(
+                    'utf-8', 'replace').strip()[-1000:])
+        modified, created = _sections(data)
+        result = {}
+        for rel in modified + created:
+            with open(os.path.join(scratch, rel), 'rb') as f:
+                result[rel] = f.read()
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _hooked(tree, modified):
+    """Return the touched files that already carry our hooks."""
+    found = []
+    for rel in modified:
+        data = tree.read(rel)
+        if data and _HOOK_RE.search(data):
+            found.append(rel)
+    return found
+
+
+def _manifest_match(tree, modified):
+    """Return the releases whose pristine files equal the installed ones.
+
+    Uses the sha256 sums recorded in ``releases/manifest.json``.
+    """
+    sums = {}
+    for rel in modified:
+        full = tree.path(rel)
+        sums[rel] = util.sha256_file(full) if os.path.isfile(full) else None
+    matches = []
+    for version, entry in engine.load_manifest()['releases'].items():
+        recorded = entry.get('pristine_sha256') or {}
+        if recorded and all(sums.get(rel) == digest
+                            for rel, digest in recorded.items()):
+            matches.append(version)
+    return sorted(matches, key=rel_mod.vkey)
+
+
+def _ranges(old, new):
+    """Return the ``(old_start, old_len, new_start, new_len)`` changes."""
+    with tempfile.NamedTemporaryFile(prefix='nova-sio-a-') as a, \
+            tempfile.NamedTemporaryFile(prefix='nova-sio-b-') as b:
+        a.write(old)
+        a.flush()
+        b.write(new)
+        b.flush()
+        proc = util.run(['git', 'diff', '--no-index', '--no-color',
+                         '--no-ext-diff', '-U0', a.name, b.name],
+                        check=False)
+    out = []
+    for m in _RANGE_RE.finditer(proc.stdout):
+        out.append((int(m.group(1)),
+                    int(m.group(2)) if m.group(2) is not None else 1,
+                    int(m.group(3)),
+                    int(m.group(4)) if m.group(4) is not None else 1))
+    return out
+
+
+def _span(start, length):
+    if length == 0:
+        return 'after line %d' % start
+    if length == 1:
+        return 'line %d' % start
+    return 'lines %d-%d' % (start, start + length - 1)
+
+
+def _find_block(lines, block, start):
+    """Return the index of ``block`` in ``lines`` at or after ``start``."""
+    if not block:
+        return None
+    n = len(block)
+    for i in range(start, len(lines) - n + 1):
+        if lines[i:i + n] == block:
+            return i
+    for i in range(0, min(start, len(lines) - n + 1)):
+        if lines[i:i + n] == block:
+            return i
+    return None
+
+
+def _conflict_places(merged, installed, pristine):
+    """Name the conflicts of a ``git merge-file --diff3`` result.
+
+    :returns: a list of dicts with installed and pristine line ranges.
+    """
+    inst_lines = installed.split(b'\n')
+    base_lines = pristine.split(b'\n')
+    places = []
+    section = None
+    ours, base, theirs = [], [], []
+    inst_pos = base_pos = 0
+    for line in merged.split(b'\n'):
+        if line.startswith(b'<<<<<<< '):
+            section, ours, base, theirs = 'ours', [], [], []
+            continue
+        if section and line.startswith(b'||||||| '):
+            section = 'base'
+            continue
+        if section and line == b'=======':
+            section = 'theirs'
+            continue
+        if section and line.startswith(b'>>>>>>> '):
+            i = _find_block(inst_lines, ours, inst_pos)
+            j = _find_block(base_lines, base, base_pos)
+            place = {'installed': _span(i + 1, len(ours)) if i is not None
+                     else 'lines removed locally',
+                     'pristine': _span(j + 1, len(base)) if j is not None
+                     else 'new lines',
+                     'installed_text': [x.decode('utf-8', 'replace')
+                                        for x in ours[:8]],
+                     'wanted_text': [x.decode('utf-8', 'replace')
+                                     for x in theirs[:8]]}
+            if i is not None:
+                inst_pos = i + len(ours)
+            if j is not None:
+                base_pos = j + len(base)
+            places.append(place)
+            section = None
+            continue
+        if section == 'ours':
+            ours.append(line)
+        elif section == 'base':
+            base.append(line)
+        elif section == 'theirs':
+            theirs.append(line)
+    return places
+
+
+def merge_file(installed, pristine, patched):
+    """Merge our change to one file into its installed version.
+
+    :returns: ``(merged bytes or None, conflict places)``.
+    """
+    tmp = tempfile.mkdtemp(prefix='nova-sio-merge-')
+    try:
+        names = []
+        for name, data in (('installed', installed),
+                           ('pristine', pristine), ('nova-sio', patched)):
+            path = os.path.join(tmp, name)
+            with open(path, 'wb') as f:
+                f.write(data)
+            names.append(path)
+        proc = util.run(['git', 'merge-file', '-p', '--diff3',
+                         '-L', 'installed', '-L', 'pristine', '-L',
+                         'nova-sio'] + names, check=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if proc.returncode == 0:
+        return proc.stdout, []
+    if proc.returncode < 0 or proc.returncode > 127:
+        raise errors.InstallError(reason='git merge-file failed: %s' %
+                                  proc.stderr.decode('utf-8', 'replace'))
+    return None, _conflict_places(proc.stdout, installed, pristine)
+
+
+def _tree_diff(tree, modified, merged, created):
+    """Build the canonical diff from the installed files to ``merged``."""
+    scratch = tempfile.mkdtemp(prefix='nova-sio-tree-')
+    try:
+        for rel in modified:
+            dst = os.path.join(scratch, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(tree.path(rel), dst)
+        workrepo.git(['init', '--quiet'], scratch)
+        workrepo.git(['add', '--all'], scratch)
+        workrepo.git(['commit', '--quiet', '--allow-empty', '-m',
+                      'installed'], scratch)
+        for rel, data in list(merged.items()) + list(created.items()):
+            dst = os.path.join(scratch, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(dst, 'wb') as f:
+                f.write(data)
+        workrepo.git(['add', '--all'], scratch)
+        return workrepo.canonical_diff(scratch, 'HEAD', cached=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _pristine_and_patched(version, data, modified, gate_problems):
+    """Return pristine ``{path: bytes}`` and the release diff applied.
+
+    The patched side is the release diff itself applied to the pristine
+    files, so a tree with local changes gets exactly the code a pristine
+    tree gets.
+    """
+    try:
+        source.fetch(version)
+    except errors.SourceUnavailable as exc:
+        raise InstallRefused(
+            'releases/%s.diff does not fit the installed files, and the '
+            'pristine source needed to adapt it is unavailable: %s'
+            % (version, exc.kwargs.get('reason', exc)),
+            {'gates': gate_problems})
+    pristine = source.read_files(version, modified)
+    recorded = engine.load_manifest()['releases'].get(version, {}).get(
+        'pristine_sha256') or {}
+    for rel in modified:
+        if rel not in pristine:
+            raise errors.InstallError(
+                reason='%s is not in pristine Nova %s' % (rel, version))
+        want = recorded.get(rel)
+        if want and util.sha256_bytes(pristine[rel]) != want:
+            raise errors.SourceMismatch(
+                version=version, path=rel, expected=want,
+                actual=util.sha256_bytes(pristine[rel]))
+    return pristine, _scratch_apply(pristine, data)
+
+
+def _merge_plan(plan, release_data, gate_problems, progress):
+    """Fill ``plan`` with a diff built for a tree with local changes."""
+    tree, version = plan.tree, plan.version
+    progress('the release diff does not fit the installed files exactly; '
+             'merging it with the local changes, from pristine Nova %s'
+             % version)
+    modified, created = _sections(release_data)
+    pristine_files, patched_files = _pristine_and_patched(
+        version, release_data, modified, gate_problems)
+    merged, conflicts, drift = {}, [], []
+    for rel in modified:
+        installed = tree.read(rel)
+        if installed is None:
+            conflicts.append({'file': rel, 'installed': 'missing',
+                              'pristine': 'whole file'})
+            continue
+        pristine = pristine_files[rel]
+        patched = patched_files[rel]
+        if installed == pristine:
+            merged[rel] = patched
+            continue
+        changes = _ranges(pristine, installed)
+        changed = sum(max(o, n) for _os, o, _ns, n in changes)
+        total = max(1, pristine.count(b'\n'))
+        plan.differed.append({
+            'file': rel, 'changed_lines': changed,
+            'places': ['pristine %s -> installed %s' % (
+                _span(a, b), _span(c, d)) for a, b, c, d in changes]})
+        if changed > MAX_DRIFT * total:
+            drift.append('%s: %d of %d lines differ'
+                         % (rel, changed, total))
+            continue
+        result, places = merge_file(installed, pristine, patched)
+        if places:
+            for p in places:
+                p['file'] = rel
+            conflicts.extend(places)
+        else:
+            merged[rel] = result
+    if drift:
+        meta = operator_tree.metadata_version(tree)
+        raise InstallRefused(
+            'the installed files do not look like Nova %s (%s)%s; give '
+            'the right --version' % (
+                version, '; '.join(drift),
+                ', and the package metadata says %s' % meta
+                if meta and meta != version else ''),
+            {'wrong_version': True, 'drift': drift,
+             'differed': plan.differed})
+    for rel in created:
+        if tree.read(rel) is not None:
+            conflicts.append({'file': rel, 'installed': 'already exists',
+                              'pristine': 'absent'})
+    if conflicts:
+        raise InstallRefused(
+            'the installed Nova differs from pristine %s where nova-sio '
+            'changes it, so the backend cannot be added automatically. '
+            'Conflicting places: %s' % (version, '; '.join(
+                '%s %s (pristine %s)' % (c['file'], c['installed'],
+                                        c['pristine'])
+                for c in conflicts)),
+            {'conflicts': conflicts, 'differed': plan.differed})
+    new_files = dict((rel, patched_files[rel]) for rel in created)
+    body = _tree_diff(tree, modified, merged, new_files)
+    header = ('# nova-sio: diff for the Nova %s in %s, built from '
+              'releases/%s.diff by\n# a three-way merge with the local '
+              'changes of: %s\n\n' % (
+                  version, tree.nova_dir, version,
+                  ', '.join(d['file'] for d in plan.differed))).encode()
+    data = header + body
+    problems = _gates(tree, data)
+    if problems:
+        raise InstallRefused(
+            'the diff built for this tree merged cleanly but does not '
+            'pass the strict checks: %s' % '; '.join(
+                p for v in problems.values() for p in v),
+            {'gates': problems, 'differed': plan.differed})
+    plan.mode = 'merged'
+    plan.data = data
+    expected = dict(merged)
+    expected.update(new_files)
+    plan.expected = expected
+
+
+def make_plan(tree, version=None, force_version=False, progress=None):
+    """Decide how to install nova-sio into ``tree``; change nothing.
+
+    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param version: the release, or ``None`` to detect it.
+    :param force_version: accept a ``version`` the metadata contradicts.
+    :param progress: ``callable(message)`` for progress lines.
+    :returns: a :class:`Plan`.
+    :raises InstallRefused: when it cannot be installed, naming why.
+    """
+    progress = progress or (lambda msg: None)
+    check_not_patched(tree)
+    version, how = operator_tree.detect_version(tree, version)
+    meta = operator_tree.metadata_version(tree)
+    if meta and meta != version and not force_version:
+        raise InstallRefused(
+            'the package metadata of %s says Nova %s, but %s was asked '
+            'for. Drop --version, or add --force-version if the metadata '
+            'is wrong.' % (tree.nova_dir, meta, version),
+            {'wrong_version': True, 'metadata': meta})
+    plan = Plan(tree, version, how)
+    progress('Nova %s in %s (version from %s)' % (version, tree.nova_dir,
+                                                  how))
+    data = _release_diff(version)
+    modified, created = _sections(data)
+    missing = [rel for rel in modified if tree.read(rel) is None]
+    if missing:
+        raise InstallRefused(
+            'the installed Nova lacks files nova-sio changes: %s; is this '
+            'Nova %s?' % (', '.join(missing), version),
+            {'wrong_version': True, 'missing': missing})
+    hooked = _hooked(tree, modified)
+    if hooked:
+        raise InstallRefused(
+            'already patched: %s already refer to nova.virt.libvirt.sio. '
+            'Reinstall the Nova package from your distribution, then run '
+            'install again.' % ', '.join(hooked), {'already_patched': True})
+    progress('checking releases/%s.diff strictly against the installed '
+             'files' % version)
+    problems = _gates(tree, data)
+    if not problems:
+        plan.mode = 'exact'
+        plan.data = data
+        plan.expected = _scratch_apply(
+            dict((rel, tree.read(rel)) for rel in modified), data)
+    else:
+        others = [v for v in _manifest_match(tree, modified)
+                  if v != version]
+        if others:
+            raise InstallRefused(
+                'the installed files are those of pristine Nova %s, not '
+                '%s; give --version %s'
+                % (' or '.join(others), version, others[-1]),
+                {'wrong_version': True, 'matches': others})
+        _merge_plan(plan, data, problems, progress)
+        progress('differences from pristine Nova %s merged cleanly:'
+                 % version)
+        for d in plan.differed:
+            progress('  %s: %s' % (d['file'], ', '.join(d['places'])))
+    plan.modified, plan.created = _sections(plan.data)
+    return plan
+
+
+def _writable_problems(tree, plan):
+    problems = []
+
+    def check(path):
+        if not os.access(path, os.W_OK):
+            problems.append(path)
+
+    check(tree.nova_dir)
+    for rel in plan.modified:
+        check(tree.path(rel))
+        check(os.path.dirname(tree.path(rel)))
+    for rel in plan.created:
+        parent = os.path.dirname(tree.path(rel))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        check(parent)
+    return sorted(set(problems))
+
+
+def _new_dirs(tree, created):
+    dirs = set()
+    for rel in created:
+        parent = os.path.dirname(rel)
+        while parent and parent != 'nova' and \
+                not os.path.isdir(tree.path(parent)):
+            dirs.add(parent)
+            parent = os.path.dirname(parent)
+    return sorted(dirs)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime(
+        '%Y-%m-%dT%H:%M:%SZ')
+
+
+def install(plan, progress=None):
+    """Apply ``plan`` atomically; on any failure restore the tree.
+
+    :param plan: a :class:`Plan` from :func:`make_plan`.
+    :param progress: ``callable(message)`` for progress lines.
+    :returns: the install record (also kept in the tree).
+    :raises errors.InstallError: when it failed (the tree is restored).
+    """
+    progress = progress or (lambda msg: None)
+    tree = plan.tree
+    bad = _writable_problems(tree, plan)
+    if bad:
+        raise InstallRefused(
+            'cannot write to %s; run as the owner of the Nova package '
+            '(e.g. with sudo) or make it writable. Nothing was changed.'
+            % ', '.join(bad), {'read_only': bad})
+    state_dir = _state_dir(tree)
+    try:
+        os.mkdir(state_dir, 0o755)
+    except OSError as exc:
+        raise InstallRefused('cannot create %s: %s. Nothing was changed.'
+                             % (state_dir, exc.strerror))
+    state = {
+        'format': STATE_FORMAT, 'tool': 'nova-sio', 'status': 'applying',
+        'version': plan.version, 'mode': plan.mode,
+        'nova_dir': tree.nova_dir, 'installed_at': _now(),
+        'diff_sha256': util.sha256_bytes(plan.data),
+        'modified': {}, 'created': {},
+        'created_dirs': _new_dirs(tree, plan.created),
+    }
+    try:
+        progress('backing up %d file(s) to %s' % (len(plan.modified),
+                                                  state_dir))
+        for rel in plan.modified:
+            full = tree.path(rel)
+            st = os.stat(full)
+            dst = os.path.join(state_dir, 'orig', rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(full, dst)
+            state['modified'][rel] = {
+                'sha256_before': util.sha256_file(full),
+                'sha256_after': util.sha256_bytes(plan.expected[rel]),
+                'mode': st.st_mode & 0o7777,
+                'mtime_ns': st.st_mtime_ns}
+        for rel in plan.created:
+            state['created'][rel] = util.sha256_bytes(plan.expected[rel])
+        with open(os.path.join(state_dir, 'applied.diff'), 'wb') as f:
+            f.write(plan.data)
+        _write_state(tree, state)
+        progress('applying the %s diff with patch -p 2' % plan.mode)
+        proc = util.run(['patch', '-p', '2'] + engine.PATCH_ARGS +
+                        ['-d', tree.nova_dir], input=plan.data,
+                        check=False)
+        bad = diffs.check_patch_output(proc.stdout + proc.stderr,
+                                       dry_run=False)
+        if proc.returncode != 0 or bad:
+            raise errors.InstallError(
+                reason='patch failed (exit %d): %s' % (
+                    proc.returncode, '; '.join(bad)[-1000:]))
+        wrong = []
+        for rel, data in sorted(plan.expected.items()):
+            full = tree.path(rel)
+            actual = util.sha256_file(full) if os.path.isfile(full) else \
+                'missing'
+            if actual != util.sha256_bytes(data):
+                wrong.append(rel)
+        if wrong:
+            raise errors.InstallError(
+                reason='after patching, these files are not as expected: '
+                '%s' % ', '.join(wrong))
+        progress('byte-compiling %d file(s) with %s' % (
+            len(plan.expected), operator_tree.compile_python(tree)))
+        problems = operator_tree.byte_compile(tree, sorted(plan.expected))
+        if problems:
+            raise errors.InstallError(
+                reason='the patched files do not compile with %s: %s' % (
+                    operator_tree.compile_python(tree),
+                    '; '.join(problems[:5])))
+        state['status'] = 'installed'
+        _write_state(tree, state)
+    except BaseException as exc:
+        progress('failed; restoring the tree')
+        try:
+            _restore(tree, state)
+        except Exception as rexc:
+            raise errors.InstallError(
+                reason='install failed (%s) AND restoring the backup '
+                'failed (%s); the originals are in %s' % (exc, rexc,
+                                                          state_dir))
+        if isinstance(exc, errors.NovaSioError):
+            raise errors.InstallError(
+                reason='%s. The tree was restored unchanged.' % exc)
+        if isinstance(exc, OSError):
+            raise errors.InstallError(
+                reason='%s. The tree was restored unchanged.' % exc)
+        raise
+    return state
+
+
+def _remove_bytecode(path):
+    """Remove the cached bytecode Python may have made for ``path``."""
+    base = os.path.splitext(os.path.basename(path))[0]
+    directory = os.path.dirname(path)
+    for cand in (path + 'c', path + 'o'):
+        if os.path.exists(cand):
+            os.unlink(cand)
+    cache = os.path.join(directory, '__pycache__')
+    if os.path.isdir(cache):
+        for name in os.listdir(cache):
+            if name.startswith(base + '.') and name.endswith(
+                    ('.pyc', '.pyo')):
+                os.unlink(os.path.join(cache, name))
+
+
+def _restore(tree, state):
+    """Put back the state before install; remove the record.
+
+    :raises errors.InstallError: when a file could not be restored.
+    """
+    state_dir = _state_dir(tree)
+    for rel in sorted(state.get('created', {}), reverse=True):
+        full = tree.path(rel)
+        if os.path.lexists(full):
+            os.unlink(full)
+        _remove_bytecode(full)
+    for rel, info in sorted(state.get('modified', {}).items()):
+        full = tree.path(rel)
+        backup = os.path.join(state_dir, 'orig', rel)
+        with open(backup, 'rb') as f:
+            data = f.read()
+        if not (os.path.isfile(full) and
+                util.sha256_file(full) == info['sha256_before']):
+            # Rewrite in place: owner, group and links stay as they were.
+            with open(full, 'wb') as f:
+                f.write(data)
+        os.chmod(full, info['mode'])
+        os.utime(full, ns=(info['mtime_ns'], info['mtime_ns']))
+    leftovers = []
+    for rel in sorted(state.get('created_dirs', []),
+                      key=lambda d: d.count('/'), reverse=True):
+        full = tree.path(rel)
+        if not os.path.isdir(full):
+            continue
+        cache = os.path.join(full, '__pycache__')
+        if os.path.isdir(cache) and all(
+                n.endswith(('.pyc', '.pyo')) for n in os.listdir(cache)):
+            shutil.rmtree(cache)
+        try:
+            os.rmdir(full)
+        except OSError:
+            leftovers.append(rel)
+    wrong = []
+    for rel, info in sorted(state.get('modified', {}).items()):
+        if util.sha256_file(tree.path(rel)) != info['sha256_before']:
+            wrong.append(rel)
+    if wrong:
+        raise errors.InstallError(
+            reason='could not restore %s; the originals are kept in %s'
+            % (', '.join(wrong), state_dir))
+    shutil.rmtree(state_dir)
+    return leftovers
+
+
+def revert(tree, force=False, dry_run=False, progress=None):
+    """Restore the tree as it was before :func:`install`.
+
+    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param force: also revert files changed since the install.
+    :param dry_run: only report what would be done.
+    :param progress: ``callable(message)`` for progress lines.
+    :returns: a report dict.
+    :raises InstallRefused: when there is nothing to revert, or files
+        changed since the install and ``force`` is not set.
+    """
+    progress = progress or (lambda msg: None)
+    state = load_state(tree)
+    if state is None:
+        hint = ''
+        if os.path.exists(os.path.join(tree.nova_dir, RUNTIME_DIR)):
+            hint = (' The tree does carry nova-sio, applied by other '
+                    'means; reinstall the Nova package to remove it.')
+        raise InstallRefused('nova-sio install has no record in %s: '
+                             'nothing to revert.%s' % (tree.nova_dir, hint),
+                             {'not_installed': True})
+    changed = []
+    if state.get('status') == 'installed':
+        for rel, info in sorted(state['modified'].items()):
+            full = tree.path(rel)
+            actual = util.sha256_file(full) if os.path.isfile(full) else \
+                None
+            if actual != info['sha256_after']:
+                changed.append(rel)
+        for rel, digest in sorted(state['created'].items()):
+            full = tree.path(rel)
+            actual = util.sha256_file(full) if os.path.isfile(full) else \
+                None
+            if actual != digest:
+                changed.append(rel)
+    if changed and not force:
+        raise InstallRefused(
+            'these files changed since nova-sio was installed: %s. A '
+            'revert would discard those changes; rerun with --force to '
+            'revert anyway.' % ', '.join(changed), {'changed': changed})
+    report = {'nova_dir': tree.nova_dir, 'version': state.get('version'),
+              'restored': sorted(state.get('modified', {})),
+              'removed': sorted(state.get('created', {})),
+              'changed_since_install': changed, 'dry_run': dry_run}
+    if dry_run:
+        return report
+    paths_to_write = [tree.nova_dir] + [
+        os.path.dirname(tree.path(r)) for r in state.get('modified', {})]
+    bad = sorted(set(p for p in paths_to_write
+                     if not os.access(p, os.W_OK)))
+    if bad:
+        raise InstallRefused(
+            'cannot write to %s; run as the owner of the Nova package. '
+            'Nothing was changed.' % ', '.join(bad), {'read_only': bad})
+    progress('restoring %d file(s) and removing %d' % (
+        len(report['restored']), len(report['removed'])))
+    report['left_behind'] = _restore(tree, state)
+    return report
