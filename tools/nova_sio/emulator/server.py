@@ -415,7 +415,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         entry = {'time': started, 'method': method, 'path': path,
                  'bytes_in': len(body_raw) + len(self.path),
-                 'fault': None}
+                 'fault': None, 'status': None}
+        emu.record(entry)  # in-flight requests show with status None
         fired = emu.faults.take(method, path)
         scheme, user, secret = self._credentials()
         entry['auth'] = scheme
@@ -434,7 +435,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 emu.wait(terminal.params.get('seconds', 30.0))
             entry.update(status=None, bytes_out=0,
                          duration=time.time() - started)
-            emu.record(entry)
             self._reset()
             return
         if terminal is not None and terminal.kind == 'status':
@@ -465,7 +465,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if terminal.params.get('mode', 'reset') == 'reset':
                     entry.update(status=None, bytes_out=0,
                                  duration=time.time() - started)
-                    emu.record(entry)
                     self._reset()
                     return
                 err = ApiError(500, 0, 'Internal server error')
@@ -473,7 +472,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         entry['status'] = status
         entry['bytes_out'] = self._send(status, payload, html, raw)
         entry['duration'] = time.time() - started
-        emu.record(entry)
 
     # -- gateway -----------------------------------------------------------
 

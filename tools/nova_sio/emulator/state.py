@@ -209,7 +209,8 @@ class System(object):
 
     @property
     def major(self):
-        return int(self.version.split('.')[0])
+        match = re.match(r'\d+', self.version)
+        return int(match.group(0)) if match else 3
 
     # -- setup -------------------------------------------------------------
 

@@ -461,7 +461,7 @@ class Client(object):
             time.sleep(delay)
 
     def _may_retry(self, exc, idempotent, attempt):
-        if attempt >= self.max_retries:
+        if attempt >= self.max_retries or exc.kwargs.get('login_failed'):
             return False
         if isinstance(exc, exception.InsufficientResources):
             return True
@@ -524,12 +524,20 @@ class Client(object):
             self._backoff(attempt)
 
     def _request_once(self, method, path, body, context, not_found):
-        token = self._get_token()
+        try:
+            token = self._get_token()
+        except exception.SioError as exc:
+            exc.kwargs['login_failed'] = True  # retried there already
+            raise
         resp = self._send(method, path, body, self._auth_headers(token))
         if resp.status_code in (401, 403):
             LOG.info('ScaleIO gateway answered %s to %s %s; logging in '
                      'again', resp.status_code, method, path)
-            token = self._relogin(token)
+            try:
+                token = self._relogin(token)
+            except exception.SioError as exc:
+                exc.kwargs['login_failed'] = True
+                raise
             resp = self._send(method, path, body, self._auth_headers(token))
             if resp.status_code == 401:
                 raise exception.AuthenticationFailed(
