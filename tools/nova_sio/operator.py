@@ -56,7 +56,7 @@ def cmd_install(args):
         tree = operator_tree.locate(args.nova_dir, args.python)
         plan = operator_install.make_plan(
             tree, args.version, force_version=args.force_version,
-            progress=say)
+            progress=say, check_writable=not args.dry_run)
         if args.diff_out:
             with open(args.diff_out, 'wb') as f:
                 f.write(plan.data)

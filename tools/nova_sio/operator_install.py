@@ -175,8 +175,11 @@ def _release_diff(version):
             'emit %s"; if the version is wrong, give --version.' % (
                 version, version, ', '.join(have) or 'none', version,
                 version), {'available': have})
-    with open(path, 'rb') as f:
-        return f.read()
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except (IOError, OSError) as exc:
+        raise InstallRefused('cannot read %s: %s' % (path, exc.strerror))
 
 
 def _sections(data):
@@ -191,8 +194,25 @@ def _sections(data):
 
 
 def _gates(tree, data):
-    """Run the strict gates of ``data`` against the installed files."""
-    gates = engine.verify_tree(tree.root, data)
+    """Run the strict gates of ``data`` against the installed files.
+
+    The gates read copies of the files, so that a read-only tree (or
+    one owned by another user) is judged on its content alone.
+    """
+    modified, created = _sections(data)
+    scratch = tempfile.mkdtemp(prefix='nova-sio-gates-')
+    try:
+        for rel in modified + created:
+            content = tree.read(rel)
+            if content is None:
+                continue
+            dst = os.path.join(scratch, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(dst, 'wb') as f:
+                f.write(content)
+        gates = engine.verify_tree(scratch, data)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return dict((k, v) for k, v in gates.items() if v)
 
 
@@ -511,13 +531,15 @@ def _merge_plan(plan, release_data, gate_problems, progress):
     plan.expected = expected
 
 
-def make_plan(tree, version=None, force_version=False, progress=None):
+def make_plan(tree, version=None, force_version=False, progress=None,
+              check_writable=True):
     """Decide how to install nova-sio into ``tree``; change nothing.
 
     :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
     :param version: the release, or ``None`` to detect it.
     :param force_version: accept a ``version`` the metadata contradicts.
     :param progress: ``callable(message)`` for progress lines.
+    :param check_writable: refuse early when the tree is not writable.
     :returns: a :class:`Plan`.
     :raises InstallRefused: when it cannot be installed, naming why.
     """
@@ -531,6 +553,11 @@ def make_plan(tree, version=None, force_version=False, progress=None):
             'for. Drop --version, or add --force-version if the metadata '
             'is wrong.' % (tree.nova_dir, meta, version),
             {'wrong_version': True, 'metadata': meta})
+    if check_writable and not os.access(tree.nova_dir, os.W_OK):
+        raise InstallRefused(
+            'cannot write to %s; run as the owner of the Nova package '
+            '(e.g. with sudo) or make it writable. Nothing was changed.'
+            % tree.nova_dir, {'read_only': [tree.nova_dir]})
     plan = Plan(tree, version, how)
     progress('Nova %s in %s (version from %s)' % (version, tree.nova_dir,
                                                   how))
