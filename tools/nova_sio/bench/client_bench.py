@@ -1,0 +1,157 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Benchmark: REST calls and bytes per client operation vs cluster size.
+
+Runs every operation of the runtime ScaleIO client against the emulator
+holding a small cluster and a large one (by default 10 volumes / 10 SDCs
+against 10,000 volumes / 1,000 SDCs) and prints, per operation, the HTTP
+calls and bytes (request path + body + response body) the client used.
+Every per-instance operation must cost the same on both; the only lookup
+that reads a list is the SDC id by GUID, done once per client and cached.
+
+Usage: ``python -m nova_sio.bench.client_bench [--volumes N] [--sdcs M]
+[--https] [--api-version 3.6] [--json FILE]``
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from nova_sio.emulator import server
+from nova_sio import runtime
+
+ONE_TIME = ('get_sdc_id (first call, cached after)',)
+
+
+def _operations(client, emu, host):
+    """Yield ``(label, callable)`` in a realistic order."""
+    state = {}
+    guid = host['guid'].lower()
+    yield 'login + version probe', client.get_api_version
+    yield 'get_system_id (first call)', client.get_system_id
+    yield 'get_pool_id (first call)', lambda: state.update(
+        pool=client.get_pool_id('pd1', 'sp1'))
+    yield ONE_TIME[0], lambda: state.update(sdc=client.get_sdc_id(guid))
+    yield 'get_sdc_id (cached)', lambda: client.get_sdc_id(guid)
+    yield 'create_volume', lambda: state.update(
+        vol=client.create_volume('bench-vol', 16, state['pool']))
+    yield 'get_volume_id (present)', lambda: client.get_volume_id(
+        'bench-vol')
+    yield 'get_volume_id (absent)', lambda: client.get_volume_id('absent')
+    yield 'get_volume', lambda: client.get_volume(state['vol'])
+    yield 'map_volume', lambda: client.map_volume(state['vol'],
+                                                  sdc_id=state['sdc'])
+    yield 'map_volume (already mapped)', lambda: client.map_volume(
+        state['vol'], sdc_id=state['sdc'])
+    yield 'is_mapped', lambda: client.is_mapped(state['vol'], state['sdc'])
+    yield 'extend_volume', lambda: client.extend_volume(state['vol'], 24)
+    yield 'rename_volume', lambda: client.rename_volume(state['vol'],
+                                                        'bench-vol2')
+    yield 'snapshot_volume', lambda: state.update(
+        snap=client.snapshot_volume(state['vol'], 'bench-snap'))
+    yield 'pool_capacity', lambda: client.pool_capacity(state['pool'])
+    yield 'unmap_volume', lambda: client.unmap_volume(state['vol'],
+                                                      sdc_id=state['sdc'])
+    yield 'delete_volume', lambda: client.delete_volume(state['vol'])
+    yield 'delete_volume (absent)', lambda: client.delete_volume(
+        state['vol'])
+    yield 'delete_volume (snapshot)', lambda: client.delete_volume(
+        state['snap'])
+
+
+def measure(volumes, sdcs, https=False, version='3.6'):
+    """Return ``{label: (calls, bytes, seconds)}`` for one cluster size."""
+    client_mod = runtime.load('client')
+    # 1 PiB pool: 10,000 preloaded thin volumes must not fill it.
+    emu = server.Emulator(https=https, version=version,
+                          pools=(('pd1', 'sp1', 1024 * 1024),))
+    emu.preload(volumes=volumes, sdcs=sdcs)
+    emu.start()
+    try:
+        info = emu.info()
+        client = client_mod.Client(
+            info['host'], info['username'], info['password'],
+            port=info['port'], scheme=info['scheme'],
+            verify=info['ca_cert'] or True)
+        results = {}
+        for label, func in _operations(client, emu, info['hosts']['host-a']):
+            client.reset_stats()
+            started = time.perf_counter()
+            func()
+            elapsed = time.perf_counter() - started
+            stats = client.stats
+            results[label] = (stats['calls'],
+                              stats['bytes_sent'] + stats['bytes_received'],
+                              elapsed)
+        leaks = emu.audit()['leaked_volumes']
+        if leaks:
+            raise RuntimeError('benchmark leaked volumes: %s' % leaks)
+        client.close()
+        return results
+    finally:
+        emu.stop()
+
+
+def _constant(small, large, slack=16):
+    """Same calls, and bytes equal up to a few digits of numbers."""
+    return small[0] == large[0] and abs(small[1] - large[1]) <= slack
+
+
+def render(small, large, small_label, large_label):
+    """Return the comparison table as text."""
+    width = max(len(k) for k in small) + 2
+    head = '%-*s %18s %18s  %s' % (
+        width, 'operation', small_label, large_label, 'constant')
+    units = '%-*s %18s %18s' % (width, '', 'calls / bytes', 'calls / bytes')
+    lines = [head, units, '-' * len(head)]
+    for label in small:
+        s_calls, s_bytes, _ = small[label]
+        l_calls, l_bytes, _ = large[label]
+        if _constant(small[label], large[label]):
+            verdict = 'yes'
+            if s_bytes != l_bytes:
+                verdict += ' (%+d B: longer numbers in the answer)' % (
+                    l_bytes - s_bytes)
+        elif label in ONE_TIME:
+            verdict = 'no (one-time per client, cached)'
+        else:
+            verdict = 'NO'
+        lines.append('%-*s %8d / %7d %8d / %7d  %s' % (
+            width, label, s_calls, s_bytes, l_calls, l_bytes, verdict))
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--volumes', type=int, default=10000)
+    parser.add_argument('--sdcs', type=int, default=1000)
+    parser.add_argument('--small-volumes', type=int, default=10)
+    parser.add_argument('--small-sdcs', type=int, default=10)
+    parser.add_argument('--https', action='store_true')
+    parser.add_argument('--api-version', default='3.6')
+    parser.add_argument('--json', help='also write the figures here')
+    args = parser.parse_args(argv)
+    small = measure(args.small_volumes, args.small_sdcs, args.https,
+                    args.api_version)
+    large = measure(args.volumes, args.sdcs, args.https, args.api_version)
+    small_label = '%d vol/%d SDC' % (args.small_volumes, args.small_sdcs)
+    large_label = '%d vol/%d SDC' % (args.volumes, args.sdcs)
+    print(render(small, large, small_label, large_label))
+    bad = [k for k in small if k not in ONE_TIME and
+           not _constant(small[k], large[k])]
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump({'small': small, 'large': large,
+                       'small_label': small_label,
+                       'large_label': large_label,
+                       'not_constant': bad}, handle, indent=2)
+    if bad:
+        print('not constant: %s' % ', '.join(bad))
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
