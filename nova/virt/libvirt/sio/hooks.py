@@ -483,6 +483,24 @@ def cleanup_volumes(instance, destroy_disks):
     return 0
 
 
+def copy_config_drive(instance, instance_dir, copy_file):
+    """Fetch the config drive file of an instance from its source host.
+
+    Config drives stay files in the instance directory; live migration
+    with a shared block backend copies no files, so the destination pulls
+    ``disk.config`` before the guest moves.
+
+    :param instance: the migrating instance (``host`` is the source).
+    :param instance_dir: the instance directory on this host.
+    :param copy_file: ``copy_file(src, dst)`` that understands
+        ``host:path`` sources, e.g. the driver's ``_remotefs.copy_file``.
+    """
+    src = '%s:%s' % (instance.host, os.path.join(instance_dir, 'disk.config'))
+    LOG.debug('Copying the config drive of instance %s from %s',
+              instance.uuid, instance.host)
+    copy_file(src, instance_dir)
+
+
 def cleanup_resize(instance):
     """The ``_cleanup_resize`` hook: a resize was confirmed on this host.
 
