@@ -96,9 +96,9 @@ def cmd_revert(args):
     say = _progress(args)
     try:
         tree = operator_tree.locate(args.nova_dir, args.python)
-        report = operator_install.revert(tree, force=args.force,
-                                         dry_run=args.dry_run,
-                                         progress=say)
+        report = operator_install.revert(
+            tree, force=args.force, dry_run=args.dry_run, progress=say,
+            after_upgrade=args.after_upgrade)
     except errors.NovaSioError as exc:
         _refusal(args, 'revert', exc)
     if args.json:
@@ -170,6 +170,10 @@ def add_parser(subparsers):
                    help='revert even files changed since the install')
     p.add_argument('--dry-run', action='store_true',
                    help='show what would be restored; change nothing')
+    p.add_argument('--after-upgrade', action='store_true',
+                   help='the Nova package was upgraded over nova-sio: '
+                   'only remove the files nova-sio added, keep the '
+                   'package\'s files')
     p.set_defaults(func=cmd_revert)
 
     p = subparsers.add_parser(

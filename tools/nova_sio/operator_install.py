@@ -799,12 +799,16 @@ def _restore(tree, state):
     return leftovers
 
 
-def revert(tree, force=False, dry_run=False, progress=None):
+def revert(tree, force=False, dry_run=False, progress=None,
+           after_upgrade=False):
     """Restore the tree as it was before :func:`install`.
 
     :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
     :param force: also revert files changed since the install.
     :param dry_run: only report what would be done.
+    :param after_upgrade: the Nova package was upgraded over nova-sio:
+        only remove the files nova-sio added and its record, and keep
+        the (new) package files.
     :param progress: ``callable(message)`` for progress lines.
     :returns: a report dict.
     :raises InstallRefused: when there is nothing to revert, or files
@@ -820,6 +824,14 @@ def revert(tree, force=False, dry_run=False, progress=None):
         raise InstallRefused('nova-sio install has no record in %s: '
                              'nothing to revert.%s' % (tree.nova_dir, hint),
                              {'not_installed': True})
+    if after_upgrade:
+        hooked = _hooked(tree, sorted(state.get('modified', {})))
+        if hooked:
+            raise InstallRefused(
+                '%s still refer to nova.virt.libvirt.sio, so the package '
+                'was not upgraded over them; use a plain revert.'
+                % ', '.join(hooked), {'hooked': hooked})
+        state = dict(state, modified={})
     changed = []
     if state.get('status') == 'installed':
         for rel, info in sorted(state['modified'].items()):
@@ -835,10 +847,18 @@ def revert(tree, force=False, dry_run=False, progress=None):
             if actual != digest:
                 changed.append(rel)
     if changed and not force:
+        hint = ''
+        upgraded = [rel for rel in changed if rel in state['modified']]
+        if upgraded and not _hooked(tree, upgraded):
+            hint = (' They no longer carry the nova-sio hooks: if the Nova '
+                    'package was upgraded, run "nova-sio revert '
+                    '--after-upgrade" instead, which only removes what '
+                    'nova-sio added.')
         raise InstallRefused(
             'these files changed since nova-sio was installed: %s. A '
             'revert would discard those changes; rerun with --force to '
-            'revert anyway.' % ', '.join(changed), {'changed': changed})
+            'revert anyway.%s' % (', '.join(changed), hint),
+            {'changed': changed})
     report = {'nova_dir': tree.nova_dir, 'version': state.get('version'),
               'restored': sorted(state.get('modified', {})),
               'removed': sorted(state.get('created', {})),

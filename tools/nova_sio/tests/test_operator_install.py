@@ -230,6 +230,31 @@ class InstallPristineTest(OperatorTestCase):
         self.assertEqual(0, code)
         self.assertEqual(before, snapshot(self.root))
 
+    def test_revert_after_a_package_upgrade(self):
+        before = snapshot(self.root)
+        self.assertEqual(0, self.install()[0])
+        # The package manager puts new (here: the old) pristine files
+        # over the patched ones and leaves our added files alone.
+        golden = golden_tree(VERSION)
+        for rel in operator_install.load_state(
+                operator_tree.NovaTree(self.nova))['modified']:
+            shutil.copyfile(os.path.join(golden, rel),
+                            os.path.join(self.root, rel))
+        code, doc = self.revert()
+        self.assertEqual(1, code)
+        self.assertIn('--after-upgrade', doc['error'])
+        code, doc = self.revert('--after-upgrade')
+        self.assertEqual(0, code, doc)
+        self.assertEqual(before, snapshot(self.root))
+
+    def test_after_upgrade_refused_while_hooks_remain(self):
+        self.assertEqual(0, self.install()[0])
+        after = snapshot(self.root)
+        code, doc = self.revert('--after-upgrade')
+        self.assertEqual(1, code)
+        self.assertIn('plain revert', doc['error'])
+        self.assertEqual(after, snapshot(self.root))
+
     def test_revert_without_install_is_refused(self):
         before = snapshot(self.root)
         code, doc = self.revert()
