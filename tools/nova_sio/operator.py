@@ -43,10 +43,18 @@ def _emit_json(doc):
 
 def _refusal(args, command, exc):
     """Report a refusal; JSON callers get the details on stdout."""
+    details = getattr(exc, 'details', {})
     if getattr(args, 'json', False):
-        details = getattr(exc, 'details', {})
         _emit_json({'command': command, 'ok': False, 'error': str(exc),
                     'details': details})
+    else:
+        for c in details.get('conflicts', ()):
+            print('conflict in %s, installed %s (pristine %s):' % (
+                c['file'], c['installed'], c['pristine']))
+            for line in c.get('installed_text', ()):
+                print('  installed: %s' % line)
+            for line in c.get('wanted_text', ()):
+                print('  nova-sio:  %s' % line)
     raise exc
 
 
