@@ -628,3 +628,38 @@ class LogHygieneTest(sio_base.EmulatorTestCase):
         for secret in ['Pa55-w0rd-xyz', 'Wr0ng-Pa55'] + minted:
             self.assertNotIn(secret, text)
         self.assertNotIn('Pa55', repr(self.emu.request_log()))
+
+
+class ConcurrencyTest(sio_base.EmulatorTestCase):
+
+    def test_threads_share_one_client_through_token_expiry(self):
+        import threading
+        pool = self.pool_id()
+        sdc = self.sdc_id()
+        errors = []
+
+        def worker(n):
+            try:
+                for round_ in range(3):
+                    name = 'c%d-%d' % (n, round_)
+                    vol = self.client.create_volume(name, 8, pool)
+                    self.client.map_volume(vol, sdc_id=sdc)
+                    if n == 0 and round_ == 1:
+                        self.emu.expire_tokens()
+                    self.client.unmap_volume(vol, sdc_id=sdc)
+                    self.client.delete_volume(vol)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,))
+                   for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertEqual([], errors)
+        self.assertEqual([], self.emu.audit()['leaked_volumes'])
+        self.assertEqual(1, len(self.emu.tokens))
+        # One login at start, one after the expiry: threads that hit the
+        # 401 together must not each log in.
+        self.assertLessEqual(len(self.log_entries('^/api/login$')), 3)
