@@ -224,7 +224,7 @@ def _emit_verify(versions, do_emit, do_verify, args):
                                          '; '.join(probs[:3]))
             progress.step(rep['version'], status)
     if do_emit or do_verify:
-        engine.save_manifest(manifest)
+        engine.save_manifest(manifest, todo)
     summary = {
         'ok': sorted((r['version'] for r in reports if r['ok']),
                      key=rel_mod.vkey),

@@ -25,6 +25,7 @@ passes it through three independent gates:
 It also checks that the committed file equals a fresh emit.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -61,8 +62,28 @@ def load_manifest():
         return json.load(f)
 
 
-def save_manifest(manifest):
-    util.write_atomic(manifest_path(), util.dump_json(manifest))
+def save_manifest(manifest, versions=None):
+    """Write the manifest, merging with concurrent writers.
+
+    :param manifest: the in-memory manifest.
+    :param versions: only these entries are written back (``None``: all);
+        other entries keep what the file holds now, so parallel runs on
+        different releases do not lose each other's updates.
+    """
+    path = manifest_path()
+    with open(path + '.lock', 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current = load_manifest()
+            if versions is None:
+                current = manifest
+            else:
+                for v in versions:
+                    if v in manifest['releases']:
+                        current['releases'][v] = manifest['releases'][v]
+            util.write_atomic(path, util.dump_json(current))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def series_for(version, eras=None):
