@@ -248,6 +248,9 @@ def _test_env(venv, tree):
         'NOVA_RAISE_ON_GREENLET_LEAK': 'True',
         'OS_NOVA_DISABLE_EVENTLET_PATCHING': 'False',
         'PYTHONWARNINGS': 'ignore',
+        # Our Nova-side tests start the ScaleIO emulator from the checkout.
+        'NOVA_SIO_ROOT': paths.project_root(),
+        'NOVA_SIO_PYTHON': sys.executable,
     }
 
 
