@@ -432,7 +432,11 @@ def _pristine_and_patched(version, data, modified, gate_problems):
             'pristine source needed to adapt it is unavailable: %s'
             % (version, exc.kwargs.get('reason', exc)),
             {'gates': gate_problems})
-    pristine = source.read_files(version, modified)
+    # The engine keeps the tracked files of every release extracted.
+    cached = workrepo.pristine_files(version)
+    pristine = dict((rel, cached[rel]) for rel in modified if rel in cached)
+    if len(pristine) != len(modified):
+        pristine = source.read_files(version, modified)
     recorded = engine.load_manifest()['releases'].get(version, {}).get(
         'pristine_sha256') or {}
     for rel in modified:

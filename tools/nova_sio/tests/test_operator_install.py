@@ -297,6 +297,30 @@ class InstallLocalChangesTest(OperatorTestCase):
         self.assertEqual(0, code, doc)
         self.assertEqual(before, snapshot(self.root))
 
+    def test_every_file_shifted(self):
+        files = [f.old_path for f in diffs.parse(release_diff(VERSION))
+                 if f.old_path and f.new_path]
+        for rel in files:
+            self.edit(rel, lambda lines: lines.insert(
+                1, b'# vendor: carried patch marker'))
+        before = snapshot(self.root)
+        code, doc = self.install('--diff-out',
+                                 os.path.join(self.base, 'tree.diff'))
+        self.assertEqual(0, code, doc)
+        self.assertEqual('merged', doc['plan']['mode'])
+        self.assertEqual(sorted(files), sorted(
+            d['file'] for d in doc['plan']['differed']))
+        with open(os.path.join(self.base, 'tree.diff'), 'rb') as f:
+            tree_diff = f.read()
+        # Every hunk moved down by exactly the one added line.
+        old = [(f.path, [h.old_start for h in f.hunks])
+               for f in diffs.parse(release_diff(VERSION)) if not f.is_new]
+        new = [(f.path, [h.old_start - 1 for h in f.hunks])
+               for f in diffs.parse(tree_diff) if not f.is_new]
+        self.assertEqual(old, new)
+        self.assertEqual(0, self.revert()[0])
+        self.assertEqual(before, snapshot(self.root))
+
     def test_changes_inside_hunks_are_refused(self):
         files = diffs.parse(release_diff(VERSION))
         target = None
@@ -343,6 +367,17 @@ class InstallWrongVersionTest(OperatorTestCase):
                                  '--force-version')
         self.assertTrue(doc['details']['wrong_version'])
         self.assertIn(OTHER_VERSION, doc['error'])
+
+    def test_modified_tree_of_another_release(self):
+        # Not byte-equal to any release we know: the drift from the
+        # named release gives it away.
+        rel, _hunk = first_hunk(OTHER_VERSION)
+        self.edit(rel, lambda lines: lines.insert(0, b'# local'))
+        before = snapshot(self.root)
+        doc = self.assertRefused(before, '--version', VERSION,
+                                 '--force-version')
+        self.assertIn('do not look like Nova %s' % VERSION, doc['error'])
+        self.assertIn('metadata says %s' % OTHER_VERSION, doc['error'])
 
     def test_no_metadata_and_wrong_version(self):
         os.unlink(os.path.join(self.root, 'PKG-INFO'))
@@ -424,6 +459,14 @@ class ReadOnlyTreeTest(OperatorTestCase):
         code, doc = self._as_nobody('install', '--nova-dir', self.nova)
         self.assertEqual(1, code)
         self.assertIn('cannot write', doc['error'])
+        self.assertEqual(before, snapshot(self.root))
+
+    def test_dry_run_needs_no_write_access(self):
+        before = snapshot(self.root)
+        code, doc = self._as_nobody('install', '--nova-dir', self.nova,
+                                    '--dry-run')
+        self.assertEqual(0, code, doc)
+        self.assertEqual('exact', doc['plan']['mode'])
         self.assertEqual(before, snapshot(self.root))
 
     def test_user_owned_copy_installs_and_reverts(self):
