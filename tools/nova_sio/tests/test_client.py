@@ -589,6 +589,18 @@ class MultiHostTest(sio_base.EmulatorTestCase):
             self.assertEqual(b'written on host-a', dev.read(17))
         self.assertEqual([sdc_b], self.client.get_mapped_sdc_ids(vol))
 
+    def test_mapped_but_device_never_appears(self):
+        self.emu.set_host('host-b', never_appear=True)
+        vol = self.client.create_volume('ghost', 8, self.pool_id())
+        self.client.map_volume(vol, sdc_id=self.sdc_id('host-b'))
+        self.assertTrue(self.client.is_mapped(vol, self.sdc_id('host-b')))
+        started = time.time()
+        exc = self.assertRaises(exception.DeviceTimeout,
+                                host.wait_for_device,
+                                self.device(vol, 'host-b'), 0.5)
+        self.assertLess(time.time() - started, 1.5)
+        self.assertIn(vol, str(exc))
+
 
 class LogHygieneTest(sio_base.EmulatorTestCase):
     emulator_kwargs = {'password': 'Pa55-w0rd-xyz', 'version': '4.5'}
