@@ -36,14 +36,28 @@ FORMAT_PATCH = ['format-patch', '--zero-commit', '--full-index',
                 '--no-signature', '--no-numbered', '--no-stat',
                 '--keep-subject', '--no-renames', '--no-binary',
                 '--src-prefix=a/', '--dst-prefix=b/', '--unified=3']
-_NOISE = re.compile(rb'^(index [0-9a-f]+\.\.[0-9a-f]+.*|@@ [^@]* @@)',
-                    re.M)
 
 
 def meaningful(data):
-    """Strip what changes without meaning: blob ids and line numbers."""
-    body = data.split(b'\n---\n', 1)[-1]
-    return _NOISE.sub(b'', body)
+    """Reduce a patch mail to what it means.
+
+    Blob ids, hunk positions and context lines change whenever upstream
+    moves around a hunk; what the patch does is its subject and message,
+    and per file the lines it removes and adds.
+
+    :param data: a patch mail (bytes).
+    :returns: a hashable summary.
+    """
+    head, _sep, body = data.partition(b'\ndiff --git ')
+    head = re.sub(rb'(?m)^(From [0-9a-f]{40} .*|Date: .*)$', b'', head)
+    changes = []
+    for line in (b'diff --git ' + body).split(b'\n'):
+        if line.startswith(b'diff --git '):
+            changes.append(line)
+        elif line.startswith((b'+', b'-')) and not line.startswith(
+                (b'+++ ', b'--- ')):
+            changes.append(line)
+    return head.strip(), tuple(changes)
 
 
 def _state_path():
@@ -120,7 +134,9 @@ def save(name, path, base):
             report[old[0]] = 'unchanged'
             continue
         if old:
-            filename = old[0]
+            # A patch shared from another series (``../e6/x.patch``) is
+            # never rewritten in place: this series gets its own copy.
+            filename = os.path.basename(old[0])
             report[filename] = 'rewritten'
         else:
             slug = re.sub(rb'[^a-z0-9]+', b'-', subject.lower()).strip(b'-')
@@ -129,7 +145,8 @@ def save(name, path, base):
         util.write_atomic(os.path.join(sdir, filename), data)
         entries.append((filename, base))
     for filename, _b, _d in old_by_subject.values():
-        os.unlink(os.path.join(sdir, filename))
+        if '/' not in filename:
+            os.unlink(os.path.join(sdir, filename))
         report[filename] = 'removed'
     lines = ['# patch base-version (git format-patch mails, applied in '
              'order with git am --3way)']
