@@ -18,8 +18,9 @@ time with ``probability`` (1.0 by default). Kinds:
 ``lost_response`` (``mode``: ``reset`` or ``500``)
     Apply the request, then drop the connection or answer 500.
 ``status`` (``status``, ``error_code``, ``message``, ``details``,
-``html``)
-    Answer with that error instead of applying the request.
+``html``, ``body``)
+    Answer with that error instead of applying the request; ``body``
+    replaces the JSON error body verbatim (malformed answers).
 ``expire_token``
     Invalidate the token this request carries (so it gets a 401).
 

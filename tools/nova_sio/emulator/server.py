@@ -444,7 +444,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                            params.get('message', 'Injected failure'),
                            params.get('details'))
             payload, html = err.body(), bool(params.get('html'))
-            entry['error_code'] = err.code
+            if 'body' in params:  # verbatim answer, e.g. a malformed one
+                payload, raw = None, params['body'].encode()
+            else:
+                entry['error_code'] = err.code
         else:
             try:
                 body = json.loads(body_raw) if body_raw.strip() else {}

@@ -229,6 +229,13 @@ class AuthFlow4xTest(sio_base.EmulatorTestCase):
                  self.log_entries('/action/(add|remove)MappedSdc')]
         self.assertEqual([None, 4037, None, 4039], codes)
 
+    def test_malformed_appliance_login(self):
+        self.emu.add_fault('status', path='^/rest/auth/login$', status=200,
+                           body='{"token_type": "bearer"}', count=1)
+        exc = self.assertRaises(exception.MalformedResponse,
+                                self.client.get_system_id)
+        self.assertIn('access_token', str(exc))
+
     def test_html_401_from_ingress(self):
         self.client.get_system_id()
         self.emu.add_fault('status', path=VOL, status=401, html=True,
@@ -545,6 +552,31 @@ class ErrorTest(sio_base.EmulatorTestCase):
         # A 200 whose body is an error object is not a list of systems.
         self.assertRaises(exception.MalformedResponse,
                           self.client.get_system_id)
+        pool = self.pool_id()
+        for path, body, call in (
+                (CREATE, '{}', lambda: self.client.create_volume(
+                    'm1', 8, pool)),
+                (CREATE, '<html>', lambda: self.client.create_volume(
+                    'm2', 8, pool)),
+                ('getByName', '42', lambda: self.client.get_volume_id('x')),
+                ('snapshotVolumes', '{"volumeIdList": []}',
+                 lambda: self.client.snapshot_volume('0' * 16, 's')),
+                ('querySelectedStatistics', '{}',
+                 lambda: self.client.pool_capacity(pool))):
+            self.emu.add_fault('status', path=path, status=200, body=body,
+                               count=1)
+            exc = self.assertRaises(exception.MalformedResponse, call)
+            self.assertIn(path.strip('^$'), str(exc))
+
+    def test_malformed_login_answers(self):
+        self.emu.add_fault('status', path='^/api/login$', status=200,
+                           body='{"token": 1}', count=1)
+        self.assertRaises(exception.MalformedResponse,
+                          self.client.get_system_id)
+        self.emu.add_fault('status', path='^/api/version$', status=200,
+                           body='"3.x"', count=1)
+        self.assertRaises(exception.MalformedResponse,
+                          self.make_client().get_system_id)
 
 
 class LegacyVersionTest(sio_base.EmulatorTestCase):
