@@ -9,7 +9,9 @@ and a fake ``drv_cfg`` script. Mapping a volume to the host's SDC makes
 seconds, as a symbolic link to the volume's sparse backing file, which
 every host shares: data written through one host is visible on another.
 Unmapping removes the link after ``linger`` seconds. ``never_appear``
-models a broken data network (REST says mapped, no device shows up).
+models a broken data network (REST says mapped, no device shows up),
+``connected=False`` a disconnected SDC and ``registered=False`` an SDC
+that is not registered or not approved (restricted SDC mode).
 """
 
 import os
@@ -143,6 +145,8 @@ class HostSimulator(object):
                 setattr(host, key, options[key])
         if 'connected' in options:
             host.sdc.connected = bool(options['connected'])
+        if 'registered' in options:
+            host.sdc.registered = bool(options['registered'])
         return host.describe()
 
     def backing_file(self, vol_id):

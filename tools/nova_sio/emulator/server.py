@@ -23,7 +23,8 @@ Admin endpoints (all JSON):
 ``POST /__admin__/baseline`` current volumes are not leaks
 ``POST /__admin__/hosts``    ``{"name": ...}`` add an SDC host
 ``POST /__admin__/hosts/<name>``   ``device_delay``, ``linger``,
-                             ``never_appear``, ``connected``
+                             ``never_appear``, ``connected``,
+                             ``registered``
 ``POST /__admin__/pools/<name>``   ``capacity_gb``, ``overprovision``
 ``POST /__admin__/config``   ``max_vtree_volumes``, ``removal_window``,
                              ``token_idle_timeout``, ``token_lifetime``,
@@ -701,12 +702,13 @@ def _limits(system, match, body):
 
 
 def _list_sdcs(system, match, body):
-    return [system.render_sdc(s) for s in system.sdcs.values()]
+    return [system.render_sdc(s) for s in system.sdcs.values()
+            if s.registered]
 
 
 def _sdc_query(system, match, body):
     for sdc in system.sdcs.values():
-        if sdc.ip == body.get('ip'):
+        if sdc.registered and sdc.ip == body.get('ip'):
             return sdc.id
     raise ApiError(500, 3, 'Not found')
 

@@ -151,7 +151,8 @@ class Volume(object):
 
 
 class Sdc(object):
-    __slots__ = ('id', 'guid', 'ip', 'name', 'connected', 'host')
+    __slots__ = ('id', 'guid', 'ip', 'name', 'connected', 'host',
+                 'registered')
 
     def __init__(self, sdc_id, guid, ip, name, host=None):
         self.id = sdc_id
@@ -160,6 +161,8 @@ class Sdc(object):
         self.name = name
         self.connected = True
         self.host = host
+        # False: not registered / not approved (restricted SDC mode).
+        self.registered = True
 
 
 class NullListener(object):
@@ -344,7 +347,7 @@ class System(object):
             sdc = self.sdcs.get(str(sdc_id).lower())
         else:
             sdc = self.sdcs.get(self.sdc_by_guid.get(str(guid).lower()))
-        if sdc is None:
+        if sdc is None or not sdc.registered:
             raise ApiError(500, 80, 'Could not find the SDC')
         return sdc
 
@@ -444,7 +447,7 @@ class System(object):
 
     def sdc(self, sdc_id):
         sdc = self.sdcs.get((sdc_id or '').lower())
-        if sdc is None:
+        if sdc is None or not sdc.registered:
             raise ApiError(500, 80, 'Could not find the SDC')
         return sdc
 

@@ -484,6 +484,18 @@ class ErrorTest(sio_base.EmulatorTestCase):
         self.assertRaises(ValueError, self.client.delete_volume, vol,
                           remove_mode='ALL')
 
+    def test_unregistered_sdc(self):
+        guid = self.emu_fixture.host()['guid']
+        self.emu.set_host('host-a', registered=False)
+        vol = self.client.create_volume('unreg', 8, self.pool_id())
+        self.assertRaises(exception.SdcNotFound, self.client.get_sdc_id,
+                          guid)
+        exc = self.assertRaises(exception.SdcNotFound,
+                                self.client.map_volume, vol, guid=guid)
+        self.assertIn(guid, str(exc))
+        self.emu.set_host('host-a', registered=True)
+        self.assertTrue(self.client.map_volume(vol, guid=guid.lower()))
+
     def test_single_mapping_refused(self):
         self.emu.add_host('host-b')
         vol = self.client.create_volume('single', 8, self.pool_id())

@@ -694,6 +694,24 @@ class AuditTest(RawTestCase):
                                      allowed)))
         self.assertEqual(1, len(self.emu.audit()['stray_devices']))
 
+    def test_vtree_and_limits_endpoints(self):
+        vol = self.raw.ok(self.raw.create('vt'))['id']
+        self.raw.ok(self.raw.snapshot(vol, 'vt-s'))
+        tree_id = self.raw.volume(vol)['vtreeId']
+        tree = self.raw.ok(self.raw.get('/api/instances/VTree::%s'
+                                        % tree_id))
+        self.assertEqual((vol, 2), (tree['baseVolumeId'],
+                                    tree['numOfVolumes']))
+        stats = self.raw.ok(self.raw.get(
+            '/api/instances/VTree::%s/relationships/Statistics' % tree_id))
+        self.assertEqual(1, stats['numOfSnapshots'])
+        limits = self.raw.ok(self.raw.post(
+            '/api/instances/System/action/querySystemLimits'))
+        by_type = dict((e['type'], e['maxVal'])
+                       for e in limits['systemLimitEntryList'])
+        self.assertEqual('127', by_type['volumePerVtree'])
+        self.assertEqual('1048576', by_type['volumeSizeGb'])
+
     def test_preload_is_fast_and_baseline(self):
         started = time.time()
         self.emu.preload(volumes=10000, sdcs=1000)
