@@ -290,6 +290,19 @@ class Sio(imagebackend.Image):
             self._discard()
             raise
 
+    def cache(self, fetch_func, filename, size=None, *args, **kwargs):
+        """Create the disk, or map and grow the volume that exists.
+
+        ``Image.cache`` before Mitaka never resizes an existing disk
+        whose image is already cached, so after a resize to a larger
+        flavor the volume is grown here first.
+        """
+        if size and self.exists():
+            self.ensure_mapped()
+            self.resize_image(size)
+        return super(Sio, self).cache(fetch_func, filename, size,
+                                      *args, **kwargs)
+
     def resize_image(self, size):
         """Grow the volume to ``size`` bytes (never shrink it)."""
         volume_id = self._lookup()
