@@ -112,14 +112,21 @@ SIZE_GRANULARITY_GB = 8
 REMOVE_MODES = ('ONLY_ME', 'INCLUDING_DESCENDANTS', 'DESCENDANTS_ONLY',
                 'WHOLE_VTREE')
 _VERSION_RE = re.compile(r'^\d+(\.\d+)*$')
-_INSECURE_FILTER_SET = []
 
 
-def _quiet_insecure_warnings():
-    """Stop urllib3 repeating its warning on every unverified request."""
-    if not _INSECURE_FILTER_SET:
-        warnings.filterwarnings('ignore', category=InsecureRequestWarning)
-        _INSECURE_FILTER_SET.append(True)
+def _quiet_insecure_warnings(host):
+    """Stop urllib3 repeating its warning on every request to ``host``.
+
+    Newer urllib3 names the host in the message, so other unverified
+    connections of the process keep their warnings; older releases do
+    not, and there the (host-less) warning is silenced as a whole. The
+    filter is (re)installed for every client: filterwarnings replaces an
+    identical entry, and something may have reset the filters since.
+    """
+    warnings.filterwarnings(
+        'ignore', category=InsecureRequestWarning,
+        message=r"Unverified HTTPS request is being made"
+                r"(?: to host '%s')?\." % re.escape(host))
 
 
 def _basic(user, secret):
@@ -136,6 +143,47 @@ def _unquote_json_string(text):
     if not isinstance(value, type(u'')) and not isinstance(value, str):
         raise ValueError('expected a JSON string, got %r' % (value,))
     return value
+
+
+def _as_id(value):
+    """Return ``value`` if it looks like an object id, else ValueError."""
+    if isinstance(value, (type(u''), str)) and value:
+        return value
+    raise ValueError('not an id: %r' % (value,))
+
+
+def _error_fields(body):
+    """Return ``(errorCode, message, details)`` of an error body.
+
+    Fields of the wrong type are dropped rather than trusted: the code
+    becomes an int or None, the message a string or None, and details a
+    list of dicts holding only ``rc`` (int) and string fields.
+    """
+    text_types = (type(u''), str)
+    code = body.get('errorCode')
+    if isinstance(code, bool):
+        code = None
+    elif isinstance(code, text_types) and code.strip().isdigit():
+        code = int(code)
+    elif not isinstance(code, int):
+        code = None
+    message = body.get('message')
+    if not isinstance(message, text_types):
+        message = None
+    details = []
+    raw = body.get('details')
+    for item in raw if isinstance(raw, list) else ():
+        if not isinstance(item, dict):
+            continue
+        clean = {}
+        for key in ('error', 'errorMessage'):
+            if isinstance(item.get(key), text_types):
+                clean[key] = item[key]
+        if isinstance(item.get('rc'), int) and not isinstance(
+                item.get('rc'), bool):
+            clean['rc'] = item['rc']
+        details.append(clean)
+    return code, message, details or None
 
 
 def _check_size_gb(size_gb, volume):
@@ -203,7 +251,7 @@ class Client(object):
                                      'Content-Type': 'application/json'})
         self.session.verify = verify
         if scheme == 'https' and verify is False:
-            _quiet_insecure_warnings()
+            _quiet_insecure_warnings(host)
             LOG.warning('TLS certificate verification of the ScaleIO '
                         'gateway %s is disabled', self.url)
 
@@ -483,13 +531,11 @@ class Client(object):
             except ValueError:
                 body = None
             if isinstance(body, dict):
-                code = body.get('errorCode')
-                message = body.get('message')
-                details = body.get('details')
+                code, message, details = _error_fields(body)
         if message is None:
             message = '%s %s' % (resp.status_code, resp.reason or '')
         if details and message == 'Error with details':
-            first = details[0] if isinstance(details[0], dict) else {}
+            first = details[0]
             message = first.get('errorMessage') or first.get('error') or (
                 message)
         ctx = dict(context)
@@ -499,7 +545,7 @@ class Client(object):
                                       details, not_found=not_found, **ctx)
 
     def _request(self, method, path, body=None, idempotent=True,
-                 context=None, not_found=None):
+                 context=None, not_found=None, expect=None):
         """Authenticated request; return the decoded JSON body.
 
         :param method: ``GET`` or ``POST``.
@@ -508,13 +554,22 @@ class Client(object):
         :param idempotent: whether repeating the call is harmless.
         :param context: template values for errors (``volume``, ...).
         :param not_found: exception class for errorCode 3 "Not found".
+        :param expect: JSON type(s) the answer must have (dict, list).
+        :raises MalformedResponse: the answer is not of type ``expect``.
         """
         context = context or {}
         attempt = 0
         while True:
             try:
-                return self._request_once(method, path, body, context,
-                                          not_found)
+                result = self._request_once(method, path, body, context,
+                                            not_found)
+                if expect is not None and not isinstance(result, expect):
+                    raise exception.MalformedResponse(
+                        method=method, path=path,
+                        reason='expected %s, got %s' % (
+                            getattr(expect, '__name__', expect),
+                            type(result).__name__))
+                return result
             except exception.SioError as exc:
                 if not self._may_retry(exc, idempotent, attempt):
                     raise
@@ -578,10 +633,10 @@ class Client(object):
         """Return the id of the ScaleIO system (cached)."""
         def load():
             path = '/api/types/System/instances'
-            systems = self._request('GET', path)
+            systems = self._request('GET', path, expect=list)
             try:
-                return systems[0]['id']
-            except (TypeError, KeyError, IndexError):
+                return _as_id(systems[0]['id'])
+            except (TypeError, KeyError, IndexError, ValueError):
                 raise exception.MalformedResponse(
                     method='GET', path=path, reason='no system')
         return self._cached(('system',), load)
@@ -615,7 +670,7 @@ class Client(object):
         """Return the StoragePool object ``pool_id`` as a dict."""
         return self._request('GET', '/api/instances/StoragePool::%s'
                              % pool_id, context={'pool': pool_id},
-                             not_found=exception.PoolNotFound)
+                             not_found=exception.PoolNotFound, expect=dict)
 
     def pool_capacity(self, pool_id):
         """Return the capacity of a pool in bytes.
@@ -641,7 +696,8 @@ class Client(object):
         result = self._request('POST', path,
                                {'ids': [pool_id], 'properties': props},
                                context={'pool': pool_id},
-                               not_found=exception.PoolNotFound)
+                               not_found=exception.PoolNotFound,
+                               expect=dict)
         try:
             stats = result[pool_id]
             values = dict((p, int(stats.get(p) or 0)) for p in props)
@@ -694,10 +750,11 @@ class Client(object):
                                idempotent=False,
                                context={'volume': name, 'name': name,
                                         'pool': pool_id},
-                               not_found=exception.PoolNotFound)
+                               not_found=exception.PoolNotFound,
+                               expect=dict)
         try:
-            volume_id = result['id']
-        except (TypeError, KeyError):
+            volume_id = _as_id(result['id'])
+        except (TypeError, KeyError, ValueError):
             raise exception.MalformedResponse(
                 method='POST', path='/api/types/Volume/instances',
                 reason='no volume id')
@@ -712,7 +769,8 @@ class Client(object):
         """
         return self._request('GET', '/api/instances/Volume::%s' % volume_id,
                              context={'volume': volume_id},
-                             not_found=exception.VolumeNotFound)
+                             not_found=exception.VolumeNotFound,
+                             expect=dict)
 
     def get_volume_id(self, name):
         """Return the id of the volume called ``name``, or None."""
@@ -748,7 +806,10 @@ class Client(object):
             self._volume_action(volume_id, 'setVolumeSize',
                                 {'sizeInGB': str(size)})
         except exception.InvalidSize:
-            current = int(self.get_volume(volume_id).get('sizeInKb') or 0)
+            try:
+                current = int(self.get_volume(volume_id).get('sizeInKb'))
+            except (TypeError, ValueError):
+                current = None
             if current != size * GiB_IN_KiB:
                 raise
 
@@ -837,6 +898,10 @@ class Client(object):
     def get_mapped_sdc_ids(self, volume_id):
         """Return the ids of the SDCs ``volume_id`` is mapped to."""
         info = self.get_volume(volume_id).get('mappedSdcInfo') or []
+        if not isinstance(info, list):
+            raise exception.MalformedResponse(
+                method='GET', path='/api/instances/Volume::%s' % volume_id,
+                reason='mappedSdcInfo is not a list')
         return [m.get('sdcId') for m in info if isinstance(m, dict)]
 
     def is_mapped(self, volume_id, sdc_id=None):
@@ -858,10 +923,14 @@ class Client(object):
         result = self._request('POST', path, body, idempotent=False,
                                context={'volume': volume_id,
                                         'name': snapshot_name},
-                               not_found=exception.VolumeNotFound)
+                               not_found=exception.VolumeNotFound,
+                               expect=dict)
         try:
-            return result['volumeIdList'][0]
-        except (TypeError, KeyError, IndexError):
+            ids = result['volumeIdList']
+            if not isinstance(ids, list):
+                raise TypeError(ids)
+            return _as_id(ids[0])
+        except (TypeError, KeyError, IndexError, ValueError):
             raise exception.MalformedResponse(method='POST', path=path,
                                               reason='no volumeIdList')
 
@@ -879,9 +948,16 @@ class Client(object):
 
         def load():
             path = '/api/types/Sdc/instances'
-            for sdc in self._request('GET', path) or ():
-                if (sdc.get('sdcGuid') or '').lower() == wanted:
-                    return sdc['id']
+            for sdc in self._request('GET', path, expect=list):
+                if not isinstance(sdc, dict):
+                    raise exception.MalformedResponse(
+                        method='GET', path=path, reason='SDC not an object')
+                if str(sdc.get('sdcGuid') or '').lower() == wanted:
+                    try:
+                        return _as_id(sdc['id'])
+                    except (KeyError, ValueError):
+                        raise exception.MalformedResponse(
+                            method='GET', path=path, reason='SDC has no id')
             raise exception.SdcNotFound(sdc=guid)
         return self._cached(('sdc', wanted), load)
 
@@ -889,4 +965,4 @@ class Client(object):
         """Return the Sdc object ``sdc_id`` as a dict."""
         return self._request('GET', '/api/instances/Sdc::%s' % sdc_id,
                              context={'sdc': sdc_id},
-                             not_found=exception.SdcNotFound)
+                             not_found=exception.SdcNotFound, expect=dict)

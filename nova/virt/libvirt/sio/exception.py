@@ -227,14 +227,18 @@ _BY_TEXT = (
 )
 
 
+def _text(value):
+    return value if isinstance(value, (type(u''), str)) else ''
+
+
 def _classify(http_status, error_code, message, details):
     codes = [error_code]
-    texts = [message or '']
-    for detail in details or ():
+    texts = [_text(message)]
+    for detail in details if isinstance(details, list) else ():
         if isinstance(detail, dict):
             codes.append(detail.get('rc'))
-            texts.append(detail.get('errorMessage') or '')
-            texts.append(detail.get('error') or '')
+            texts.append(_text(detail.get('errorMessage')))
+            texts.append(_text(detail.get('error')))
     for code in codes:
         for known, cls in _BY_CODE:
             if code in known:
