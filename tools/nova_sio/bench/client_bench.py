@@ -25,6 +25,13 @@ from nova_sio import runtime
 ONE_TIME = ('get_sdc_id (first call, cached after)',)
 
 
+def client_fresh(client):
+    """Forget cached lookups (first-call figures), keep the token."""
+    for key in [k for k in client._cache if k[0] == 'sdc']:
+        del client._cache[key]
+    return client
+
+
 def _operations(client, emu, host):
     """Yield ``(label, callable)`` in a realistic order."""
     state = {}
@@ -35,6 +42,8 @@ def _operations(client, emu, host):
         pool=client.get_pool_id('pd1', 'sp1'))
     yield ONE_TIME[0], lambda: state.update(sdc=client.get_sdc_id(guid))
     yield 'get_sdc_id (cached)', lambda: client.get_sdc_id(guid)
+    yield 'get_sdc_id (first call, drv_cfg hint)', lambda: client_fresh(
+        client).get_sdc_id(guid, hint=host['sdc_id'])
     yield 'create_volume', lambda: state.update(
         vol=client.create_volume('bench-vol', 16, state['pool']))
     yield 'get_volume_id (present)', lambda: client.get_volume_id(

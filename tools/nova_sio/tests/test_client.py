@@ -413,6 +413,21 @@ class ErrorTest(sio_base.EmulatorTestCase):
         self.client.get_sdc_id(self.emu_fixture.host()['guid'].lower())
         self.assertEqual(calls, self.client.stats['calls'])
 
+    def test_sdc_id_with_hint(self):
+        guid = self.emu_fixture.host()['guid']
+        self.emu.preload(sdcs=50)
+        self.assertEqual(self.sdc_id(), self.client.get_sdc_id(
+            guid.lower(), hint=self.sdc_id()))
+        self.assertEqual([], self.log_entries('^/api/types/Sdc/'))
+        self.assertEqual(1, len(self.log_entries('^/api/instances/Sdc::')))
+        # A wrong or unknown hint falls back to the list.
+        client = self.make_client()
+        for hint in ('0123456789abcdef', None):
+            client._cache.clear()
+            self.assertEqual(self.sdc_id(), client.get_sdc_id(guid,
+                                                              hint=hint))
+        self.assertEqual(2, len(self.log_entries('^/api/types/Sdc/')))
+
     def test_cinder_style_names_resolve(self):
         pool = self.pool_id()
         for name in ('/////////////////////w==', 'a+b=c', 'per%cent'):

@@ -55,8 +55,9 @@ extending to the current size is a no-op)
 ``is_mapped(volume_id, sdc_id=None) -> bool`` (to that SDC, or to any)
 ``get_mapped_sdc_ids(volume_id) -> [sdc_id, ...]``
 ``snapshot_volume(volume_id, snapshot_name) -> snapshot_volume_id``
-``get_sdc_id(guid) -> id`` (GUID in any letter case; cached. This is the
-one lookup that has to read the SDC list, once per client.)
+``get_sdc_id(guid, hint=None) -> id`` (GUID in any letter case; cached.
+Without a ``hint`` id (``host.query_sdc_ids()``) this is the one lookup
+that reads the SDC list, once per client.)
 ``get_sdc(sdc_id) -> dict``
 ``logout()``, ``close()``
 ``stats`` -> ``{'calls', 'bytes_sent', 'bytes_received', 'retries',
@@ -936,17 +937,31 @@ class Client(object):
 
     # -- SDCs --------------------------------------------------------------
 
-    def get_sdc_id(self, guid):
+    def get_sdc_id(self, guid, hint=None):
         """Return the id of the SDC with ``guid`` (any letter case).
 
-        The gateway has no verified lookup by GUID, so the SDC list is
-        read once and the answer cached for the life of the client.
+        The gateway has no verified lookup by GUID, so without a hint the
+        SDC list is read once and the answer cached for the life of the
+        client. With ``hint``, a likely SDC id (e.g. from
+        ``host.query_sdc_ids()``, i.e. ``drv_cfg --query_mdms``), one
+        ``GET Sdc::<hint>`` confirms the GUID instead.
 
+        :param guid: SDC GUID.
+        :param hint: candidate SDC id, checked before it is trusted.
         :raises SdcNotFound: no SDC has that GUID.
         """
         wanted = guid.strip().lower()
 
         def load():
+            if hint:
+                try:
+                    sdc = self.get_sdc(hint)
+                except exception.SdcNotFound:
+                    sdc = {}
+                if str(sdc.get('sdcGuid') or '').lower() == wanted:
+                    return hint
+                LOG.warning('SDC %s does not have GUID %s; searching the '
+                            'SDC list', hint, guid)
             path = '/api/types/Sdc/instances'
             for sdc in self._request('GET', path, expect=list):
                 if not isinstance(sdc, dict):
