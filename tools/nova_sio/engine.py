@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 
 from nova_sio import diffs
 from nova_sio import errors
@@ -41,6 +42,7 @@ from nova_sio import util
 from nova_sio import workrepo
 
 ENGINE_VERSION = '1'
+_RT_LOCK = threading.Lock()
 PATCH_ARGS = ['--batch', '--forward', '--fuzz=0',
               '--no-backup-if-mismatch', '--reject-file=-']
 
@@ -231,6 +233,16 @@ def gate_positions(pristine_root, data):
     return diffs.check_positions(files, _read_from(pristine_root))
 
 
+def _roundtrip_repo():
+    """A bare repository shared by round trips, for its object store."""
+    path = os.path.join(paths.cache_dir(), 'roundtrip.git')
+    with _RT_LOCK:
+        if not os.path.isdir(path):
+            workrepo.git(['init', '--quiet', '--bare', path],
+                         paths.cache_dir())
+    return path
+
+
 def gate_roundtrip(pristine_root, data, diff_file):
     """Gate 3: apply for real, re-diff, compare bytes with the body."""
     problems = []
@@ -239,21 +251,28 @@ def gate_roundtrip(pristine_root, data, diff_file):
     except diffs.DiffFormatError as exc:
         return ['malformed diff: %s' % exc]
     scratch = tempfile.mkdtemp(prefix='nova-sio-rt-')
+    index = os.path.join(scratch, '.index')
+    work = os.path.join(scratch, 'tree')
+    env = {'GIT_DIR': _roundtrip_repo(), 'GIT_WORK_TREE': work,
+           'GIT_INDEX_FILE': index}
+
+    def git(args):
+        return util.run(['git'] + workrepo.DIFF_OPTS + args, cwd=work,
+                        env=env)
+
     try:
         for f in files:
             if f.old_path:
                 src = os.path.join(pristine_root, f.old_path)
                 if os.path.isfile(src):
-                    dst = os.path.join(scratch, f.old_path)
+                    dst = os.path.join(work, f.old_path)
                     os.makedirs(os.path.dirname(dst), exist_ok=True)
                     shutil.copyfile(src, dst)
-        os.makedirs(os.path.join(scratch, 'nova'), exist_ok=True)
-        workrepo.git(['init', '--quiet'], scratch)
-        workrepo.git(['add', '--all'], scratch)
-        workrepo.git(['commit', '--quiet', '--allow-empty', '-m',
-                      'pristine'], scratch)
+        os.makedirs(os.path.join(work, 'nova'), exist_ok=True)
+        git(['add', '--all', '.'])
+        tree = git(['write-tree']).stdout.decode().strip()
         proc = util.run(['patch', '-p', '2'] + PATCH_ARGS +
-                        ['-d', os.path.join(scratch, 'nova'), '-i',
+                        ['-d', os.path.join(work, 'nova'), '-i',
                          diff_file], check=False)
         bad = diffs.check_patch_output(proc.stdout + proc.stderr,
                                        dry_run=False)
@@ -261,8 +280,9 @@ def gate_roundtrip(pristine_root, data, diff_file):
         if proc.returncode != 0:
             problems.append('real apply exited with %d' % proc.returncode)
             return problems
-        workrepo.git(['add', '--all'], scratch)
-        again = workrepo.canonical_diff(scratch, 'HEAD', cached=True)
+        git(['add', '--all', '.'])
+        again = git(['diff'] + workrepo.DIFF_ARGS + ['--cached',
+                                                     tree]).stdout
         _pre, body = diffs.split_preamble(data)
         if again != body:
             problems.append('re-diff after a real apply differs from the '

@@ -40,6 +40,7 @@ DIFF_ARGS = ['--no-color', '--no-ext-diff', '--no-textconv', '--no-renames',
              '--full-index', '--unified=3', '--src-prefix=a/',
              '--dst-prefix=b/']
 _LOCK = threading.RLock()
+_UPSTREAM_MEMO = {}
 
 
 def git(args, cwd, **kwargs):
@@ -158,15 +159,23 @@ def upstream_commit(version):
     """
     repo = repo_path()
     files = pristine_files(version)
+    key = util.sha256_bytes(b''.join(
+        rel.encode() + b'\0' + util.sha256_bytes(data).encode()
+        for rel, data in sorted(files.items())))
+    memo = _UPSTREAM_MEMO.get(version)
+    if memo and memo[0] == key:
+        return memo[1]
     with _LOCK:
         tree = _write_tree(repo, files)
         ref = 'refs/upstream/%s' % version
         existing = _ref(repo, ref)
         if existing and _ref(repo, existing + '^{tree}') == tree:
+            _UPSTREAM_MEMO[version] = (key, existing)
             return existing
         commit = git(['commit-tree', tree, '-m', 'upstream nova %s'
                       % version], repo).stdout.decode().strip()
         git(['update-ref', ref, commit], repo)
+        _UPSTREAM_MEMO[version] = (key, commit)
         return commit
 
 
