@@ -296,10 +296,18 @@ class Sio(imagebackend.Image):
         ``Image.cache`` before Mitaka never resizes an existing disk
         whose image is already cached, so after a resize to a larger
         flavor the volume is grown here first.
+
+        A new generated disk (ephemeral) is made here too: before Ocata
+        ``Image.cache`` skips the format function when its target exists,
+        and the mapped device of a new volume always does.
         """
-        if size and self.exists():
+        exists = self.exists()
+        if size and exists:
             self.ensure_mapped()
             self.resize_image(size)
+        elif not exists and 'ephemeral_size' in kwargs:
+            return self.create_image(fetch_func, None, size,
+                                     *args, **kwargs)
         return super(Sio, self).cache(fetch_func, filename, size,
                                       *args, **kwargs)
 
