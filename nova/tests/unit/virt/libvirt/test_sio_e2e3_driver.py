@@ -329,3 +329,49 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.drvr.unrescue(self.instance, [])
         self.assertIsNone(self.sio.by_name(name))
         self.assertEqual(sorted(ids.values()), self.current_ids())
+
+
+@test.testtools.skipUnless(IN_ERA, 'image cache of Nova 12.0.0 to 14.x')
+class SioImageCacheTestCase(test.NoDBTestCase):
+    """``Image.cache`` of these releases, which skips a format function
+    whose target exists: a mapped device always does.
+    """
+
+    def setUp(self):
+        super(SioImageCacheTestCase, self).setUp()
+        self.fx = self.useFixture(fake_sio.SioFixture(self))
+        self.sio = self.fx.sio
+        self.flags(images_type='sio', group='libvirt')
+        self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
+        self.instance = test_sio_image.make_instance()
+        self.backend = imagebackend.Backend(False)
+
+    def test_new_ephemeral_disk_is_formatted(self):
+        formatted = []
+
+        def mkfs(target, ephemeral_size, **kwargs):
+            formatted.append((target, ephemeral_size))
+            self.fx.copy_to(target, b'ext4')
+        image = self.backend.image(self.instance, 'disk.local')
+        image.cache(fetch_func=mkfs, context=None,
+                    filename='ephemeral_8_default', size=8 * GiB,
+                    ephemeral_size=8)
+        volume = self.sio.by_name(
+            sio_hooks.volume_name(self.instance.uuid, 'disk.local'))
+        self.assertEqual(8, volume.size_gb)
+        self.assertEqual([(image.path, 8)], formatted)
+
+    def test_existing_ephemeral_disk_is_kept(self):
+        name = sio_hooks.volume_name(self.instance.uuid, 'disk.local')
+        volume_id = self.sio.create_volume(name, 8, POOL)
+        formatted = []
+        image = self.backend.image(self.instance, 'disk.local')
+        image.cache(fetch_func=lambda **kw: formatted.append(kw),
+                    context=None, filename='ephemeral_8_default',
+                    size=8 * GiB, ephemeral_size=8)
+        self.assertEqual([], formatted)
+        self.assertEqual([volume_id], self.mapped_here())
+
+    def mapped_here(self):
+        sdc = self.sio.get_sdc_id(GUID_A)
+        return [v for v in self.sio.volumes if self.sio.is_mapped(v, sdc)]
