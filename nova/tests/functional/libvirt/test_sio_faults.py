@@ -1,0 +1,386 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Fault matrix of the ``sio`` backend on Nova's functional stack.
+
+The API, conductor, scheduler and two libvirt computes (fakelibvirt) run
+as in Nova's other libvirt functional tests, but the image backend is
+the real :class:`~nova.virt.libvirt.sio.image.Sio` and the driver hooks
+talk over HTTP to the ScaleIO gateway + SDC emulator of the nova-sio
+checkout (``$NOVA_SIO_ROOT/tools/nova_sio/emulator``, started as a
+separate process). Only true edges are faked: ``qemu-img`` (a sparse
+byte copy), the Glance download (fixed image bytes) and mkfs.
+
+Every emulated compute has its own SDC and device directory. The
+functional framework runs all computes in one process with one
+``CONF``, so the hooks are told which compute is calling: each
+compute's driver methods are wrapped to set the current host, and the
+hooks' view of ``CONF.host``, ``[scaleio] device_root`` and the SDC
+GUID follows it.
+
+Each cell of the matrix (fault x operation):
+
+1. builds the instance state the operation starts from and writes a
+   random block into the root disk through the SDC device;
+2. arms the fault and runs the operation through the REST API;
+3. accepts success, or a clean failure: the server ends ACTIVE,
+   VERIFY_RESIZE, RESCUE, SHUTOFF or ERROR, never stuck in a task;
+4. lifts the fault and recovers the way an operator would (reset-state
+   and hard reboot, confirm or revert a resize, repeat a delete);
+5. reads the block back through a device of an auditing SDC, deletes
+   the server and asks the emulator's audit for leaked volumes, stray
+   mappings and stray devices: there must be none.
+
+When ``NOVA_SIO_FAULTS_JSON`` names a file, every cell appends one JSON
+line with its outcome, for ``python -m nova_sio.proof.faults``.
+"""
+
+import hashlib
+import inspect
+import json
+import os
+import sys
+import threading
+import time
+
+import fixtures
+
+from nova.tests.functional.libvirt import base
+from nova.virt import images
+from nova.virt.libvirt import driver as libvirt_driver
+from nova.virt.libvirt import imagebackend
+from nova.virt.libvirt.sio import client as sio_client
+from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import naming as sio_naming
+
+# The real methods, taken before any test fixture replaces them.
+_REAL_BACKEND = imagebackend.Backend.backend
+_REAL_CREATE_IMAGE = libvirt_driver.LibvirtDriver._create_image
+_REAL_LOCAL_GB = libvirt_driver.LibvirtDriver.__dict__['_get_local_gb_info']
+
+MiB = 1024 * 1024
+IMAGE_BYTES = (b'nova-sio functional image ' * 40000)[:MiB]
+GUEST_OFFSET = 3 * MiB
+GUEST_BYTES = 64 * 1024
+AUDITOR = 'auditor'
+COMPUTES = ('compute1', 'compute2')
+SETTLED = ('ACTIVE', 'VERIFY_RESIZE', 'RESCUE', 'SHUTOFF', 'ERROR')
+RESULTS_ENV = 'NOVA_SIO_FAULTS_JSON'
+
+
+def emulator_fixture_module():
+    """Import the emulator fixture from ``$NOVA_SIO_ROOT/tools``.
+
+    :returns: the module, or None when ``NOVA_SIO_ROOT`` is not set.
+    """
+    root = os.environ.get('NOVA_SIO_ROOT')
+    if not root:
+        return None
+    tools = os.path.join(root, 'tools')
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    from nova_sio.emulator import fixture
+    return fixture
+
+
+# -- one process, several computes ---------------------------------------------
+
+class _Current(threading.local):
+    def __init__(self):
+        self.stack = []
+
+
+class HostIdentity(fixtures.Fixture):
+    """Give each in-process compute its own SDC, device root and host.
+
+    :param hosts: ``{name: emulator host description}``.
+    :param default: the host used outside any wrapped driver call.
+    """
+
+    def __init__(self, hosts, default):
+        super(HostIdentity, self).__init__()
+        self.hosts = hosts
+        self.default = default
+        self.current = _Current()
+
+    def host(self):
+        return self.current.stack[-1] if self.current.stack else self.default
+
+    def _setUp(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.sio.hooks.CONF', _ConfView(sio_hooks.CONF,
+                                                          self)))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.sio.hooks.sdc_guid',
+            lambda: self.hosts[self.host()]['guid'].upper()))
+
+    def adopt(self, hostname, driver):
+        """Wrap every method of ``driver`` so that it runs as ``hostname``.
+        """
+        for name, _func in inspect.getmembers(type(driver),
+                                              inspect.isfunction):
+            if name.startswith('__'):
+                continue
+            setattr(driver, name, self._wrap(hostname, getattr(driver,
+                                                               name)))
+
+    def _wrap(self, hostname, method):
+        stack = self.current
+
+        def wrapper(*args, **kwargs):
+            stack.stack.append(hostname)
+            try:
+                return method(*args, **kwargs)
+            finally:
+                stack.stack.pop()
+        wrapper.__name__ = getattr(method, '__name__', 'wrapper')
+        wrapper.__doc__ = getattr(method, '__doc__', None)
+        return wrapper
+
+
+class _GroupView(object):
+    def __init__(self, group, identity):
+        self._group = group
+        self._identity = identity
+
+    def __getattr__(self, name):
+        if name == 'device_root':
+            return self._identity.hosts[self._identity.host()][
+                'device_root']
+        if name == 'default_sdcguid':
+            return self._identity.hosts[self._identity.host()]['guid']
+        return getattr(self._group, name)
+
+    def __getitem__(self, name):
+        # The client cache key reads options by item: keep it stable.
+        return self._group[name]
+
+
+class _ConfView(object):
+    """``CONF`` as seen by the hooks of the compute that is calling."""
+
+    def __init__(self, conf, identity):
+        self._conf = conf
+        self._identity = identity
+
+    def __getattr__(self, name):
+        if name == 'host':
+            return self._identity.host()
+        if name == 'scaleio':
+            return _GroupView(self._conf.scaleio, self._identity)
+        return getattr(self._conf, name)
+
+    def __getitem__(self, name):
+        if name == 'scaleio':
+            return _GroupView(self._conf.scaleio, self._identity)
+        return self._conf[name]
+
+
+# -- the edges: qemu-img and the image download ---------------------------------
+
+def sparse_copy(source, dest):
+    """``qemu-img convert`` of raw data: copy the data extents only."""
+    size = os.path.getsize(source)
+    mode = 'r+b' if os.path.exists(dest) else 'wb'
+    with open(source, 'rb') as fin, open(dest, mode) as fout:
+        if mode == 'wb':
+            fout.truncate(size)
+        fd = fin.fileno()
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            fin.seek(start)
+            fout.seek(start)
+            fout.write(fin.read(end - start))
+            offset = end
+
+
+class _ImageInfo(object):
+    def __init__(self, path):
+        self.file_format = 'raw'
+        self.virtual_size = os.path.getsize(path)
+        self.disk_size = self.virtual_size
+        self.backing_file = None
+        self.cluster_size = None
+        self.encrypted = None
+        self.format_specific = None
+
+
+def fake_convert(source, dest, *args, **kwargs):
+    sparse_copy(source, dest)
+
+
+def fake_qemu_img_info(path, *args, **kwargs):
+    return _ImageInfo(path)
+
+
+def fake_fetch(context, target, image_id, *args, **kwargs):
+    with open(target, 'wb') as handle:
+        handle.write(IMAGE_BYTES)
+
+
+# -- the test base -------------------------------------------------------------
+
+class SioFunctionalBase(base.ServersTestBase):
+    """Two libvirt computes on the real ``sio`` backend and the emulator.
+
+    No test methods here: subclasses add them.
+    """
+
+    ADMIN_API = True
+    microversion = 'latest'
+    computes_to_start = COMPUTES
+
+    def setUp(self):
+        fixture_mod = emulator_fixture_module()
+        if fixture_mod is None:
+            self.skipTest('NOVA_SIO_ROOT is not set: these tests start the '
+                          'ScaleIO emulator of the nova-sio checkout')
+        super(SioFunctionalBase, self).setUp()
+        self.emu_fx = self.useFixture(fixture_mod.EmulatorFixture(
+            mode='subprocess', hosts=list(COMPUTES) + [AUDITOR],
+            pools=[('pd1', 'sp1', 64 * 1024)]))
+        self.emu = self.emu_fx.admin
+        info = self.emu_fx.info
+        self.system_id = info['system_id']
+        self.identity = self.useFixture(HostIdentity(
+            info['hosts'], COMPUTES[0]))
+        self.flags(images_type='sio', group='libvirt')
+        self.flags(group='scaleio', rest_server_ip=info['host'],
+                   rest_server_port=info['port'],
+                   rest_server_scheme=info['scheme'],
+                   rest_server_username=info['username'],
+                   rest_server_password=info['password'],
+                   protection_domain_name='pd1', storage_pool_name='sp1',
+                   default_sdcguid=info['hosts'][COMPUTES[0]]['guid'],
+                   device_root=info['hosts'][COMPUTES[0]]['device_root'],
+                   connect_timeout=2.0, read_timeout=2.0, max_retries=2,
+                   retry_interval=0.05, device_wait_timeout=3.0)
+        sio_hooks.reset()
+        self.addCleanup(sio_hooks.reset)
+        # The real backend instead of the functional tests' mocks.
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.imagebackend.Backend.backend', _REAL_BACKEND))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.driver.LibvirtDriver._create_image',
+            _REAL_CREATE_IMAGE))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.driver.LibvirtDriver._get_local_gb_info',
+            _REAL_LOCAL_GB))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.utils.fetch_image', fake_fetch))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.utils.fetch_raw_image', fake_fetch))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.images.convert_image', fake_convert))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.images.qemu_img_info', fake_qemu_img_info))
+        self.admin = self._admin_client()
+        for hostname in self.computes_to_start:
+            self.start_compute(hostname=hostname)
+            self.identity.adopt(hostname, self.computes[hostname].driver)
+        self.flavor_id = self._create_flavor(
+            name='sio.small', memory_mb=512, vcpu=1, disk=8, ephemeral=0)
+        self.big_flavor_id = self._create_flavor(
+            name='sio.big', memory_mb=512, vcpu=1, disk=16, ephemeral=0)
+
+    def _admin_client(self):
+        client = sio_client.Client.from_conf(sio_hooks.CONF)
+        self.addCleanup(client.session.close)
+        return client
+
+    # -- helpers -----------------------------------------------------------
+
+    def volume_name(self, server_id, disk='disk', kind=''):
+        return sio_naming.volume_name(server_id, disk, kind=kind)
+
+    def root_volume(self, server_id):
+        return self.admin.get_volume_id(self.volume_name(server_id))
+
+    def device(self, host, volume_id):
+        root = self.emu_fx.info['hosts'][host]['device_root']
+        return os.path.join(root, 'emc-vol-%s-%s' % (self.system_id,
+                                                     volume_id))
+
+    def _through_auditor(self, volume_id, func):
+        sdc = self.emu_fx.info['hosts'][AUDITOR]['sdc_id']
+        mapped_here = self.admin.map_volume(volume_id, sdc_id=sdc)
+        path = self.device(AUDITOR, volume_id)
+        try:
+            deadline = time.time() + 5
+            while not os.path.exists(path) and time.time() < deadline:
+                time.sleep(0.02)
+            with open(path, 'r+b') as handle:
+                return func(handle)
+        finally:
+            if mapped_here:
+                self.admin.unmap_volume(volume_id, sdc_id=sdc)
+                deadline = time.time() + 5
+                while os.path.lexists(path) and time.time() < deadline:
+                    time.sleep(0.02)
+
+    def write_guest_data(self, server_id):
+        """Write a random block into the root disk; return its sha256."""
+        data = os.urandom(GUEST_BYTES)
+
+        def write(handle):
+            handle.seek(GUEST_OFFSET)
+            handle.write(data)
+        self._through_auditor(self.root_volume(server_id), write)
+        return hashlib.sha256(data).hexdigest()
+
+    def read_guest_data(self, server_id):
+        volume_id = self.root_volume(server_id)
+        if volume_id is None:
+            return None
+
+        def read(handle):
+            handle.seek(GUEST_OFFSET)
+            return hashlib.sha256(handle.read(GUEST_BYTES)).hexdigest()
+        return self._through_auditor(volume_id, read)
+
+    def mappings(self, server_id):
+        """``{volume name: set(host names)}`` of a server's volumes."""
+        by_sdc = dict((h['sdc_id'], name) for name, h in
+                      self.emu_fx.info['hosts'].items())
+        result = {}
+        for volume in self.emu.volumes():
+            if server_id.replace('-', '') in volume['name'] or \
+                    volume['name'].startswith(
+                        self.volume_name(server_id)[:12]):
+                hosts = set(by_sdc.get(m['sdcId'], m['sdcId']) for m in
+                            volume.get('mappedSdcInfo') or [])
+                result[volume['name']] = hosts
+        return result
+
+    def audit(self):
+        return self.emu.audit()
+
+    def assert_clean(self, audit=None):
+        audit = audit or self.audit()
+        self.assertEqual({'leaked_volumes': [], 'stray_mappings': [],
+                          'stray_devices': []}, audit)
+
+    def boot(self, host=COMPUTES[0], flavor_id=None, name='sio-server',
+             expected='ACTIVE'):
+        server = self._create_server(
+            name=name, flavor_id=flavor_id or self.flavor_id,
+            host=host, networks='none', expected_state=expected)
+        return server
+
+
+class SmokeTest(SioFunctionalBase):
+    """The happy path, which every fault cell builds on."""
+
+    def test_spawn_write_delete(self):
+        server = self.boot()
+        volume_id = self.root_volume(server['id'])
+        self.assertIsNotNone(volume_id)
+        checksum = self.write_guest_data(server['id'])
+        self.assertEqual(checksum, self.read_guest_data(server['id']))
+        self._delete_server(server)
+        self.assert_clean()
