@@ -5,14 +5,19 @@
 
 The driver runs on Nova's fake libvirt; only ScaleIO (the fake system
 with per-host device directories) and host-side commands are faked.
+These are the hunks of Zed (26.0.0) and later; the module skips on older
+releases, whose hunks have their own tests.
 """
 
 from __future__ import absolute_import
 
 import os
-from unittest import mock
 
 import fixtures
+try:
+    from unittest import mock
+except ImportError:  # Python 2.7
+    import mock  # noqa: H216
 
 from nova import context
 from nova import objects
@@ -35,6 +40,8 @@ class SioDriverTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super(SioDriverTestCase, self).setUp()
+        if not test_sio_image.HAS_DISK_INFO_MAPPING:
+            self.skipTest('driver hunks of Zed and later')
         self.useFixture(nova_fixtures.LibvirtFixture())
         self.fx = self.useFixture(fake_sio.SioFixture(self))
         self.sio = self.fx.sio

@@ -1,10 +1,15 @@
 # Licensed under the Apache License, Version 2.0 (the "License"); you may
 # not use this file except in compliance with the License. You may obtain
 # a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""Tests of the ``sio`` image backend class against a fake ScaleIO."""
+"""Tests of the ``sio`` image backend class against a fake ScaleIO.
+
+They run on every Nova release: the few that depend on an image API of
+a given release skip elsewhere.
+"""
 
 from __future__ import absolute_import
 
+import inspect
 import os
 import shutil
 
@@ -21,6 +26,31 @@ from nova.virt.libvirt.sio import image as sio_image
 
 GiB = 1024 ** 3
 UUID = '4f5a6b7c-1d2e-4f3a-8b9c-0d1e2f3a4b5c'
+
+
+def _init_args():
+    getspec = getattr(inspect, 'getfullargspec', None) or getattr(
+        inspect, 'getargspec')
+    return getspec(imagebackend.Image.__init__).args
+
+
+# Zed and later: libvirt_info() reads bus and device from the mapping.
+HAS_DISK_INFO_MAPPING = 'disk_info_mapping' in _init_args()
+
+
+def backend_image(instance, disk_name, **kwargs):
+    """Build a backend object the way the driver of this release does."""
+    backend = imagebackend.Backend(False)
+    if hasattr(backend, 'by_name'):
+        return backend.by_name(instance, disk_name, **kwargs)
+    return backend.image(instance, disk_name)
+
+
+def backend_from_path(instance, path):
+    backend = imagebackend.Backend(False)
+    if hasattr(backend, 'by_libvirt_path'):
+        return backend.by_libvirt_path(instance, path, image_type='sio')
+    return backend.snapshot(instance, path, image_type='sio')
 
 
 class FakeImageInfo(object):
@@ -67,8 +97,7 @@ class SioImageTestCase(test.NoDBTestCase):
         self.instance = make_instance()
 
     def image(self, disk_name='disk', instance=None):
-        return imagebackend.Backend(False).by_name(
-            instance or self.instance, disk_name)
+        return backend_image(instance or self.instance, disk_name)
 
     def fetch(self, data=b'glance image bytes'):
         calls = []
@@ -266,11 +295,13 @@ class SioImageTestCase(test.NoDBTestCase):
     # -- use of existing volumes -------------------------------------------
 
     def test_libvirt_info_maps_lazily(self):
+        if not HAS_DISK_INFO_MAPPING:
+            self.skipTest('libvirt_info() of Zed and later')
         prepare, calls = self.fetch()
         self.image().create_image(prepare, self.base, 16 * GiB)
         sio_hooks.unmap_volumes(self.instance)
         self.assertEqual([], os.listdir(self.fx.dev_a))
-        image = imagebackend.Backend(False).by_name(
+        image = backend_image(
             self.instance, 'disk',
             disk_info_mapping={'bus': 'virtio', 'dev': 'vda',
                                'type': 'disk'})
@@ -284,8 +315,7 @@ class SioImageTestCase(test.NoDBTestCase):
         prepare, calls = self.fetch(b'root data')
         self.image().create_image(prepare, self.base, 16 * GiB)
         path = self.image().path
-        image = imagebackend.Backend(False).by_libvirt_path(
-            self.instance, path, image_type='sio')
+        image = backend_from_path(self.instance, path)
         self.assertEqual('disk', image.disk_name)
         target = os.path.join(self.instances_path, 'snap')
         image.snapshot_extract(target, 'qcow2')
