@@ -21,6 +21,7 @@ import os
 import fixtures
 from oslo_serialization import jsonutils
 
+from nova.compute import power_state
 from nova.compute import task_states
 from nova import context as nova_context
 from nova import exception
@@ -30,6 +31,7 @@ from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import fakelibvirt
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt import fake
+from nova.virt import images
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import hooks as sio_hooks
@@ -301,6 +303,55 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
             self.instance, path, image_type='sio')
         self.assertTrue(backend.is_shared_block_storage())
         self.assertEqual(path, backend.path)
+
+    def test_snapshot_is_a_cold_raw_copy_of_the_volume(self):
+        ids = self.make_volumes()
+        self.fx.copy_to(sio_hooks.device_path(ids['disk']),
+                        b'root disk bytes')
+        convert = self.useFixture(fixtures.MockPatchObject(
+            images, 'convert_image',
+            side_effect=test_sio_image.fake_convert)).mock
+        path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
+                                                  ids['disk'])
+        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
+        self.flags(snapshots_directory=self.useFixture(
+            fixtures.TempDir()).path, group='libvirt')
+        guest = self.useFixture(fixtures.MockPatchObject(
+            self.drvr._host, 'get_guest')).mock.return_value
+        guest.get_power_state.return_value = power_state.RUNNING
+        self.useFixture(fixtures.MockPatchObject(
+            self.drvr._host, 'has_min_version', return_value=True))
+        # 12.0.0 returns the path only; later releases add the format.
+        found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
+                 else (path, 'raw'))
+        self.useFixture(fixtures.MockPatchObject(
+            libvirt_utils, 'find_disk', return_value=found))
+        self.useFixture(fixtures.MockPatchObject(
+            libvirt_driver.pci_manager, 'get_instance_pci_devs',
+            return_value=[]))
+        image_api = self.useFixture(fixtures.MockPatchObject(
+            self.drvr, '_image_api')).mock
+        image_api.get.return_value = {'name': 'snap'}
+        metadata = self.useFixture(fixtures.MockPatchObject(
+            self.drvr, '_create_snapshot_metadata',
+            side_effect=lambda *args: {})).mock
+        live = self.useFixture(fixtures.MockPatchObject(
+            self.drvr, '_live_snapshot')).mock
+        self.stub('_detach_pci_devices', '_detach_sriov_ports',
+                  '_attach_pci_devices', '_attach_sriov_ports',
+                  '_create_domain', '_prepare_domain_for_snapshot',
+                  '_snapshot_domain')
+        uploaded = []
+        image_api.update.side_effect = (
+            lambda ctxt, image_id, meta, data=None, **kw:
+            uploaded.append(data.read() if data else None))
+        self.drvr.snapshot(self.context, self.instance, 'image-1',
+                           lambda **kwargs: None)
+        self.assertFalse(live.called)
+        self.assertEqual('raw', metadata.call_args[0][2])
+        self.assertEqual(sio_hooks.device_path(ids['disk']),
+                         convert.call_args[0][0])
+        self.assertEqual([b'root disk bytes'], uploaded[-1:])
 
     def test_instance_disk_info_leaves_sio_disks_out(self):
         ids = self.make_volumes()
