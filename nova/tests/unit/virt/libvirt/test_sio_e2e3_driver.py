@@ -234,6 +234,24 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         for volume_id in old.values():
             self.assertNotIn(volume_id, self.sio.volumes)
 
+    def test_finishing_a_resize_snapshots_and_grows_the_disks(self):
+        # 12.0.2 and later call create_snap from the driver, the patch of
+        # 12.0.0 and 12.0.1 takes the snapshots itself.
+        ids = self.make_volumes()
+        self.instance.task_state = task_states.RESIZE_FINISH
+        for attr in ('kernel_id', 'ramdisk_id', 'os_type', 'config_drive'):
+            setattr(self.instance, attr, None)
+        self.instance.user_id = 'user'
+        self.instance.project_id = 'project'
+        self.drvr._create_image(self.context, self.instance, {'disk': {}},
+                                inject_files=False)
+        snaps = dict((v.disk_name, v.id) for v in self.snapshots())
+        self.assertEqual(sorted(DISKS), sorted(snaps))
+        for disk_name in DISKS:
+            self.assertEqual(8, self.sio.volumes[snaps[disk_name]].size_gb)
+        self.assertEqual(16, self.sio.volumes[ids['disk']].size_gb)
+        self.assertEqual(sorted(ids.values()), self.current_ids())
+
     def test_confirm_resize_on_the_old_host(self):
         ids = self.make_volumes(map_to=(GUID_A, GUID_B), snapshot=True)
         self.instance.host = 'host-b'
