@@ -280,6 +280,8 @@ def cmd_status(args):
             entry.get('diff_sha256') and bool(entry.get('diff_sha256'))
         info = source.origin(r.version)
         t = tested.get(r.version)
+        if t and 'result' not in t:
+            t = None
         item = {'version': r.version, 'source': info['kind'] if info
                 else 'not fetched', 'emitted': emitted,
                 'verified': verified,

@@ -56,6 +56,7 @@ DROP = {
     'liberty': ('MySQL-python',),
     'mitaka': ('MySQL-python',),
 }
+FUNCTIONAL = r'nova\.tests\.functional'
 RESULTS = 'tested.json'
 
 
@@ -267,7 +268,11 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
     py = os.path.join(venv, 'bin', 'python')
     conc = str(concurrency or max(2, os.cpu_count() or 2))
     if os.path.exists(os.path.join(tree, '.stestr.conf')):
-        cmd = [py, '-m', 'stestr', 'run', '--concurrency', conc, tests]
+        cmd = [py, '-m', 'stestr']
+        if tests.startswith(FUNCTIONAL):
+            # Nova's own functional env points stestr at this directory.
+            cmd += ['--test-path', './nova/tests/functional']
+        cmd += ['run', '--concurrency', conc, tests]
     else:
         # testr era (Kilo to Pike): discover and filter by regex.
         if not os.path.isdir(os.path.join(tree, '.testrepository')):
@@ -332,7 +337,14 @@ def _record(version, result):
         'test_seconds', 'setup_seconds'))
     entry['series_sha256'] = engine.load_manifest()['releases'].get(
         version, {}).get('series_sha256')
-    data[version] = entry
+    if result['tests'] == DEFAULT_TESTS:
+        suites = data.get(version, {}).get('other_suites', {})
+        if suites:
+            entry['other_suites'] = suites
+        data[version] = entry
+    else:
+        data.setdefault(version, {}).setdefault('other_suites', {})[
+            result['tests']] = entry
     util.write_atomic(path, util.dump_json(data))
 
 
