@@ -56,7 +56,7 @@ DROP = {
     'liberty': ('MySQL-python',),
     'mitaka': ('MySQL-python',),
 }
-FUNCTIONAL = r'nova\.tests\.functional'
+FUNCTIONAL = 'nova.tests.functional'
 RESULTS = 'tested.json'
 
 
@@ -269,7 +269,7 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
     conc = str(concurrency or max(2, os.cpu_count() or 2))
     if os.path.exists(os.path.join(tree, '.stestr.conf')):
         cmd = [py, '-m', 'stestr']
-        if tests.startswith(FUNCTIONAL):
+        if tests.replace('\\', '').startswith(FUNCTIONAL):
             # Nova's own functional env points stestr at this directory.
             cmd += ['--test-path', './nova/tests/functional']
         cmd += ['run', '--concurrency', conc, tests]
