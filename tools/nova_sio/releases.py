@@ -71,10 +71,9 @@ def series_of(version, known=None):
     """
     if known and version in known:
         return known[version]
-    major = vkey(version)[0]
-    if major == 2015:
+    if version.startswith('2015.1.'):
         return 'kilo'
-    return SERIES_BY_MAJOR.get(major, 'unknown')
+    return SERIES_BY_MAJOR.get(vkey(version)[0], 'unknown')
 
 
 def release_id(series):

@@ -25,7 +25,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 from nova_sio import engine
@@ -255,6 +257,51 @@ def _test_env(venv, tree):
     }
 
 
+class Emulator(object):
+    """The gateway + SDC emulator as a process of the tool's Python.
+
+    Nova-side tests read its JSON description from ``NOVA_SIO_EMULATOR``
+    (a file path); old-Python Nova venvs talk to it over HTTP.
+
+    :param hosts: emulated SDC host names.
+    """
+
+    def __init__(self, hosts=('host-a', 'host-b')):
+        self.hosts = hosts
+        self.proc = None
+        self.state = None
+        self.info_file = None
+
+    def __enter__(self):
+        self.state = tempfile.mkdtemp(prefix='nova-sio-emu-')
+        self.info_file = os.path.join(self.state, 'emulator.json')
+        env = dict(os.environ, PYTHONPATH=os.path.join(
+            paths.project_root(), 'tools'))
+        self.proc = subprocess.Popen(
+            [sys.executable, '-m', 'nova_sio.emulator', '--hosts',
+             ','.join(self.hosts), '--state-dir',
+             os.path.join(self.state, 'hosts')],
+            stdout=subprocess.PIPE, env=env)
+        line = self.proc.stdout.readline()
+        if not line.strip():
+            self.__exit__()
+            raise TestEnvError(version='(emulator)',
+                               reason='the emulator did not start')
+        with open(self.info_file, 'wb') as f:
+            f.write(line)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.state:
+            shutil.rmtree(self.state, ignore_errors=True)
+
+
 def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
               record=True):
     """Build everything for ``version`` and run the tests.
@@ -281,8 +328,10 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
         cmd = [os.path.join(venv, 'bin', 'testr'), 'run', '--parallel',
                '--concurrency=%s' % conc, tests]
     t1 = time.time()
-    proc = util.run(cmd, cwd=tree, check=False, isolated=False, env=env,
-                    timeout=5400)
+    with Emulator() as emu:
+        env['NOVA_SIO_EMULATOR'] = emu.info_file
+        proc = util.run(cmd, cwd=tree, check=False, isolated=False,
+                        env=env, timeout=5400)
     out = (proc.stdout + proc.stderr).decode('utf-8', 'replace')
     result = parse_counts(out)
     result.update({
