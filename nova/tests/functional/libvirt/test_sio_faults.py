@@ -45,8 +45,8 @@ import time
 
 import fixtures
 
+from nova.tests.functional.api import client as client_exc
 from nova.tests.functional.libvirt import base
-from nova.virt import images
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import client as sio_client
@@ -83,7 +83,7 @@ def emulator_fixture_module():
     return fixture
 
 
-# -- one process, several computes ---------------------------------------------
+# -- one process, several computes -----------------------------------------
 
 class _Current(threading.local):
     def __init__(self):
@@ -176,7 +176,7 @@ class _ConfView(object):
         return self._conf[name]
 
 
-# -- the edges: qemu-img and the image download ---------------------------------
+# -- the edges: qemu-img and the image download -----------------------------
 
 def sparse_copy(source, dest):
     """``qemu-img convert`` of raw data: copy the data extents only."""
@@ -223,7 +223,7 @@ def fake_fetch(context, target, image_id, *args, **kwargs):
         handle.write(IMAGE_BYTES)
 
 
-# -- the test base -------------------------------------------------------------
+# -- the test base ----------------------------------------------------------
 
 class SioFunctionalBase(base.ServersTestBase):
     """Two libvirt computes on the real ``sio`` backend and the emulator.
@@ -373,14 +373,328 @@ class SioFunctionalBase(base.ServersTestBase):
         return server
 
 
-class SmokeTest(SioFunctionalBase):
-    """The happy path, which every fault cell builds on."""
+class _Volumes(object):
+    """What the hooks need to find an instance's volumes."""
 
-    def test_spawn_write_delete(self):
-        server = self.boot()
-        volume_id = self.root_volume(server['id'])
-        self.assertIsNotNone(volume_id)
+    def __init__(self, uuid):
+        self.uuid = uuid
+
+
+# fault -> (emulator rule kind or None, rule parameters)
+DATA_PATH = r'^/api/(instances|types)/'
+MUTATING = (r'^/api/types/Volume/instances$|snapshotVolumes|'
+            r'setVolumeSize|setVolumeName|addMappedSdc')
+FAULTS = {
+    'token_expiry': ('expire_token', {'path': DATA_PATH, 'count': 1}),
+    'http_401': ('unauthorized', {'path': DATA_PATH, 'count': 1}),
+    'http_403': ('forbidden', {'path': DATA_PATH, 'count': 2}),
+    'http_5xx': ('server_error', {'path': DATA_PATH, 'count': 1}),
+    'timeout': ('hang', {'path': DATA_PATH, 'count': 1, 'seconds': 3.0}),
+    'slow': ('delay', {'path': DATA_PATH, 'count': 5, 'seconds': 0.4}),
+    'reset': ('reset', {'path': DATA_PATH, 'count': 1}),
+    'insufficient': ('insufficient_resources',
+                     {'path': MUTATING, 'method': 'POST', 'count': 2}),
+    'capacity': ('capacity', {'path': MUTATING, 'method': 'POST',
+                              'count': 1}),
+    'name_collision': ('name_in_use', {'path': MUTATING, 'method': 'POST',
+                                       'count': 1}),
+    'no_device': (None, {}),
+}
+OPERATIONS = ('spawn', 'delete', 'resize', 'revert', 'live_migration',
+              'evacuate', 'snapshot', 'rescue')
+
+
+class SioFaultMatrixBase(SioFunctionalBase):
+    """Runs one (fault, operation) cell; see the module docstring."""
+
+    def setUp(self):
+        super(SioFaultMatrixBase, self).setUp()
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.migrateToURI3',
+            self._migrate_stub))
+        self.flags(allow_resize_to_same_host=False)
+
+    def _migrate_stub(self, domain, destination, params, flags):
+        dest = self.computes[self.migrating_to]
+        dest.driver._host.get_connection().createXML(
+            params['destination_xml'],
+            'fake-createXML-doesnt-care-about-flags')
+        src = self.computes[self.migrating_from]
+        dom = src.driver._host.get_connection().lookupByUUIDString(
+            self.server_id)
+        dom.complete_job()
+
+    # -- fault control -----------------------------------------------------
+
+    def arm(self, fault):
+        self.emu.clear_log()
+        kind, params = FAULTS[fault]
+        if fault == 'token_expiry':
+            self.emu.expire_tokens()
+        if kind is not None:
+            self.emu.add_fault(kind, **params)
+        else:
+            for host in COMPUTES:
+                self.emu.set_host(host, never_appear=True)
+
+    def disarm(self, fault):
+        self.emu.clear_faults()
+        for host in COMPUTES:
+            self.emu.set_host(host, never_appear=False)
+        if fault == 'no_device':
+            return None
+        return len([e for e in self.emu.request_log() if e.get('fault')])
+
+    # -- server state ------------------------------------------------------
+
+    def get(self, server_id):
+        try:
+            return self.api.get_server(server_id)
+        except Exception as exc:
+            if getattr(exc, 'response', None) is not None and \
+                    exc.response.status_code == 404:
+                return None
+            raise
+
+    def settle(self, server_id, timeout=60):
+        """Wait until the server is out of any task; None once deleted."""
+        deadline = time.time() + timeout
+        server = None
+        while time.time() < deadline:
+            server = self.get(server_id)
+            if server is None:
+                return None
+            if (server['OS-EXT-STS:task_state'] is None and
+                    server['status'] in SETTLED):
+                return server
+            time.sleep(0.1)
+        self.fail('server %s is stuck: status %s, task %s' % (
+            server_id, server['status'], server['OS-EXT-STS:task_state']))
+
+    def host_of(self, server):
+        return server['OS-EXT-SRV-ATTR:host']
+
+    def volumes(self, server_id):
+        return sio_hooks.instance_volumes(_Volumes(server_id))
+
+    def mapped_hosts(self, server_id):
+        by_sdc = dict((h['sdc_id'], name) for name, h in
+                      self.emu_fx.info['hosts'].items())
+        hosts = set()
+        for volume in self.volumes(server_id):
+            for sdc in self.admin.get_mapped_sdc_ids(volume.id):
+                hosts.add(by_sdc.get(sdc, sdc))
+        return hosts
+
+    def recover(self, server_id, op):
+        """Bring a failed server back the way an operator would."""
+        server = self.settle(server_id)
+        if server is None:
+            return None
+        status = server['status']
+        if status == 'VERIFY_RESIZE':
+            if op == 'revert':
+                self.api.post_server_action(server_id,
+                                            {'revertResize': None})
+            else:
+                self.api.post_server_action(server_id,
+                                            {'confirmResize': None})
+            server = self.settle(server_id)
+            status = server['status']
+        if status == 'RESCUE':
+            self.api.post_server_action(server_id, {'unrescue': None})
+            server = self.settle(server_id)
+            status = server['status']
+        if status == 'ERROR':
+            self.api.post_server_action(server_id,
+                                        {'os-resetState': {'state':
+                                                           'active'}})
+            self.api.post_server_action(server_id,
+                                        {'reboot': {'type': 'HARD'}})
+            server = self.settle(server_id)
+        return server
+
+    # -- the operations ----------------------------------------------------
+
+    def prepare(self, op):
+        """Build the state ``op`` starts from; return (server, checksum)."""
+        if op == 'spawn':
+            return None, None
+        server = self.boot(host=COMPUTES[0])
+        self.server_id = server['id']
+        if op == 'revert':
+            self.api.post_server_action(
+                server['id'], {'resize': {'flavorRef': self.big_flavor_id}})
+            server = self.settle(server['id'])
+            self.assertEqual('VERIFY_RESIZE', server['status'])
         checksum = self.write_guest_data(server['id'])
-        self.assertEqual(checksum, self.read_guest_data(server['id']))
-        self._delete_server(server)
-        self.assert_clean()
+        if op == 'evacuate':
+            self.computes[COMPUTES[0]].stop()
+            self.force_down(COMPUTES[0], True)
+        return server, checksum
+
+    def force_down(self, host, down):
+        service = self.api.get_services(binary='nova-compute', host=host)[0]
+        self.api.put_service_force_down(service['id'], down)
+
+    def act(self, op, server):
+        """Start ``op``; return the server id."""
+        api = self.api
+        if op == 'spawn':
+            server = self._build_and_post()
+            return server['id']
+        sid = server['id']
+        if op == 'delete':
+            api.delete_server(sid)
+        elif op == 'resize':
+            api.post_server_action(
+                sid, {'resize': {'flavorRef': self.big_flavor_id}})
+        elif op == 'revert':
+            api.post_server_action(sid, {'revertResize': None})
+        elif op == 'live_migration':
+            self.migrating_from, self.migrating_to = COMPUTES
+            api.post_server_action(sid, {'os-migrateLive': {
+                'host': COMPUTES[1], 'block_migration': 'auto'}})
+        elif op == 'evacuate':
+            api.post_server_action(sid, {'evacuate': {'host': COMPUTES[1]}})
+        elif op == 'snapshot':
+            self.snapshot_id = None
+            answer = api.post_server_action(
+                sid, {'createImage': {'name': 'snap'}})
+            self.snapshot_id = (answer or {}).get('image_id')
+        elif op == 'rescue':
+            api.post_server_action(sid, {'rescue': {}})
+        return sid
+
+    def _last_server_id(self):
+        servers = self.api.get_servers(detail=False)
+        return servers[0]['id']
+
+    def _build_and_post(self):
+        body = self._build_server(name='sio-cell', flavor_id=self.flavor_id,
+                                  networks='none', host=COMPUTES[0])
+        return self.api.post_server({'server': body})
+
+    def wait_started(self, op, sid):
+        """Wait for the asynchronous part of ``op`` (snapshot upload)."""
+        if op == 'snapshot':
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                server = self.get(sid)
+                if server is None or \
+                        server['OS-EXT-STS:task_state'] is None:
+                    break
+                time.sleep(0.1)
+
+    def run_cell(self, fault, op):
+        result = {'operation': op, 'fault': fault}
+        try:
+            self._run_cell(fault, op, result)
+        except Exception as exc:
+            result.setdefault('outcome', 'test error')
+            result['error'] = '%s: %s' % (exc.__class__.__name__,
+                                          str(exc)[:300])
+            raise
+        finally:
+            path = os.environ.get(RESULTS_ENV)
+            if path:
+                with open(path, 'a') as handle:
+                    handle.write(json.dumps(result, sort_keys=True) + '\n')
+        return result
+
+    def _run_cell(self, fault, op, result):
+        server, checksum = self.prepare(op)
+        self.arm(fault)
+        started = time.time()
+        try:
+            sid = self.act(op, server)
+        except client_exc.OpenStackApiException as exc:
+            # The functional stack runs RPC casts synchronously, so a
+            # compute failure reaches the API call; in a deployment the
+            # API has already answered. The server state tells the rest.
+            result['api_error'] = str(exc)[-160:]
+            sid = server['id'] if server else self._last_server_id()
+        self.server_id = sid
+        self.wait_started(op, sid)
+        after = self.settle(sid, timeout=90)
+        result['seconds'] = round(time.time() - started, 2)
+        result['fault_hits'] = self.disarm(fault)
+        result['status_after'] = after['status'] if after else 'DELETED'
+        if after is None:
+            result['outcome'] = 'ok'
+        elif after['status'] == 'ERROR':
+            result['outcome'] = 'failed cleanly'
+        elif op == 'spawn' and after['status'] == 'ACTIVE':
+            result['outcome'] = 'ok'
+        elif op == 'delete':
+            result['outcome'] = 'failed cleanly'
+        else:
+            result['outcome'] = self._judge(op, after)
+        if after is not None and op == 'delete':
+            self.api.delete_server(sid)
+        if op == 'evacuate':
+            self.force_down(COMPUTES[0], False)
+        recovered = self.recover(sid, op)
+        result['recovered'] = bool(recovered is None or
+                                   recovered['status'] == 'ACTIVE')
+        self.assertTrue(result['recovered'], 'not recoverable: %s' % (
+            recovered and recovered['status']))
+        if recovered is not None:
+            hosts = self.mapped_hosts(sid)
+            result['mapped_on'] = sorted(hosts)
+            self.assertEqual(set([self.host_of(recovered)]) if
+                             op != 'evacuate' else hosts, hosts)
+            if checksum is not None:
+                result['data_intact'] = (
+                    self.read_guest_data(sid) == checksum)
+                self.assertTrue(result['data_intact'], 'data lost')
+            self._delete_server(recovered)
+        audit = self.audit()
+        result['leaked_volumes'] = len(audit['leaked_volumes'])
+        result['stray_mappings'] = len(audit['stray_mappings'])
+        result['stray_devices'] = len(audit['stray_devices'])
+        self.assert_clean(audit)
+
+    def snapshot_uploaded(self):
+        from nova import context as nova_context
+        try:
+            image = self.glance.show(nova_context.get_admin_context(),
+                                     self.snapshot_id)
+        except Exception:
+            return False
+        return image.get('status') == 'active'
+
+    def _judge(self, op, server):
+        """Did ``op`` take effect (ok) or get rolled back (failed)?"""
+        host = self.host_of(server)
+        status = server['status']
+        if op == 'resize':
+            return 'ok' if status == 'VERIFY_RESIZE' else 'failed cleanly'
+        if op == 'revert':
+            return 'ok' if (status == 'ACTIVE' and host == COMPUTES[0]) \
+                else 'failed cleanly'
+        if op in ('live_migration', 'evacuate'):
+            return 'ok' if host == COMPUTES[1] else 'failed cleanly'
+        if op == 'rescue':
+            return 'ok' if status == 'RESCUE' else 'failed cleanly'
+        if op == 'snapshot':
+            return 'ok' if self.snapshot_uploaded() else 'failed cleanly'
+        return 'ok'
+
+
+class SioFaultMatrixTest(SioFaultMatrixBase):
+    """One test per cell: ``test_<operation>__<fault>``."""
+
+
+def _cell(fault, op):
+    def test(self):
+        self.run_cell(fault, op)
+    test.__name__ = 'test_%s__%s' % (op, fault)
+    return test
+
+
+for _op in OPERATIONS:
+    for _fault in FAULTS:
+        _test = _cell(_fault, _op)
+        setattr(SioFaultMatrixTest, _test.__name__, _test)
+del _op, _fault, _test
