@@ -178,6 +178,7 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
                 self.useFixture(fixtures.MockPatchObject(self.drvr, name))
         self.useFixture(fixtures.MockPatchObject(
             libvirt_driver.blockinfo, 'get_disk_info'))
+        self.instance.image_ref = ''
         kwargs = {'power_on': False}
         if 'migration' in _init_args(self.drvr.finish_revert_migration):
             kwargs['migration'] = objects.Migration()
