@@ -382,6 +382,49 @@ def delete_volume(volume_id):
         return False
 
 
+def move_volume(instance, disk_name, flavor, copy):
+    """Move a disk's volume into the pool its flavor asks for.
+
+    A resize to a flavor with other ``sio:pd_name`` / ``sio:sp_name``
+    extra specs copies the disk into a temporary volume of the new pool,
+    deletes the old volume and gives the new one its name. The resize
+    snapshot taken before stays in the old pool, so a revert still finds
+    the old data. Nothing happens when the volume is in the right pool.
+
+    :param instance: the instance being resized.
+    :param disk_name: the Nova disk name.
+    :param flavor: the new flavor.
+    :param copy: ``copy(source_device, target_device)``, run as root.
+    :returns: the id of the disk's volume afterwards.
+    """
+    client = get_client()
+    name = volume_name(instance.uuid, disk_name)
+    old_id = client.get_volume_id(name)
+    if old_id is None:
+        raise sio_exc.VolumeNotFound(volume=name)
+    domain, pool, thin = storage_for(flavor)
+    pool_id = client.get_pool_id(domain, pool)
+    info = client.get_volume(old_id)
+    if info.get('storagePoolId') in (None, pool_id):
+        return old_id
+    size = int(info.get('sizeInKb') or 0) * 1024
+    temp_name = volume_name(instance.uuid, disk_name, 'temporary')
+    stale = client.get_volume_id(temp_name)
+    if stale is not None:
+        delete_volume(stale)
+    LOG.info('Moving ScaleIO volume %s to pool %s/%s', name, domain, pool)
+    new_id = client.create_volume(temp_name, naming.size_in_gb(size),
+                                  pool_id, thin=thin)
+    try:
+        copy(map_volume(old_id), map_volume(new_id))
+    except Exception:
+        delete_volume(new_id)
+        raise
+    delete_volume(old_id)
+    client.rename_volume(new_id, name)
+    return new_id
+
+
 def volume_size(volume_id):
     """Return the size of a volume in bytes."""
     return int(get_client().get_volume(volume_id).get('sizeInKb') or 0) * 1024

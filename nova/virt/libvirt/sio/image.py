@@ -34,6 +34,7 @@ import inspect
 import logging
 import os
 
+from nova.compute import task_states
 from nova import exception as nova_exception
 from nova.virt.disk import api as disk_api
 from nova.virt import images
@@ -88,6 +89,11 @@ def _convert(source, dest, in_format, out_format):
                              run_as_root=True)
     else:  # before OSSA-2016-001
         images.convert_image(source, dest, out_format, run_as_root=True)
+
+
+def _copy_device(source, target):
+    """Copy one mapped volume onto another (pool moves)."""
+    _convert(source, target, DRIVER_FORMAT, DRIVER_FORMAT)
 
 
 def _file_format(path):
@@ -176,6 +182,12 @@ class Sio(imagebackend.Image):
         except (AttributeError, KeyError, NotImplementedError):
             return None
 
+    def _resizing(self):
+        try:
+            return self.instance.task_state == task_states.RESIZE_FINISH
+        except (AttributeError, KeyError, NotImplementedError):
+            return False
+
     def exists(self):
         """Whether the volume exists in ScaleIO (never a guess)."""
         self._volume_id = None
@@ -258,6 +270,11 @@ class Sio(imagebackend.Image):
             named so that it is never passed on to the template).
         """
         if self._lookup() is not None:
+            if self._resizing():
+                self._volume_id = hooks.move_volume(
+                    self.instance, self.disk_name, self._flavor(),
+                    _copy_device)
+                self._path = None
             self.ensure_mapped()
             if size:
                 self.resize_image(size)

@@ -375,3 +375,35 @@ class SioImageTestCase(test.NoDBTestCase):
         self.image().create_image(prepare, self.base, 16 * GiB)
         self.image().rollback_to_snap('nova-resize')
         self.assertEqual([self.name('disk')], self.sio.names())
+
+    def test_resize_moves_disk_into_the_new_flavor_pool(self):
+        prepare, calls = self.fetch(b'root before resize')
+        self.image().create_image(prepare, self.base, 16 * GiB)
+        self.image().create_snap('nova-resize')
+        resized = make_instance(extra_specs={'sio:sp_name': 'fast'},
+                                task_state='resize_finish')
+        image = self.image(instance=resized)
+        image.create_image(prepare, self.base, 16 * GiB)
+        volume = self.sio.by_name(self.name('disk'))
+        self.assertEqual('b0b0000000000002', volume.pool_id)
+        with open(image.path, 'rb') as handle:
+            self.assertEqual(b'root before resize', handle.read())
+        snap = self.sio.by_name(self.name('disk', 'snapshot'))
+        self.assertEqual('b0b0000000000001', snap.pool_id)
+        self.assertIsNone(self.sio.by_name(self.name('disk', 'temporary')))
+        # A revert returns to the old pool.
+        image.rollback_to_snap('nova-resize')
+        self.assertEqual('b0b0000000000001',
+                         self.sio.by_name(self.name('disk')).pool_id)
+
+    def test_respawn_on_existing_volume_never_moves_it(self):
+        # Evacuation with a flavor naming another pool keeps the data
+        # where it is (the 2016 patches copied every disk here).
+        prepare, calls = self.fetch()
+        self.image().create_image(prepare, self.base, 16 * GiB)
+        moved = make_instance(extra_specs={'sio:sp_name': 'fast'})
+        self.image(instance=moved).create_image(prepare, self.base,
+                                                16 * GiB)
+        self.assertEqual('b0b0000000000001',
+                         self.sio.by_name(self.name('disk')).pool_id)
+        self.assertEqual(1, self.convert.call_count)
