@@ -7,11 +7,12 @@ Nova's functional stack (API, conductor, scheduler, two libvirt computes
 on fakelibvirt) runs with the real ``Sio`` image backend and driver
 hooks, which talk to the ScaleIO gateway + SDC emulator; the harness,
 with one SDC identity per in-process compute, is the one of
-``test_sio_faults``. The server is booted, snapshotted, rescued, resized
-to the other host and reverted, evacuated, live migrated back and
-deleted; the data written into its root disk must survive every
-step, and the emulator's audit must find no volume, mapping or device
-left behind.
+``test_sio_faults``. The server is booted, snapshotted, rescued,
+resized to the other host and reverted, evacuated, live migrated back,
+hard rebooted, rebuilt, shelved and unshelved, and deleted. The data
+written into its root disk must survive every step up to the rebuild;
+the volumes must be mapped exactly where the server runs; and the
+emulator's audit must find no volume, mapping or device left behind.
 
 Besides those of the harness, the only edge replaced is SSH between
 the computes (their instance directories are one shared directory).
@@ -108,6 +109,27 @@ class SioLifecycleTest(base.LibvirtMigrationMixin,
         self.assertEqual('compute1', server['OS-EXT-SRV-ATTR:host'])
         self.assertEqual({'compute1'}, self.hosts_of(sid))
         self.assertEqual(checksum, self.read_guest_data(sid))
+
+        # Hard reboot: same volumes, same mapping, same data.
+        server = self._reboot_server(server, hard=True)
+        self.assertEqual({'compute1'}, self.hosts_of(sid))
+        self.assertEqual(checksum, self.read_guest_data(sid))
+
+        # Rebuild: the disks are made again from the image.
+        old_root = self.root_volume(sid)
+        server = self._rebuild_server(server, server['image']['id'])
+        self.assertNotEqual(old_root, self.root_volume(sid))
+        self.assertEqual({'compute1'}, self.hosts_of(sid))
+
+        # Shelve offload deletes the volumes; unshelve makes new ones.
+        self.flags(shelved_offload_time=0)
+        self.api.post_server_action(sid, {'shelve': {}})
+        server = self._wait_for_state_change(server, 'SHELVED_OFFLOADED')
+        self.assertEqual([], self.volumes_of(sid))
+        self.api.post_server_action(sid, {'unshelve': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        host = server['OS-EXT-SRV-ATTR:host']
+        self.assertEqual({host}, self.hosts_of(sid))
 
         self._delete_server(server)
         self.assert_clean()
