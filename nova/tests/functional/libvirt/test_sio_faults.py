@@ -698,3 +698,131 @@ for _op in OPERATIONS:
         _test = _cell(_fault, _op)
         setattr(SioFaultMatrixTest, _test.__name__, _test)
 del _op, _fault, _test
+
+
+# -- benchmark figures (run by python -m nova_sio.proof.bench) ---------------
+
+BENCH_ENV = 'NOVA_SIO_BENCH_JSON'
+BENCH_OPERATIONS = ('spawn', 'snapshot', 'rescue', 'unrescue', 'resize',
+                    'confirm', 'live_migration', 'delete')
+
+
+class SioBenchTest(SioFaultMatrixBase):
+    """Gateway calls per operation against a small and a large system.
+
+    Skipped unless ``NOVA_SIO_BENCH_JSON`` names the file to append the
+    figures to.
+    """
+
+    def setUp(self):
+        if not os.environ.get(BENCH_ENV):
+            self.skipTest('%s is not set' % BENCH_ENV)
+        super(SioBenchTest, self).setUp()
+        from nova.virt.libvirt.sio import host as sio_host
+        self.waits = []
+        self.copied = []
+        real_wait = sio_host.wait_for_device
+
+        def timed_wait(path, timeout, *args, **kwargs):
+            started = time.time()
+            try:
+                return real_wait(path, timeout, *args, **kwargs)
+            finally:
+                self.waits.append(time.time() - started)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.sio.host.wait_for_device', timed_wait))
+
+        def counted_convert(source, dest, *args, **kwargs):
+            before = _data_bytes(source)
+            sparse_copy(source, dest)
+            self.copied.append(before)
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.images.convert_image', counted_convert))
+
+    def _measure(self, volumes):
+        self.emu.preload(volumes=volumes, sdcs=0)
+        calls = {}
+
+        def timed(label, func):
+            self.emu.clear_log()
+            func()
+            calls[label] = len([e for e in self.emu.request_log()])
+
+        state = {}
+
+        def spawn():
+            state['server'] = self.boot(host=COMPUTES[0])
+            self.server_id = state['server']['id']
+
+        def action(body, wanted):
+            self.api.post_server_action(state['server']['id'], body)
+            server = self.settle(state['server']['id'])
+            self.assertEqual(wanted, server['status'])
+
+        def live_migration():
+            self.migrating_from, self.migrating_to = COMPUTES
+            action({'os-migrateLive': {'host': COMPUTES[1],
+                                       'block_migration': 'auto'}},
+                   'ACTIVE')
+
+        timed('spawn', spawn)
+        boot_waits = list(self.waits)
+        boot_copied = sum(self.copied)
+        timed('snapshot', lambda: (action(
+            {'createImage': {'name': 'bench'}}, 'ACTIVE'),
+            self.wait_started('snapshot', state['server']['id'])))
+        timed('rescue', lambda: action({'rescue': {}}, 'RESCUE'))
+        timed('unrescue', lambda: action({'unrescue': None}, 'ACTIVE'))
+        timed('resize', lambda: action(
+            {'resize': {'flavorRef': self.big_flavor_id}},
+            'VERIFY_RESIZE'))
+        timed('confirm', lambda: action({'confirmResize': None},
+                                        'ACTIVE'))
+        self.flags(allow_resize_to_same_host=False)
+        server = self.api.get_server(state['server']['id'])
+        if self.host_of(server) == COMPUTES[1]:
+            self.migrating_from, self.migrating_to = COMPUTES[1], \
+                COMPUTES[0]
+            timed('live_migration', lambda: action(
+                {'os-migrateLive': {'host': COMPUTES[0],
+                                    'block_migration': 'auto'}},
+                'ACTIVE'))
+        else:
+            timed('live_migration', live_migration)
+        timed('delete', lambda: self._delete_server(state['server']))
+        self.assert_clean()
+        return {'volumes': volumes, 'calls': calls,
+                'device_waits': [round(w, 4) for w in self.waits],
+                'boot_device_waits': [round(w, 4) for w in boot_waits],
+                'boot_bytes_copied': boot_copied,
+                'image_bytes': len(IMAGE_BYTES),
+                'root_volume_bytes': 8 * 1024 ** 3}
+
+    def _record(self, volumes):
+        figures = self._measure(volumes)
+        with open(os.environ[BENCH_ENV], 'a') as handle:
+            handle.write(json.dumps(figures, sort_keys=True) + '\n')
+
+    def test_small_system(self):
+        self._record(10)
+
+    def test_large_system(self):
+        self._record(10000)
+
+
+def _data_bytes(path):
+    """Bytes in the data extents of a (sparse) file."""
+    size = os.path.getsize(path)
+    total = 0
+    with open(path, 'rb') as handle:
+        fd = handle.fileno()
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            total += end - start
+            offset = end
+    return total
