@@ -522,12 +522,14 @@ class SioFaultMatrixBase(SioFunctionalBase):
             return None, None
         server = self.boot(host=COMPUTES[0])
         self.server_id = server['id']
+        # Written before a resize that is then reverted: a revert returns
+        # the disks to their state before the resize.
+        checksum = self.write_guest_data(server['id'])
         if op == 'revert':
             self.api.post_server_action(
                 server['id'], {'resize': {'flavorRef': self.big_flavor_id}})
             server = self.settle(server['id'])
             self.assertEqual('VERIFY_RESIZE', server['status'])
-        checksum = self.write_guest_data(server['id'])
         if op == 'evacuate':
             self.computes[COMPUTES[0]].stop()
             self.force_down(COMPUTES[0], True)
