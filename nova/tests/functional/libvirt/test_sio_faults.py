@@ -505,6 +505,10 @@ class SioFaultMatrixBase(SioFunctionalBase):
             self.api.post_server_action(server_id, {'unrescue': None})
             server = self.settle(server_id)
             status = server['status']
+        if status == 'ERROR' and op == 'spawn':
+            # A failed build is recovered by deleting it.
+            self._delete_server(server)
+            return None
         if status == 'ERROR':
             self.api.post_server_action(server_id,
                                         {'os-resetState': {'state':
