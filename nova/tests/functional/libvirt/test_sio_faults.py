@@ -279,6 +279,7 @@ class SioFunctionalBase(base.ServersTestBase):
             'nova.virt.images.convert_image', fake_convert))
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.images.qemu_img_info', fake_qemu_img_info))
+        self._watch_secrets(info['password'])
         self.admin = self._admin_client()
         for hostname in self.computes_to_start:
             self.start_compute(hostname=hostname)
@@ -287,6 +288,31 @@ class SioFunctionalBase(base.ServersTestBase):
             name='sio.small', memory_mb=512, vcpu=1, disk=8, ephemeral=0)
         self.big_flavor_id = self._create_flavor(
             name='sio.big', memory_mb=512, vcpu=1, disk=16, ephemeral=0)
+
+    def _watch_secrets(self, password):
+        """Fail the test if the password or a token reaches the logs.
+
+        Every token the client obtains is remembered; at the end the
+        captured log of the test and every server fault seen are
+        scanned for them and for the gateway password.
+        """
+        self.secrets = [password]
+        self.seen_faults = []
+        real_login = sio_client.Client._login
+
+        def login(client):
+            token = real_login(client)
+            self.secrets.append(token)
+            return token
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.sio.client.Client._login', login))
+        self.addCleanup(self._scan_secrets)
+
+    def _scan_secrets(self):
+        text = '\n'.join([self.stdlog.logger.output] + self.seen_faults)
+        leaked = ['%s...' % secret[:3] for secret in self.secrets
+                  if secret and secret in text]
+        self.assertEqual([], leaked, 'gateway secrets in the test log')
 
     def _admin_client(self):
         client = sio_client.Client.from_conf(sio_hooks.CONF)
@@ -466,6 +492,8 @@ class SioFaultMatrixBase(SioFunctionalBase):
                 return None
             if (server['OS-EXT-STS:task_state'] is None and
                     server['status'] in SETTLED):
+                if server.get('fault'):
+                    self.seen_faults.append(json.dumps(server['fault']))
                 return server
             time.sleep(0.1)
         self.fail('server %s is stuck: status %s, task %s' % (
