@@ -179,6 +179,13 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.useFixture(fixtures.MockPatchObject(
             libvirt_driver.blockinfo, 'get_disk_info'))
         self.instance.image_ref = ''
+        # Some point releases of Stein and Train look the migration up.
+        self.instance.migration_context = objects.MigrationContext(
+            migration_id=1)
+        if hasattr(objects.Migration, 'get_by_id_and_instance'):
+            self.useFixture(fixtures.MockPatchObject(
+                objects.Migration, 'get_by_id_and_instance',
+                return_value=objects.Migration()))
         kwargs = {'power_on': False}
         if 'migration' in _init_args(self.drvr.finish_revert_migration):
             kwargs['migration'] = objects.Migration()
