@@ -28,9 +28,15 @@ cache="${NOVA_SIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nova-sio}"
 mkdir -p "$cache"
 py=""
 for cand in python3.12 python3.11 python3.13 python3.10 python3; do
-    if command -v "$cand" >/dev/null; then py="$cand"; break; fi
+    if "$cand" -c 'import sys; assert sys.version_info >= (3, 9)' \
+            >/dev/null 2>&1; then py="$cand"; break; fi
 done
+if [ -z "$py" ]; then
+    echo "Python 3.9 or newer is required" >&2
+    exit 2
+fi
 if [ ! -x "$cache/tox-venv/bin/tox" ]; then
+    rm -rf "$cache/tox-venv"
     "$py" -m venv "$cache/tox-venv"
     "$cache/tox-venv/bin/pip" install -q 'tox>=4,<5'
 fi
