@@ -529,6 +529,11 @@ class SioFaultMatrixBase(SioFunctionalBase):
                                             {'confirmResize': None})
             server = self.settle(server_id)
             status = server['status']
+        if status == 'SHUTOFF':
+            # Evacuated servers stay stopped (API 2.95): start it.
+            self.api.post_server_action(server_id, {'os-start': None})
+            server = self.settle(server_id)
+            status = server['status']
         if status == 'RESCUE':
             self.api.post_server_action(server_id, {'unrescue': None})
             server = self.settle(server_id)
