@@ -315,7 +315,7 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
     py = os.path.join(venv, 'bin', 'python')
     conc = str(concurrency or max(2, os.cpu_count() or 2))
     if os.path.exists(os.path.join(tree, '.stestr.conf')):
-        cmd = [py, '-m', 'stestr']
+        cmd = [os.path.join(venv, 'bin', 'stestr')]
         if tests.replace('\\', '').startswith(FUNCTIONAL):
             # Nova's own functional env points stestr at this directory.
             cmd += ['--test-path', './nova/tests/functional']

@@ -162,7 +162,7 @@ def upstream_commit(version):
     key = util.sha256_bytes(b''.join(
         rel.encode() + b'\0' + util.sha256_bytes(data).encode()
         for rel, data in sorted(files.items())))
-    memo = _UPSTREAM_MEMO.get(version)
+    memo = _UPSTREAM_MEMO.get((repo, version))
     if memo and memo[0] == key:
         return memo[1]
     with _LOCK:
@@ -170,12 +170,12 @@ def upstream_commit(version):
         ref = 'refs/upstream/%s' % version
         existing = _ref(repo, ref)
         if existing and _ref(repo, existing + '^{tree}') == tree:
-            _UPSTREAM_MEMO[version] = (key, existing)
+            _UPSTREAM_MEMO[(repo, version)] = (key, existing)
             return existing
         commit = git(['commit-tree', tree, '-m', 'upstream nova %s'
                       % version], repo).stdout.decode().strip()
         git(['update-ref', ref, commit], repo)
-        _UPSTREAM_MEMO[version] = (key, commit)
+        _UPSTREAM_MEMO[(repo, version)] = (key, commit)
         return commit
 
 
