@@ -25,6 +25,7 @@ import fixtures
 import hypothesis
 from hypothesis import strategies as st
 from oslo_config import cfg
+from oslotest import base
 
 from nova_sio.tests import sio_base
 
@@ -350,11 +351,13 @@ def _stub_handler(script):
     return Handler
 
 
-class MalformedAnswerTest(sio_base.TestCase):
+class MalformedAnswerTest(base.BaseTestCase):
     """Whatever the gateway sends: a typed value or a SioError."""
 
     def setUp(self):
         super().setUp()
+        # One test method runs every example: give it time for them all.
+        self.useFixture(fixtures.Timeout(60 + EXAMPLES, gentle=True))
         self.script = _Script()
         server = http.server.ThreadingHTTPServer(
             ('127.0.0.1', 0), _stub_handler(self.script))
