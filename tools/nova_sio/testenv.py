@@ -239,6 +239,26 @@ def build_venv(version, tree, python=None):
     return venv
 
 
+def _functional_deps(version, tree, venv):
+    """Install what Nova's own functional env adds (placement)."""
+    with open(os.path.join(tree, 'tox.ini')) as f:
+        text = f.read()
+    if 'openstack-placement' not in text:
+        return
+    stamp = os.path.join(venv, '.nova-sio-functional')
+    if os.path.exists(stamp):
+        return
+    cons = constraints_file(rel_mod.series_of(version))
+    work = os.path.join(paths.cache_dir(), 'venvs', 'work-' + version)
+    os.makedirs(work, exist_ok=True)
+    c = _filtered(cons, (), os.path.join(work, 'constraints-func.txt'))
+    util.run([os.path.join(venv, 'bin', 'pip'), 'install', '-q', '-c', c,
+              'openstack-placement'], isolated=False, timeout=1800,
+             env={'PIP_DISABLE_PIP_VERSION_CHECK': '1'})
+    with open(stamp, 'w') as f:
+        f.write(version)
+
+
 def _test_env(venv, tree):
     return {
         'PATH': os.path.join(venv, 'bin') + os.pathsep +
@@ -311,8 +331,9 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
     t0 = time.time()
     tree = build_tree(version)
     venv = build_venv(version, tree, python)
+    if tests.replace('\\', '').startswith(FUNCTIONAL):
+        _functional_deps(version, tree, venv)
     env = _test_env(venv, tree)
-    py = os.path.join(venv, 'bin', 'python')
     conc = str(concurrency or max(2, os.cpu_count() or 2))
     if os.path.exists(os.path.join(tree, '.stestr.conf')):
         cmd = [os.path.join(venv, 'bin', 'stestr')]
