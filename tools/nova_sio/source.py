@@ -36,6 +36,7 @@ from nova_sio import util
 DEFAULT_GIT_URL = 'https://opendev.org/openstack/nova'
 PYPI_URL = 'https://pypi.org/pypi/nova'
 _LOCK = threading.Lock()
+_MIRROR_FAILURES = {}
 
 
 def git_url():
@@ -102,17 +103,26 @@ def git_mirror(update=False):
     """
     path = os.path.join(paths.cache_dir(), 'nova.git')
     with _LOCK:
+        failed = _MIRROR_FAILURES.get(git_url())
+        if failed and not os.path.isdir(path):
+            raise errors.SourceUnavailable(version='(git)', reason=failed)
         if not os.path.isdir(path):
             tmp = path + '.tmp'
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 util.run(['git', 'clone', '--quiet', '--bare', git_url(),
-                          tmp], isolated=False, timeout=3600)
+                          tmp], isolated=False, timeout=3600,
+                         env={'GIT_HTTP_LOW_SPEED_LIMIT': '1000',
+                              'GIT_HTTP_LOW_SPEED_TIME': '60'})
             except errors.CommandFailed as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise errors.SourceUnavailable(
-                    version='(git)', reason='cannot clone %s: %s' % (
-                        git_url(), exc.kwargs.get('output', exc)))
+                reason = 'cannot clone %s: %s' % (
+                    git_url(), exc.kwargs.get('output', exc))
+                # Asked once per run: every later release gets the same
+                # answer instead of another slow attempt.
+                _MIRROR_FAILURES[git_url()] = reason
+                raise errors.SourceUnavailable(version='(git)',
+                                               reason=reason)
             os.rename(tmp, path)
         elif update:
             util.run(['git', 'fetch', '--quiet', '--tags', git_url()],
