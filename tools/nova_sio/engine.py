@@ -233,13 +233,25 @@ def gate_positions(pristine_root, data):
     return diffs.check_positions(files, _read_from(pristine_root))
 
 
-def _roundtrip_repo():
-    """A bare repository shared by round trips, for its object store."""
-    path = os.path.join(paths.cache_dir(), 'roundtrip.git')
-    with _RT_LOCK:
-        if not os.path.isdir(path):
-            workrepo.git(['init', '--quiet', '--bare', path],
-                         paths.cache_dir())
+def _roundtrip_repo(scratch):
+    """A bare repository for round trips, for its object store.
+
+    One in the cache is shared by every round trip; where the cache cannot
+    be written (an operator running as another user) a private one is made
+    in ``scratch``.
+    """
+    try:
+        path = os.path.join(paths.cache_dir(), 'roundtrip.git')
+        with _RT_LOCK:
+            if not os.path.isdir(path):
+                workrepo.git(['init', '--quiet', '--bare', path],
+                             paths.cache_dir())
+        if os.access(os.path.join(path, 'objects'), os.W_OK):
+            return path
+    except (OSError, errors.CommandFailed):
+        pass
+    path = os.path.join(scratch, 'objects.git')
+    workrepo.git(['init', '--quiet', '--bare', path], scratch)
     return path
 
 
@@ -253,7 +265,7 @@ def gate_roundtrip(pristine_root, data, diff_file):
     scratch = tempfile.mkdtemp(prefix='nova-sio-rt-')
     index = os.path.join(scratch, '.index')
     work = os.path.join(scratch, 'tree')
-    env = {'GIT_DIR': _roundtrip_repo(), 'GIT_WORK_TREE': work,
+    env = {'GIT_DIR': _roundtrip_repo(scratch), 'GIT_WORK_TREE': work,
            'GIT_INDEX_FILE': index}
 
     def git(args):

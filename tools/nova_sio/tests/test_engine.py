@@ -157,8 +157,20 @@ class RealSourceTest(testtools.TestCase):
         for fn in os.listdir(sdir):
             with open(os.path.join(sdir, fn), 'rb') as f:
                 before[fn] = f.read()
-        target = era.first
-        source.fetch(target)
+        # The oldest release of the era whose source can be had (PyPI has
+        # gaps; git may be unreachable).
+        target = None
+        for r in releases.all_releases():
+            if era.contains(r.version) and r.version != NEWEST_E6:
+                try:
+                    source.fetch(r.version)
+                except errors.SourceUnavailable:
+                    continue
+                target = r.version
+                break
+        if target is None:
+            self.skipTest('no other release of era %s is available'
+                          % era.name)
         result = seriesedit.rebase(era.series, target)
         self.assertTrue(result['results'])
         self.assertEqual({'applied'}, set(r for _p, r in
