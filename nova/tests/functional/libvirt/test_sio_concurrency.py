@@ -24,6 +24,7 @@ import time
 
 from lxml import etree
 
+from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.libvirt import test_sio_faults as sio_faults
 from nova.virt.libvirt.sio import hooks as sio_hooks
 
@@ -83,7 +84,8 @@ class SioConcurrencyTest(sio_faults.SioFunctionalBase):
         """``{instance uuid: set(device paths)}`` from libvirt's XML."""
         conn = self.computes[HOST].driver._host.get_connection()
         result = {}
-        for dom in conn.listAllDomains():
+        for dom in conn.listAllDomains(
+                fakelibvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
             tree = etree.fromstring(dom.XMLDesc(0))
             uuid = tree.find('./uuid').text
             result[uuid] = set(

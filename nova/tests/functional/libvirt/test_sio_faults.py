@@ -369,20 +369,6 @@ class SioFunctionalBase(base.ServersTestBase):
             return hashlib.sha256(handle.read(GUEST_BYTES)).hexdigest()
         return self._through_auditor(volume_id, read)
 
-    def mappings(self, server_id):
-        """``{volume name: set(host names)}`` of a server's volumes."""
-        by_sdc = dict((h['sdc_id'], name) for name, h in
-                      self.emu_fx.info['hosts'].items())
-        result = {}
-        for volume in self.emu.volumes():
-            if server_id.replace('-', '') in volume['name'] or \
-                    volume['name'].startswith(
-                        self.volume_name(server_id)[:12]):
-                hosts = set(by_sdc.get(m['sdcId'], m['sdcId']) for m in
-                            volume.get('mappedSdcInfo') or [])
-                result[volume['name']] = hosts
-        return result
-
     def audit(self):
         return self.emu.audit()
 
