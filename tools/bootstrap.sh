@@ -14,6 +14,15 @@ need=()
 command -v patch >/dev/null || need+=(patch)
 command -v git >/dev/null || need+=(git)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
+if command -v dpkg >/dev/null; then
+    # Nova's own unit tests of old series build C extensions from source
+    # (lxml, Pillow, psycopg2, python-pcre, ...) and run genisoimage.
+    for pkg in build-essential pkg-config libxml2-dev libxslt1-dev \
+            libpq-dev zlib1g-dev libjpeg-dev libffi-dev libssl-dev \
+            libpcre3-dev genisoimage e2fsprogs dosfstools; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+    done
+fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         DEBIAN_FRONTEND=noninteractive apt-get -qq update
