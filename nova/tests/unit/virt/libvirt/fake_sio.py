@@ -21,6 +21,10 @@ import os
 import shutil
 
 import fixtures
+try:
+    from unittest import mock
+except ImportError:  # Python 2.7
+    import mock  # noqa: H216
 
 from nova.virt.libvirt.sio import client as sio_client
 from nova.virt.libvirt.sio import exception as sio_exc
@@ -268,6 +272,25 @@ class FakeScaleIO(object):
         return self._sdc(guid=guid)[0]
 
 
+def patch_object(owner, target, attribute, **kwargs):
+    """Patch ``target.attribute`` with a mock until ``owner`` cleans up.
+
+    ``mock.patch.object`` plus ``addCleanup`` works with every fixtures
+    and testtools release, unlike ``fixtures.MockPatchObject`` (absent
+    from fixtures 1.2, which Kilo pins).
+
+    :param owner: a test case or fixture (anything with ``addCleanup``).
+    :param target: the object holding the attribute.
+    :param attribute: the attribute's name.
+    :param kwargs: passed to ``mock.patch.object``.
+    :returns: the mock.
+    """
+    patcher = mock.patch.object(target, attribute, **kwargs)
+    patched = patcher.start()
+    owner.addCleanup(patcher.stop)
+    return patched
+
+
 class SioFixture(fixtures.Fixture):
     """Configure ``[scaleio]`` and put a :class:`FakeScaleIO` behind it.
 
@@ -281,14 +304,16 @@ class SioFixture(fixtures.Fixture):
         super(SioFixture, self).__init__()
         self.test = test
 
-    def _setUp(self):
+    def setUp(self):
+        # setUp, not _setUp: fixtures 1.2 (Kilo) never calls _setUp.
+        super(SioFixture, self).setUp()
         self.root = self.useFixture(fixtures.TempDir()).path
         self.sio = FakeScaleIO(self.root)
         self.dev_a = self.sio.add_host('host-a', self.GUID_A)
         self.dev_b = self.sio.add_host('host-b', self.GUID_B)
         self.use_host('host-a')
-        self.useFixture(fixtures.MockPatchObject(
-            sio_client.Client, 'from_conf', return_value=self.sio))
+        patch_object(self, sio_client.Client, 'from_conf',
+                     return_value=self.sio)
         sio_hooks.reset()
         self.addCleanup(sio_hooks.reset)
 

@@ -28,7 +28,6 @@ from nova import exception
 from nova import objects
 from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
-from nova.tests.unit.virt.libvirt import fakelibvirt
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt import fake
 from nova.virt import images
@@ -37,13 +36,19 @@ from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt import utils as libvirt_utils
 
+try:  # moved to nova.tests.fixtures.libvirt in Xena
+    from nova.tests.unit.virt.libvirt import fakelibvirt
+except ImportError:
+    fakelibvirt = None
+
 GiB = 1024 ** 3
 POOL = 'b0b0000000000001'
 DISKS = ('disk', 'disk.local', 'disk.swap')
 GUID_A = fake_sio.SioFixture.GUID_A
 GUID_B = fake_sio.SioFixture.GUID_B
 
-IN_ERA = (hasattr(imagebackend.Image, 'get_model') and
+IN_ERA = (fakelibvirt is not None and
+          hasattr(imagebackend.Image, 'get_model') and
           not hasattr(imagebackend.Backend, 'by_name'))
 
 
@@ -72,9 +77,9 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.drvr = libvirt_driver.LibvirtDriver(fake.FakeVirtAPI(), False)
         for name in ('_unplug_vifs', 'unplug_vifs', 'plug_vifs',
                      'unfilter_instance', '_undefine_domain'):
-            self.useFixture(fixtures.MockPatchObject(self.drvr, name))
-        self.delete_files = self.useFixture(fixtures.MockPatchObject(
-            self.drvr, 'delete_instance_files', return_value=True)).mock
+            fake_sio.patch_object(self, self.drvr, name)
+        self.delete_files = fake_sio.patch_object(
+            self, self.drvr, 'delete_instance_files', return_value=True)
         self.instance = test_sio_image.make_instance()
         self.instance.system_metadata = {}
         self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
@@ -82,7 +87,7 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.instance.root_gb = 16
         self.instance.id = 1
         self.instance.ephemeral_gb = 8
-        self.useFixture(fixtures.MockPatchObject(self.instance, 'save'))
+        fake_sio.patch_object(self, self.instance, 'save')
 
     # -- helpers -------------------------------------------------------------
 
@@ -113,7 +118,7 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
     def stub(self, *names):
         for name in names:
             if hasattr(self.drvr, name):
-                self.useFixture(fixtures.MockPatchObject(self.drvr, name))
+                fake_sio.patch_object(self, self.drvr, name)
 
     def domain_xml(self, *paths):
         disks = ''.join(
@@ -158,12 +163,12 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         # The ScaleIO disks are not in the disk info, so the driver must
         # not take the instance for one booted from a volume.
         self.make_volumes()
-        self.useFixture(fixtures.MockPatchObject(
-            self.drvr, 'get_instance_disk_info', return_value='[]'))
-        self.useFixture(fixtures.MockPatchObject(
-            self.drvr, '_is_storage_shared_with', return_value=True))
-        power_off = self.useFixture(fixtures.MockPatchObject(
-            self.drvr, 'power_off')).mock
+        fake_sio.patch_object(
+            self, self.drvr, 'get_instance_disk_info', return_value='[]')
+        fake_sio.patch_object(
+            self, self.drvr, '_is_storage_shared_with', return_value=True)
+        power_off = fake_sio.patch_object(
+            self, self.drvr, 'power_off')
         flavor = objects.Flavor(root_gb=8, ephemeral_gb=8, swap=0)
         exc = self.assertRaises(exception.InstanceFaultRollback,
                                 self.drvr.migrate_disk_and_power_off,
@@ -176,13 +181,13 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
 
     def test_resize_copies_no_sio_disk(self):
         ids = self.make_volumes()
-        self.useFixture(fixtures.MockPatchObject(
-            self.drvr, 'get_instance_disk_info', return_value='[]'))
-        self.useFixture(fixtures.MockPatchObject(
-            self.drvr, '_is_storage_shared_with', return_value=True))
+        fake_sio.patch_object(
+            self, self.drvr, 'get_instance_disk_info', return_value='[]')
+        fake_sio.patch_object(
+            self, self.drvr, '_is_storage_shared_with', return_value=True)
         self.stub('power_off')
-        copy = self.useFixture(fixtures.MockPatchObject(
-            libvirt_utils, 'copy_image')).mock
+        copy = fake_sio.patch_object(
+            self, libvirt_utils, 'copy_image')
         inst_base = libvirt_utils.get_instance_path(self.instance)
         os.makedirs(inst_base)
         flavor = objects.Flavor(root_gb=24, ephemeral_gb=8, swap=0)
@@ -197,15 +202,15 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
     def test_finish_migration_maps_on_the_destination(self):
         ids = self.make_volumes(map_to=(GUID_B,))
         seen = []
-        create = self.useFixture(fixtures.MockPatchObject(
-            self.drvr, '_create_image',
+        create = fake_sio.patch_object(
+            self, self.drvr, '_create_image',
             side_effect=lambda *a, **k: seen.append(
-                self.mapped_on(GUID_A, ids.values())))).mock
+                self.mapped_on(GUID_A, ids.values())))
         self.stub('_get_guest_xml', '_create_domain_and_network',
                   '_ensure_console_log_for_instance')
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_driver.blockinfo, 'get_disk_info',
-            return_value={'mapping': {}}))
+        fake_sio.patch_object(
+            self, libvirt_driver.blockinfo, 'get_disk_info',
+            return_value={'mapping': {}})
         migration = objects.Migration(source_compute='host-b')
         self.drvr.finish_migration(self.context, migration, self.instance,
                                    '[]', [], {}, True, power_on=False)
@@ -222,8 +227,8 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         for volume_id in old.values():
             self.sio.extend_volume(volume_id, 16)
         self.stub('_get_guest_xml', '_create_domain_and_network')
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_driver.blockinfo, 'get_disk_info'))
+        fake_sio.patch_object(
+            self, libvirt_driver.blockinfo, 'get_disk_info')
         self.drvr.finish_revert_migration(self.context, self.instance, [],
                                           power_on=False)
         self.assertEqual([], self.snapshots())
@@ -276,8 +281,8 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.instance.config_drive = 'True'
         self.stub('_fetch_instance_kernel_ramdisk',
                   '_ensure_console_log_for_instance')
-        copy = self.useFixture(fixtures.MockPatchObject(
-            self.drvr._remotefs, 'copy_file')).mock
+        copy = fake_sio.patch_object(
+            self, self.drvr._remotefs, 'copy_file')
         migrate_data = {'is_shared_block_storage': True,
                         'is_shared_instance_path': False,
                         'block_migration': False,
@@ -326,35 +331,35 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         ids = self.make_volumes()
         self.fx.copy_to(sio_hooks.device_path(ids['disk']),
                         b'root disk bytes')
-        convert = self.useFixture(fixtures.MockPatchObject(
-            images, 'convert_image',
-            side_effect=test_sio_image.fake_convert)).mock
+        convert = fake_sio.patch_object(
+            self, images, 'convert_image',
+            side_effect=test_sio_image.fake_convert)
         path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
                                                   ids['disk'])
         self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
         self.flags(snapshots_directory=self.useFixture(
             fixtures.TempDir()).path, group='libvirt')
-        guest = self.useFixture(fixtures.MockPatchObject(
-            self.drvr._host, 'get_guest')).mock.return_value
+        guest = fake_sio.patch_object(
+            self, self.drvr._host, 'get_guest').return_value
         guest.get_power_state.return_value = power_state.RUNNING
-        self.useFixture(fixtures.MockPatchObject(
-            self.drvr._host, 'has_min_version', return_value=True))
+        fake_sio.patch_object(
+            self, self.drvr._host, 'has_min_version', return_value=True)
         # 12.0.0 returns the path only; later releases add the format.
         found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
                  else (path, 'raw'))
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_utils, 'find_disk', return_value=found))
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_driver.pci_manager, 'get_instance_pci_devs',
-            return_value=[]))
-        image_api = self.useFixture(fixtures.MockPatchObject(
-            self.drvr, '_image_api')).mock
+        fake_sio.patch_object(
+            self, libvirt_utils, 'find_disk', return_value=found)
+        fake_sio.patch_object(
+            self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
+            return_value=[])
+        image_api = fake_sio.patch_object(
+            self, self.drvr, '_image_api')
         image_api.get.return_value = {'name': 'snap'}
-        metadata = self.useFixture(fixtures.MockPatchObject(
-            self.drvr, '_create_snapshot_metadata',
-            side_effect=lambda *args: {})).mock
-        live = self.useFixture(fixtures.MockPatchObject(
-            self.drvr, '_live_snapshot')).mock
+        metadata = fake_sio.patch_object(
+            self, self.drvr, '_create_snapshot_metadata',
+            side_effect=lambda *args: {})
+        live = fake_sio.patch_object(
+            self, self.drvr, '_live_snapshot')
         self.stub('_detach_pci_devices', '_detach_sriov_ports',
                   '_attach_pci_devices', '_attach_sriov_ports',
                   '_create_domain', '_prepare_domain_for_snapshot',
@@ -374,8 +379,8 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
     def test_instance_disk_info_leaves_sio_disks_out(self):
         ids = self.make_volumes()
         lv = '/dev/nova-vg/%s_disk.local' % self.instance.uuid
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_driver.lvm, 'get_volume_size', return_value=GiB))
+        fake_sio.patch_object(
+            self, libvirt_driver.lvm, 'get_volume_size', return_value=GiB)
         xml = self.domain_xml(sio_hooks.device_path(ids['disk']), lv)
         info = self.drvr._get_instance_disk_info(
             'instance-1', xml, {'block_device_mapping': []})
@@ -391,10 +396,10 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         with open(os.path.join(inst_dir, 'unrescue.xml'), 'w') as f:
             f.write('<domain/>')
         self.stub('_destroy', '_create_domain')
-        self.useFixture(fixtures.MockPatchObject(
-            self.drvr._host, 'get_guest'))
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_driver.lvm, 'remove_volumes'))
+        fake_sio.patch_object(
+            self, self.drvr._host, 'get_guest')
+        fake_sio.patch_object(
+            self, libvirt_driver.lvm, 'remove_volumes')
         self.drvr.unrescue(self.instance, [])
         self.assertIsNone(self.sio.by_name(name))
         self.assertEqual(sorted(ids.values()), self.current_ids())

@@ -77,15 +77,15 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         for name in ('_unplug_vifs', 'unplug_vifs', 'unfilter_instance',
                      '_undefine_domain', '_cleanup_resize_vtpm'):
             if hasattr(self.drvr, name):
-                self.useFixture(fixtures.MockPatchObject(self.drvr, name))
+                fake_sio.patch_object(self, self.drvr, name)
         if hasattr(self.drvr, '_get_vpmems'):
-            self.useFixture(fixtures.MockPatchObject(
-                self.drvr, '_get_vpmems', return_value=[]))
-        self.delete_files = self.useFixture(fixtures.MockPatchObject(
-            self.drvr, 'delete_instance_files', return_value=True)).mock
+            fake_sio.patch_object(
+                self, self.drvr, '_get_vpmems', return_value=[])
+        self.delete_files = fake_sio.patch_object(
+            self, self.drvr, 'delete_instance_files', return_value=True)
         self.instance = test_sio_image.make_instance()
         self.instance.system_metadata = {}
-        self.useFixture(fixtures.MockPatchObject(self.instance, 'save'))
+        fake_sio.patch_object(self, self.instance, 'save')
 
     def make_volumes(self, map_to=(fake_sio.SioFixture.GUID_A,),
                      snapshot=False):
@@ -175,17 +175,17 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
                      '_finish_revert_migration_vtpm',
                      '_get_all_assigned_mediated_devices'):
             if hasattr(self.drvr, name):
-                self.useFixture(fixtures.MockPatchObject(self.drvr, name))
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_driver.blockinfo, 'get_disk_info'))
+                fake_sio.patch_object(self, self.drvr, name)
+        fake_sio.patch_object(
+            self, libvirt_driver.blockinfo, 'get_disk_info')
         self.instance.image_ref = ''
         # Some point releases of Stein and Train look the migration up.
         self.instance.migration_context = objects.MigrationContext(
             migration_id=1)
         if hasattr(objects.Migration, 'get_by_id_and_instance'):
-            self.useFixture(fixtures.MockPatchObject(
-                objects.Migration, 'get_by_id_and_instance',
-                return_value=objects.Migration()))
+            fake_sio.patch_object(
+                self, objects.Migration, 'get_by_id_and_instance',
+                return_value=objects.Migration())
         kwargs = {'power_on': False}
         if 'migration' in _init_args(self.drvr.finish_revert_migration):
             kwargs['migration'] = objects.Migration()
@@ -225,26 +225,25 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.assertEqual([], info)
 
     def test_unrescue_deletes_the_rescue_volume(self):
-        self.useFixture(fixtures.MockPatchObject(self.drvr, '_destroy'))
+        fake_sio.patch_object(self, self.drvr, '_destroy')
         self.make_volumes()
         name = sio_hooks.volume_name(self.instance.uuid, 'disk.rescue')
         rescue_id = self.sio.create_volume(name, 8, POOL)
         self.sio.map_volume(rescue_id, guid=fake_sio.SioFixture.GUID_A)
         self.assertIsNotNone(self.sio.by_name(name))
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_utils, 'load_file', return_value='<domain/>',
-            create=True))
+        fake_sio.patch_object(
+            self, libvirt_utils, 'load_file', return_value='<domain/>',
+            create=True)
         for name_ in ('_create_guest', '_create_domain'):
             if hasattr(self.drvr, name_):
-                self.useFixture(fixtures.MockPatchObject(self.drvr, name_))
-        self.useFixture(fixtures.MockPatchObject(
-            self.drvr._host, 'get_guest'))
-        self.useFixture(fixtures.MockPatchObject(libvirt_driver.os,
-                                                 'unlink'))
-        self.useFixture(fixtures.MockPatchObject(libvirt_utils,
-                                                 'file_delete', create=True))
-        self.useFixture(fixtures.MockPatchObject(
-            libvirt_driver.lvm, 'remove_volumes'))
+                fake_sio.patch_object(self, self.drvr, name_)
+        fake_sio.patch_object(
+            self, self.drvr._host, 'get_guest')
+        fake_sio.patch_object(self, libvirt_driver.os, 'unlink')
+        fake_sio.patch_object(self, libvirt_utils, 'file_delete',
+                              create=True)
+        fake_sio.patch_object(
+            self, libvirt_driver.lvm, 'remove_volumes')
         self.call('unrescue')
         self.assertIsNone(self.sio.by_name(name))
         self.assertIsNotNone(self.sio.by_name(
