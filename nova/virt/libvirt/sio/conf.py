@@ -77,6 +77,25 @@ _STORAGE_OPTS = [
                 help='Boot from a ScaleIO snapshot of a cached image '
                      'volume instead of copying the image into every new '
                      'root disk.'),
+    cfg.BoolOpt('live_snapshot', default=False,
+                help='Export instance snapshots from a ScaleIO snapshot '
+                     'of the disk taken at once, then deleted, instead of '
+                     'reading the disk itself while it is copied.'),
+    cfg.IntOpt('zero_copy_fill_timeout', default=600,
+               help='Seconds a compute host waits for another host that '
+                    'is filling the base volume of the same image, before '
+                    'it copies the image itself.'),
+    cfg.ListOpt('additional_pools', default=[],
+                help='Pools besides the default one that flavors of this '
+                     'node may pick with sio:pd_name / sio:sp_name, as '
+                     '"<protection domain>:<storage pool>" entries. They '
+                     'are counted in the capacity the node reports.'),
+    cfg.StrOpt('capacity_mode', default='allocated',
+               choices=('allocated', 'provisioned'),
+               help='How used capacity is counted: "allocated" reports '
+                    'what the pool can still allocate; "provisioned" also '
+                    'counts thin volumes at their full size, so that the '
+                    'scheduler never over-commits a thin pool.'),
 ]
 
 _HOST_OPTS = [
@@ -155,6 +174,12 @@ def validate(conf):
     if not _PREFIX_RE.match(group.volume_name_prefix or ''):
         raise _bad('volume_name_prefix',
                    'use at most 4 letters or digits')
+    for entry in group.additional_pools or ():
+        if len([p for p in entry.split(':') if p.strip()]) != 2:
+            raise _bad('additional_pools',
+                       '%r is not "<domain>:<pool>"' % entry)
+    if group.zero_copy_fill_timeout < 0:
+        raise _bad('zero_copy_fill_timeout', 'must not be negative')
     if group.drv_cfg_path and not os.path.isabs(group.drv_cfg_path):
         raise _bad('drv_cfg_path', 'must be an absolute path')
     if not os.path.isabs(group.device_root or ''):

@@ -30,14 +30,20 @@ Functions for the driver:
 * :func:`remove_rescue_volume` - unrescue;
 * :func:`get_pool_info` (bytes) / :func:`get_local_gb_info` (GiB) -
   capacity of the default storage pool;
-* :func:`check_flavor_sizes` - the 8 GiB rule for a flavor's disks.
+* :func:`check_flavor_sizes` - the 8 GiB rule for a flavor's disks;
+* :func:`base_volume_name` / :func:`snapshot_from_base` /
+  :func:`remove_unused_base_volumes` - zero-copy boot from per-image,
+  per-pool base volumes (``[scaleio] zero_copy_boot``).
 """
 
 from __future__ import absolute_import
 
+import base64
+import hashlib
 import logging
 import os
 import threading
+import time
 
 from oslo_config import cfg
 
@@ -265,25 +271,37 @@ def _flavor_name(flavor):
             return None
 
 
-def checked_size(flavor, disk_name, size_bytes, round_up=None):
+def checked_size(flavor, disk_name, size_bytes, round_up=None,
+                 volume=None):
     """Apply the 8 GiB rule to one disk; return the size to allocate.
+
+    A size that is rounded up is logged at INFO with both sizes.
 
     :param flavor: the flavor the size comes from (for the message).
     :param disk_name: the Nova disk name.
     :param size_bytes: requested size in bytes.
     :param round_up: round instead of failing; default
         ``[scaleio] round_volume_capacity``.
+    :param volume: the volume name, named in the log when known.
     :raises InvalidSize: naming the flavor, the disk and the sizes.
     """
     if round_up is None:
         round_up = CONF.scaleio.round_volume_capacity
     try:
-        return naming.check_size(disk_name, size_bytes, round_up=round_up)
+        size = naming.check_size(disk_name, size_bytes, round_up=round_up)
     except sio_exc.InvalidSize as exc:
         raise sio_exc.InvalidSize(
             disk=disk_name,
             reason='flavor %s: %s' % (_flavor_name(flavor) or '?',
                                       exc.kwargs.get('reason', exc)))
+    if size != int(size_bytes):
+        LOG.info('Rounding disk %s%s of flavor %s up from %d bytes '
+                 '(%.2f GiB) to %d bytes (%d GiB), the ScaleIO allocation '
+                 'unit being 8 GiB', disk_name,
+                 ' (%s)' % volume if volume else '',
+                 _flavor_name(flavor) or '?', int(size_bytes),
+                 int(size_bytes) / float(GiB), size, size // GiB)
+    return size
 
 
 def check_flavor_sizes(flavor, disk_names=None):
@@ -347,18 +365,71 @@ def create_volume(instance_uuid, disk_name, size_bytes, flavor,
         return volume_id
 
 
+def _map(volume_id, wait=True):
+    """Map a volume here; return ``(device path, newly mapped)``.
+
+    A volume that is mapped already but has no device on this host is
+    unmapped and mapped again, once. When the device does not appear in
+    time the volume is unmapped from this SDC before the error is raised,
+    so that no mapping without a device is left behind.
+    """
+    client = get_client()
+    guid = sdc_guid()
+    newly = client.map_volume(volume_id, guid=guid, allow_multiple=True)
+    if newly:
+        LOG.debug('Mapped ScaleIO volume %s', volume_id)
+    path = device_path(volume_id)
+    if not wait:
+        return path, newly
+    if not newly and not os.path.exists(path):
+        LOG.warning('ScaleIO volume %s is mapped to this host but %s is '
+                    'missing; mapping it again', volume_id, path)
+        client.unmap_volume(volume_id, guid=guid)
+        newly = client.map_volume(volume_id, guid=guid,
+                                  allow_multiple=True)
+    try:
+        sio_host.wait_for_device(path, CONF.scaleio.device_wait_timeout)
+    except sio_exc.DeviceTimeout:
+        LOG.error('The device of ScaleIO volume %s did not appear; '
+                  'unmapping it from this host', volume_id)
+        try:
+            client.unmap_volume(volume_id, guid=guid)
+        except sio_exc.SioError:
+            LOG.exception('Could not unmap ScaleIO volume %s', volume_id)
+        raise
+    return path, newly
+
+
 def map_volume(volume_id, wait=True):
     """Map a volume to this host's SDC; return its device path.
 
     :param wait: wait until the device node is there.
+    :raises DeviceTimeout: the device did not appear; the volume is
+        unmapped from this host again.
+    """
+    return _map(volume_id, wait=wait)[0]
+
+
+def unmap_elsewhere(volume_id):
+    """Unmap a volume from every SDC but this host's; return how many.
+
+    For an instance that runs here (hard reboot): a mapping left on
+    another host by a failed move would otherwise outlive it.
     """
     client = get_client()
-    if client.map_volume(volume_id, guid=sdc_guid(), allow_multiple=True):
-        LOG.debug('Mapped ScaleIO volume %s', volume_id)
-    path = device_path(volume_id)
-    if wait:
-        sio_host.wait_for_device(path, CONF.scaleio.device_wait_timeout)
-    return path
+    here = sdc_id()
+    count = 0
+    for other in client.get_mapped_sdc_ids(volume_id):
+        if other and other != here:
+            try:
+                if client.unmap_volume(volume_id, sdc_id=other):
+                    count += 1
+            except sio_exc.NotFound:
+                continue
+    if count:
+        LOG.info('Unmapped ScaleIO volume %s from %d other hosts',
+                 volume_id, count)
+    return count
 
 
 def unmap_volume(volume_id, wait=True):
@@ -467,11 +538,26 @@ def instance_volumes(instance, kinds=KINDS):
 def map_volumes(instance):
     """Map every disk volume of an instance to this host (idempotent).
 
-    Snapshots and temporary volumes are never mapped.
+    Snapshots and temporary volumes are never mapped. When one volume
+    cannot be mapped, the volumes this call mapped are unmapped again
+    before the error is raised; mappings that were there stay.
     """
     paths = []
-    for volume in instance_volumes(instance, kinds=('',)):
-        paths.append(map_volume(volume.id))
+    mapped = []
+    try:
+        for volume in instance_volumes(instance, kinds=('',)):
+            path, newly = _map(volume.id)
+            paths.append(path)
+            if newly:
+                mapped.append(volume.id)
+    except Exception:
+        for volume_id in mapped:
+            try:
+                unmap_volume(volume_id)
+            except Exception:
+                LOG.exception('Could not unmap ScaleIO volume %s of '
+                              'instance %s', volume_id, instance.uuid)
+        raise
     LOG.debug('Mapped %d ScaleIO volumes of instance %s', len(paths),
               instance.uuid)
     return paths
@@ -598,49 +684,356 @@ def remove_snapshots(instance):
     return count
 
 
+def rollback_pending(instance):
+    """Whether a revert of the instance stopped half-way.
+
+    True when a disk has no volume under its own name but a temporary
+    volume and its resize snapshot (see :func:`rollback_snapshots`).
+    """
+    by_disk = {}
+    for volume in instance_volumes(instance):
+        by_disk.setdefault(volume.disk_name, set()).add(volume.kind)
+    return any('' not in kinds and 'temporary' in kinds and
+               RESIZE_SNAPSHOT in kinds for kinds in by_disk.values())
+
+
 def rollback_snapshots(instance, map_here=True):
     """Return every disk of an instance to its resize snapshot.
 
     Disks with a snapshot get it back under their own name; disks without
-    one were made by the resize and are deleted. Nothing happens when the
-    instance has no snapshot at all.
+    one were made by the resize and are deleted. The steps keep a disk
+    volume or its data under a known name at every moment: the current
+    volume is renamed to its temporary (``#``) name, the snapshot takes
+    the disk name, and the temporary volume is deleted last. A call after
+    a crash finishes the half-done revert. Nothing happens when the
+    instance has neither a snapshot nor a temporary volume.
 
     :param map_here: map the restored volumes to this host.
-    :returns: the number of restored disks.
+    :returns: the number of disks restored in this call.
     """
     client = get_client()
-    volumes = instance_volumes(instance, kinds=('', RESIZE_SNAPSHOT))
-    snaps = dict((v.disk_name, v) for v in volumes
-                 if v.kind == RESIZE_SNAPSHOT)
-    if not snaps:
-        return 0
-    restored = 0
+    volumes = instance_volumes(instance)
+    by_disk = {}
     for volume in volumes:
-        if volume.kind == '':
-            delete_volume(volume.id)
-    for disk_name, snap in sorted(snaps.items()):
+        by_disk.setdefault(volume.disk_name, {})[volume.kind] = volume
+    snapped = sorted(d for d, kinds in by_disk.items()
+                     if RESIZE_SNAPSHOT in kinds)
+    pending = sorted(d for d, kinds in by_disk.items()
+                     if 'temporary' in kinds and
+                     (RESIZE_SNAPSHOT in kinds or '' in kinds))
+    if not snapped and not pending:
+        return 0
+    if snapped:
+        # Disks the resize made (no snapshot, not being restored).
+        for disk_name, kinds in sorted(by_disk.items()):
+            if (RESIZE_SNAPSHOT not in kinds and
+                    'temporary' not in kinds and '' in kinds):
+                delete_volume(kinds[''].id)
+    restored = 0
+    for disk_name in snapped:
+        kinds = by_disk[disk_name]
+        temp_name = volume_name(instance.uuid, disk_name, 'temporary')
+        if '' in kinds:
+            if 'temporary' in kinds:
+                # Left by an earlier failure (e.g. a pool move).
+                delete_volume(kinds['temporary'].id)
+            client.rename_volume(kinds[''].id, temp_name)
+            kinds['temporary'] = Volume(temp_name, disk_name, 'temporary',
+                                        kinds.pop('').id)
+        snap = kinds.pop(RESIZE_SNAPSHOT)
         client.rename_volume(snap.id, volume_name(instance.uuid, disk_name))
-        if map_here:
-            map_volume(snap.id)
+        kinds[''] = snap
         restored += 1
+    for disk_name, kinds in sorted(by_disk.items()):
+        temp = kinds.get('temporary')
+        if temp is not None and '' in kinds and \
+                (disk_name in snapped or disk_name in pending):
+            delete_volume(temp.id)
+    if map_here:
+        for disk_name in sorted(set(snapped) | set(pending)):
+            map_volume(by_disk[disk_name][''].id)
     LOG.info('Restored %d ScaleIO volumes of instance %s from their resize '
              'snapshots', restored, instance.uuid)
     return restored
 
 
+def export_from_snapshot(volume_id, instance_uuid, disk_name, export):
+    """Export a disk from a ScaleIO snapshot taken now, then drop it.
+
+    The snapshot is crash-consistent at the moment it is taken, so the
+    guest may keep running while ``export`` reads it.
+
+    :param volume_id: the disk's volume id.
+    :param instance_uuid: the instance UUID (names the snapshot).
+    :param disk_name: the Nova disk name.
+    :param export: ``export(device_path)`` reads the mapped snapshot.
+    """
+    client = get_client()
+    name = volume_name(instance_uuid, disk_name, 'temporary')
+    stale = client.get_volume_id(name)
+    if stale is not None:
+        LOG.warning('Deleting stale temporary volume %s', name)
+        delete_volume(stale)
+    snap_id = client.snapshot_volume(volume_id, name)
+    try:
+        export(map_volume(snap_id))
+    finally:
+        try:
+            unmap_volume(snap_id)
+        finally:
+            delete_volume(snap_id)
+    LOG.info('Exported disk %s of instance %s from a ScaleIO snapshot',
+             disk_name, instance_uuid)
+
+
+# -- zero-copy boot: base volumes --------------------------------------------
+#
+# With ``[scaleio] zero_copy_boot`` the image of a root disk is copied once
+# per pool into a base volume, and every root disk is a ScaleIO snapshot
+# of it. A vTree holds a limited number of volumes; when it is full a new
+# base volume (the next *generation*) is filled. Generations are numbered
+# from 0 without gaps: lookups probe 0, 1, ... up to the first miss.
+
+BASE_CODE = 'B'
+MAX_GENERATIONS = 1000
+_FILL_POLL = 2.0
+
+
+def base_volume_name(image_id, pool_id, generation=0, filling=False):
+    """Return the name of a base volume (at most 30 characters).
+
+    ``<prefix><hash20>.B<generation>[#]``: ``hash20`` is 20 URL-safe
+    base64 characters of the SHA-256 of the image id and the pool id, so
+    the same image gets one name per pool; ``#`` marks a base volume
+    still being filled. The names never parse as instance disk names.
+
+    :param image_id: the Glance image id.
+    :param pool_id: the ScaleIO storage pool id.
+    :param generation: 0 for the first base volume of the image, then 1...
+    :param filling: the name used while the image is copied in.
+    """
+    if not 0 <= int(generation) < MAX_GENERATIONS:
+        raise sio_exc.InvalidName(name=str(generation),
+                                  reason='base volume generation out of '
+                                         'range')
+    digest = hashlib.sha256(('%s/%s' % (image_id, pool_id)).encode(
+        'utf-8')).digest()
+    text = base64.urlsafe_b64encode(digest).decode('ascii')[:20]
+    return '%s%s.%s%d%s' % (CONF.scaleio.volume_name_prefix or '', text,
+                            BASE_CODE, int(generation),
+                            '#' if filling else '')
+
+
+def base_volumes(image_id, pool_id):
+    """Return ``[(generation, volume_id)]`` of an image's base volumes."""
+    client = get_client()
+    found = []
+    for generation in range(MAX_GENERATIONS):
+        volume_id = client.get_volume_id(
+            base_volume_name(image_id, pool_id, generation))
+        if volume_id is None:
+            break
+        found.append((generation, volume_id))
+    return found
+
+
+def _wait_for_fill(client, image_id, pool_id, generation):
+    """Wait for another host to finish a base volume; return its id."""
+    name = base_volume_name(image_id, pool_id, generation)
+    filling = base_volume_name(image_id, pool_id, generation, filling=True)
+    deadline = time.time() + CONF.scaleio.zero_copy_fill_timeout
+    while True:
+        volume_id = client.get_volume_id(name)
+        if volume_id is not None:
+            return volume_id
+        if time.time() >= deadline or \
+                client.get_volume_id(filling) is None:
+            return None
+        time.sleep(_FILL_POLL)
+
+
+def _fill_base_volume(client, image_id, pool_id, generation, size_bytes,
+                      fill):
+    """Create, fill and publish one base volume generation; return its id.
+
+    The volume is made under its ``#`` name, filled through this host's
+    SDC, unmapped and renamed: a base volume under its final name is
+    always complete. A host that finds the ``#`` name taken waits for the
+    other host's copy; None is returned when that copy does not appear.
+    """
+    filling = base_volume_name(image_id, pool_id, generation, filling=True)
+    try:
+        volume_id = client.create_volume(
+            filling, naming.size_in_gb(size_bytes), pool_id, thin=True)
+    except sio_exc.NameInUse:
+        LOG.info('Waiting for another host to fill base volume %s',
+                 filling)
+        return _wait_for_fill(client, image_id, pool_id, generation)
+    LOG.info('Filling ScaleIO base volume %s (generation %d) with image %s',
+             filling, generation, image_id)
+    try:
+        fill(map_volume(volume_id))
+        unmap_volume(volume_id)
+        client.rename_volume(
+            volume_id, base_volume_name(image_id, pool_id, generation))
+    except Exception:
+        delete_volume(volume_id)
+        raise
+    return volume_id
+
+
+def snapshot_from_base(image_id, flavor, image_size, name, fill):
+    """Make the volume ``name`` a snapshot of the image's base volume.
+
+    The base volume of the image in the flavor's pool is filled first
+    when there is none; a full vTree starts the next generation.
+
+    :param image_id: the Glance image id.
+    :param flavor: the flavor (its extra specs pick the pool).
+    :param image_size: the virtual size of the image in bytes.
+    :param name: the name of the new snapshot (the root disk's volume).
+    :param fill: ``fill(device_path)`` copies the image onto a mapped
+        volume (run as root).
+    :returns: ``(volume_id, size_bytes)`` of the snapshot, or None when
+        the base volume could not be had (the caller copies instead).
+    """
+    client = get_client()
+    domain, pool, _thin = storage_for(flavor)
+    pool_id = client.get_pool_id(domain, pool)
+    size = naming.check_size(name, image_size, round_up=True)
+    existing = base_volumes(image_id, pool_id)
+    generation = existing[-1][0] if existing else 0
+    base_id = existing[-1][1] if existing else None
+    for _attempt in range(3):
+        if base_id is None:
+            base_id = _fill_base_volume(client, image_id, pool_id,
+                                        generation, size, fill)
+            if base_id is None:
+                return None
+        try:
+            snap_id = client.snapshot_volume(base_id, name)
+        except sio_exc.VTreeLimitReached:
+            LOG.info('The vTree of base volume %s is full; starting '
+                     'generation %d', base_volume_name(
+                         image_id, pool_id, generation), generation + 1)
+            generation += 1
+            base_id = None
+            continue
+        return snap_id, volume_size(base_id)
+    return None
+
+
+def _vtree_volume_count(client, volume_id):
+    """Return how many volumes share the vTree of ``volume_id``."""
+    info = client.get_volume(volume_id)
+    vtree_id = info.get('vtreeId')
+    if not vtree_id:
+        raise sio_exc.MalformedResponse(method='GET', path=volume_id,
+                                        reason='no vtreeId')
+    tree = client._request('GET', '/api/instances/VTree::%s' % vtree_id,
+                           context={'volume': volume_id},
+                           not_found=sio_exc.VolumeNotFound, expect=dict)
+    return int(tree.get('numOfVolumes') or 0)
+
+
+def remove_unused_base_volumes(image_ids, pools=None):
+    """Delete the base volumes no root disk is a snapshot of.
+
+    Meant for Nova's image cache manager: it passes the images it no
+    longer needs on this node; a base volume is deleted only when its
+    vTree holds no other volume, whichever host made them. The remaining
+    generations are renamed down so that they stay numbered without gaps.
+
+    :param image_ids: Glance image ids to look at.
+    :param pools: ``(domain, pool)`` pairs; default :func:`served_pools`.
+    :returns: the names of the deleted base volumes.
+    """
+    client = get_client()
+    removed = []
+    for domain, pool in pools or served_pools():
+        try:
+            pool_id = client.get_pool_id(domain, pool)
+        except sio_exc.NotFound:
+            continue
+        for image_id in image_ids:
+            kept = []
+            for generation, volume_id in base_volumes(image_id, pool_id):
+                name = base_volume_name(image_id, pool_id, generation)
+                try:
+                    in_use = _vtree_volume_count(client, volume_id) > 1
+                except sio_exc.VolumeNotFound:
+                    continue
+                if in_use:
+                    kept.append((generation, volume_id))
+                elif delete_volume(volume_id):
+                    LOG.info('Deleted unused ScaleIO base volume %s of '
+                             'image %s', name, image_id)
+                    removed.append(name)
+            for wanted, (generation, volume_id) in enumerate(kept):
+                if wanted != generation:
+                    client.rename_volume(
+                        volume_id, base_volume_name(image_id, pool_id,
+                                                    wanted))
+    return removed
+
+
 # -- capacity ----------------------------------------------------------------
 
 
+def served_pools():
+    """Return the ``(domain, pool)`` pairs this node creates volumes in.
+
+    The default pool first, then ``[scaleio] additional_pools``.
+    """
+    pools = [(CONF.scaleio.protection_domain_name,
+              CONF.scaleio.storage_pool_name)]
+    for entry in CONF.scaleio.additional_pools or ():
+        domain, _sep, pool = entry.partition(':')
+        pair = (domain.strip(), pool.strip())
+        if all(pair) and pair not in pools:
+            pools.append(pair)
+    return pools
+
+
+def _pool_numbers(cap, provisioned):
+    total = int(cap['total_bytes'])
+    free = min(int(cap['free_bytes']), total)
+    if provisioned:
+        # Thin volumes count at their full size: a pool never looks
+        # emptier than what its volumes may grow to.
+        used = max(total - free, int(cap.get('provisioned_bytes') or 0))
+        free = max(min(free, total - used), 0)
+    return total, free
+
+
 def get_pool_info():
-    """Return the default pool's ``{'total', 'free', 'used'}`` in bytes."""
+    """Return the capacity this node reports, in bytes.
+
+    ``{'total', 'free', 'used'}`` over :func:`served_pools`: ``total`` is
+    the sum of the pools' net capacities; ``free`` is the smallest free
+    capacity of any served pool, so that a disk the scheduler admits fits
+    in whichever pool its flavor picks; ``used = total - free``. With
+    ``[scaleio] capacity_mode = provisioned`` a pool's used capacity is
+    at least the sum of its volumes' provisioned sizes (thin included).
+    With the defaults (one pool, ``allocated``) these are the default
+    pool's own figures.
+    """
     client = get_client()
-    pool_id = client.get_pool_id(CONF.scaleio.protection_domain_name,
-                                 CONF.scaleio.storage_pool_name)
-    cap = client.pool_capacity(pool_id)
-    return {'total': cap['total_bytes'], 'free': cap['free_bytes'],
-            'used': cap['used_bytes']}
+    provisioned = CONF.scaleio.capacity_mode == 'provisioned'
+    total = 0
+    free = None
+    for domain, pool in served_pools():
+        cap = client.pool_capacity(client.get_pool_id(domain, pool))
+        pool_total, pool_free = _pool_numbers(cap, provisioned)
+        total += pool_total
+        free = pool_free if free is None else min(free, pool_free)
+    free = free or 0
+    return {'total': total, 'free': free, 'used': max(total - free, 0)}
 
 
 def get_local_gb_info():
-    """Return the default pool's ``{'total', 'free', 'used'}`` in GiB."""
-    return dict((k, v // GiB) for k, v in get_pool_info().items())
+    """Return :func:`get_pool_info` in whole GiB (free rounded down)."""
+    info = get_pool_info()
+    total = info['total'] // GiB
+    free = info['free'] // GiB
+    return {'total': total, 'free': free, 'used': total - free}

@@ -24,8 +24,11 @@ between releases are detected at run time:
 Glance images are downloaded into the ``_base`` cache as usual and then
 converted into the mapped volume with ``qemu-img`` as root, like the
 ``lvm`` backend does; ephemeral disks are formatted straight on the
-device. Volumes are mapped lazily: ``libvirt_info`` maps an existing
-volume before its path goes into the domain XML.
+device. With ``[scaleio] zero_copy_boot`` a root disk is instead a
+ScaleIO snapshot of a per-image, per-pool base volume that is filled
+once (see :func:`~.hooks.snapshot_from_base`). Volumes are mapped
+lazily: ``libvirt_info`` maps an existing volume before its path goes
+into the domain XML.
 """
 
 from __future__ import absolute_import
@@ -54,6 +57,12 @@ SOURCE_TYPE = 'block'
 DRIVER_FORMAT = 'raw'
 # Disks that always get thin volumes: they are short-lived or tiny.
 THIN_DISKS = ('disk.rescue', 'disk.config', 'disk.config.rescue')
+# The disk that boots from a snapshot with [scaleio] zero_copy_boot.
+ZERO_COPY_DISK = 'disk'
+HARD_REBOOT_STATES = tuple(
+    getattr(task_states, name) for name in (
+        'REBOOTING_HARD', 'REBOOT_PENDING_HARD', 'REBOOT_STARTED_HARD')
+    if hasattr(task_states, name))
 
 
 class SioDiskSizeInvalid(nova_exception.InvalidInput,
@@ -215,9 +224,35 @@ class Sio(imagebackend.Image):
         self._path = hooks.map_volume(volume_id)
         return self._path
 
+    def _hard_rebooting(self):
+        try:
+            state = self.instance.task_state
+        except (AttributeError, KeyError, NotImplementedError):
+            return False
+        return state is not None and state in HARD_REBOOT_STATES
+
     def libvirt_info(self, *args, **kwargs):
-        """Map the volume, then describe it like any block disk."""
-        self.ensure_mapped()
+        """Map the volume, then describe it like any block disk.
+
+        A revert that stopped half-way (the disk volume renamed away) is
+        finished first. A hard reboot of an instance that lives here also
+        unmaps its volume from other hosts (left there by a failed move).
+
+        :raises VolumeNotFound: the disk has no volume; the domain XML
+            would otherwise get no source path.
+        """
+        if self._lookup() is None and self.instance is not None and \
+                hooks.rollback_pending(self.instance):
+            LOG.warning('Finishing the interrupted resize revert of '
+                        'instance %s', self.instance_uuid)
+            hooks.rollback_snapshots(self.instance, map_here=False)
+            self._volume_id = None
+            self._path = None
+        if self.ensure_mapped() is None:
+            raise sio_exc.VolumeNotFound(volume=self.volume_name)
+        if self._hard_rebooting() and \
+                self.instance.host == hooks.CONF.host:
+            hooks.unmap_elsewhere(self._volume_id)
         return super(Sio, self).libvirt_info(*args, **kwargs)
 
     # -- creation ------------------------------------------------------------
@@ -225,7 +260,8 @@ class Sio(imagebackend.Image):
     def _checked(self, size, round_up=None):
         try:
             return hooks.checked_size(self._flavor(), self.disk_name, size,
-                                      round_up=round_up)
+                                      round_up=round_up,
+                                      volume=self.volume_name)
         except sio_exc.InvalidSize as exc:
             raise _size_error(exc)
 
@@ -300,12 +336,50 @@ class Sio(imagebackend.Image):
             # Root of a 0 GB flavor or a rescue disk: the image's size,
             # rounded up to whole 8 GiB units.
             volume_size = self._checked(base_size, round_up=True)
+        image_id = kwargs.get('image_id')
+        if (image_id and self.disk_name == ZERO_COPY_DISK and
+                hooks.CONF.scaleio.zero_copy_boot and
+                self._create_from_base(image_id, base, base_size,
+                                       volume_size)):
+            return
         target = self._create_volume(volume_size)
         try:
             _convert(base, target, _file_format(base), DRIVER_FORMAT)
         except Exception:
             self._discard()
             raise
+
+    def _create_from_base(self, image_id, base, base_size, volume_size):
+        """Make the root disk a snapshot of the image's base volume.
+
+        :returns: False when no base volume could be had, so that the
+            caller copies the image instead.
+        """
+        in_format = _file_format(base)
+
+        def fill(device):
+            _convert(base, device, in_format, DRIVER_FORMAT)
+
+        made = hooks.snapshot_from_base(image_id, self._flavor(), base_size,
+                                        self.volume_name, fill)
+        if made is None:
+            LOG.warning('No base volume for image %s; copying it into %s',
+                        image_id, self.volume_name)
+            return False
+        self._volume_id, snap_size = made
+        self._path = None
+        try:
+            if volume_size > snap_size:
+                hooks.get_client().extend_volume(
+                    self._volume_id, naming.size_in_gb(volume_size))
+            self._path = hooks.map_volume(self._volume_id)
+        except Exception:
+            self._discard()
+            raise
+        LOG.info('Root disk %s is a snapshot of the base volume of image '
+                 '%s (%d GiB)', self.volume_name, image_id,
+                 volume_size // hooks.GiB)
+        return True
 
     def cache(self, fetch_func, filename, size=None, *args, **kwargs):
         """Create the disk, or map and grow the volume that exists.
@@ -351,7 +425,22 @@ class Sio(imagebackend.Image):
     # -- other uses of the disk ----------------------------------------------
 
     def snapshot_extract(self, target, out_format):
-        """Copy the volume into a local file (cold snapshot)."""
+        """Copy the volume into a local file.
+
+        With ``[scaleio] live_snapshot`` the copy is read from a ScaleIO
+        snapshot of the volume taken first and deleted afterwards, so the
+        guest need not be paused while the image is exported.
+        """
+        if hooks.CONF.scaleio.live_snapshot:
+            volume_id = self._lookup()
+            if volume_id is None:
+                raise sio_exc.VolumeNotFound(volume=self.volume_name)
+
+            def export(device):
+                _convert(device, target, DRIVER_FORMAT, out_format)
+            hooks.export_from_snapshot(volume_id, self.instance_uuid,
+                                       self.disk_name, export)
+            return
         source = self.ensure_mapped()
         if source is None:
             raise sio_exc.VolumeNotFound(volume=self.volume_name)
