@@ -58,11 +58,14 @@ def disk_type_from_path(path):
     return (func or libvirt_utils.get_disk_type)(path)
 
 
-@test.testtools.skipUnless(IN_ERA, 'driver hooks of Nova 12.0.0 to 14.x')
 class SioDriverHooksTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super(SioDriverHooksTestCase, self).setUp()
+        # In setUp, not as a class decorator: older testtools turn a
+        # decorated class into a function, which loses its tests.
+        if not IN_ERA:
+            self.skipTest('driver hooks of Nova 12.0.0 to 14.x')
         # These releases' own driver tests swap the binding for the fake
         # at import time; do it here so that this module runs alone too.
         for module in ('driver', 'host', 'guest'):
@@ -405,7 +408,6 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.assertEqual(sorted(ids.values()), self.current_ids())
 
 
-@test.testtools.skipUnless(IN_ERA, 'image cache of Nova 12.0.0 to 14.x')
 class SioImageCacheTestCase(test.NoDBTestCase):
     """``Image.cache`` of these releases, which skips a format function
     whose target exists: a mapped device always does.
@@ -413,6 +415,10 @@ class SioImageCacheTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super(SioImageCacheTestCase, self).setUp()
+        # In setUp, not as a class decorator: older testtools turn a
+        # decorated class into a function, which loses its tests.
+        if not IN_ERA:
+            self.skipTest('image cache of Nova 12.0.0 to 14.x')
         self.fx = self.useFixture(fake_sio.SioFixture(self))
         self.sio = self.fx.sio
         self.flags(images_type='sio', group='libvirt')
