@@ -241,8 +241,11 @@ class FakeScaleIO(object):
                 continue
             volume.mapped.remove(sid)
             root = self._sdc(sdc_id=sid)[1]
-            os.remove(os.path.join(root, 'emc-vol-%s-%s'
-                                   % (SYSTEM_ID, volume_id)))
+            device = os.path.join(root, 'emc-vol-%s-%s'
+                                  % (SYSTEM_ID, volume_id))
+            # The gateway unmaps whether or not the SDC shows the device.
+            if os.path.exists(device):
+                os.remove(device)
             self.calls.append(('unmap_volume', volume.name, sid))
             done = True
         return done
