@@ -106,7 +106,7 @@ class SioFaultFixTestCase(test.NoDBTestCase):
         if test_sio_image.HAS_DISK_INFO_MAPPING:
             return test_sio_image.backend_image(
                 instance, 'disk', disk_info_mapping=dict(MAPPING))
-        return self.image(instance)
+        return test_sio_image.backend_image(instance, 'disk')
 
     def make(self, disk_name, kind='', map_to=(), data=b''):
         name = sio_hooks.volume_name(UUID, disk_name, kind)
