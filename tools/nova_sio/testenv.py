@@ -385,7 +385,9 @@ def parse_counts(out):
             if m:
                 counts[key] = int(m.group(1))
         return counts
-    m = re.search(r'^Ran (\d+) tests? in', out, re.M)
+    # testr prints "Ran 737 (+618) tests in ..." when its repository
+    # already holds an earlier run.
+    m = re.search(r'^Ran (\d+)(?: \([+-]\d+\))? tests? in', out, re.M)
     if m:
         total = int(m.group(1))
         fm = re.search(r'^FAILED \(.*?failures=(\d+)', out, re.M)
