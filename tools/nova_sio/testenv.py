@@ -214,6 +214,12 @@ def build_venv(version, tree, python=None):
                       interp, venv], isolated=False, timeout=600)
         else:
             util.run([interp, '-m', 'venv', venv], isolated=False)
+            if want == '3.6':
+                # Python 3.6's bundled pip cannot skip releases that need
+                # a newer Python when the index omits Requires-Python.
+                util.run([os.path.join(venv, 'bin', 'python'), '-m', 'pip',
+                          'install', '-q', 'pip<22'], isolated=False,
+                         timeout=600)
         pip = os.path.join(venv, 'bin', 'pip')
         r = _filtered(os.path.join(tree, 'requirements.txt'), drop,
                       os.path.join(work, 'requirements.txt'))
