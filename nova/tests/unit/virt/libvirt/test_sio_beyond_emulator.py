@@ -20,6 +20,7 @@ import fixtures
 from oslo_utils import uuidutils
 
 from nova import test
+from nova.tests.unit.virt.libvirt import sio_emulator
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.tests.unit.virt.libvirt import test_sio_lifecycle as lifecycle
 from nova.virt.libvirt.sio import hooks as sio_hooks
@@ -55,21 +56,10 @@ class ZeroCopyEmulatorTestCase(test.NoDBTestCase):
             handle.write(IMAGE_DATA)
 
     def on(self, name):
-        host = self.emu['hosts'][name]
         self.flags(host=name)
-        self.flags(group='scaleio',
-                   rest_server_ip=self.emu['host'],
-                   rest_server_port=self.emu['port'],
-                   rest_server_scheme=self.emu['scheme'],
-                   rest_server_username=self.emu['username'],
-                   rest_server_password=self.emu['password'],
-                   verify_server_certificate=False,
-                   protection_domain_name='pd1', storage_pool_name='sp1',
-                   default_sdcguid=host['guid'], drv_cfg_path=host['drv_cfg'],
-                   device_root=host['device_root'], device_wait_timeout=10.0,
-                   retry_interval=0.01, zero_copy_boot=True,
-                   zero_copy_fill_timeout=5,
-                   live_snapshot=True)
+        self.flags(group='scaleio', **sio_emulator.scaleio_flags(
+            self.emu, name, zero_copy_boot=True, zero_copy_fill_timeout=5,
+            live_snapshot=True))
         sio_hooks.reset()
 
     def boot(self, host):

@@ -38,9 +38,9 @@ try:
     import mock  # noqa: H216 (Python 2.7 has no unittest.mock)
 except ImportError:  # Zed and later test without the mock library
     from unittest import mock
-import requests
 
 from nova import test
+from nova.tests.unit.virt.libvirt import sio_emulator
 from nova.virt.libvirt import imagebackend
 
 # Kilo is the only release whose Image API has neither get_model (Liberty)
@@ -50,15 +50,7 @@ GiB = 1024 ** 3
 IMAGE_DATA = b'image-bytes:' + b'k' * 4096
 
 
-def emulator_info():
-    """Return the emulator description from the environment, or None."""
-    raw = os.environ.get('NOVA_SIO_EMULATOR', '').strip()
-    if not raw:
-        return None
-    if not raw.startswith('{'):
-        with open(raw) as f:
-            raw = f.read()
-    return json.loads(raw)
+emulator_info = sio_emulator.emulator_info
 
 
 def fake_qemu_img_info(path, *args, **kwargs):
@@ -125,27 +117,12 @@ class KiloSioTestCase(test.NoDBTestCase):
         host = self.emu['hosts'][name]
         self.flags(host=name)
         self.flags(group='scaleio',
-                   rest_server_ip=self.emu['host'],
-                   rest_server_port=self.emu['port'],
-                   rest_server_scheme=self.emu['scheme'],
-                   rest_server_username=self.emu['username'],
-                   rest_server_password=self.emu['password'],
-                   verify_server_certificate=False,
-                   protection_domain_name='pd1',
-                   storage_pool_name='sp1',
-                   default_sdcguid=host['guid'],
-                   drv_cfg_path=host['drv_cfg'],
-                   device_root=host['device_root'],
-                   device_wait_timeout=10.0,
-                   retry_interval=0.01)
+                   **sio_emulator.scaleio_flags(self.emu, name))
         self.hooks.reset()
         self.host = host
 
     def admin(self, what):
-        resp = requests.get('%s/__admin__/%s' % (self.emu['url'], what),
-                            verify=False, timeout=30)
-        resp.raise_for_status()
-        return resp.json()['result']
+        return sio_emulator.admin(self.emu, what)
 
     def volumes_of(self, instance):
         """The emulator's volumes of an instance: {(disk, kind): volume}."""

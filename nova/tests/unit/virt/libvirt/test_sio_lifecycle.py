@@ -25,12 +25,10 @@ privsep, on the emulator's sparse volume files.
 
 from __future__ import absolute_import
 
-import json
 import os
 
 import fixtures
 from oslo_utils import uuidutils
-import requests
 try:
     from unittest import mock
 except ImportError:  # Python 2.7
@@ -41,6 +39,7 @@ from nova import context
 from nova import objects
 from nova import test
 from nova.tests import fixtures as nova_fixtures
+from nova.tests.unit.virt.libvirt import sio_emulator
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt import fake
 from nova.virt.libvirt import driver as libvirt_driver
@@ -60,30 +59,10 @@ MAPPING = {'disk': {'bus': 'virtio', 'dev': 'vda', 'type': 'disk'},
            'root': {'bus': 'virtio', 'dev': 'vda', 'type': 'disk'}}
 
 
-def emulator_info():
-    """Return the emulator description from the environment, or None."""
-    raw = os.environ.get('NOVA_SIO_EMULATOR', '').strip()
-    if not raw:
-        return None
-    if not raw.startswith('{'):
-        with open(raw) as handle:
-            raw = handle.read()
-    return json.loads(raw)
-
-
-def fake_qemu_img_info(path, *args, **kwargs):
-    size = os.path.getsize(path) if os.path.exists(path) else 0
-    return mock.Mock(file_format='raw', virtual_size=size, disk_size=size,
-                     backing_file=None)
-
-
-def fake_convert_image(source, dest, *args, **kwargs):
-    """``qemu-img convert`` of small raw data, into a device or a file."""
-    with open(source, 'rb') as fin:
-        data = fin.read(64 * 1024)
-    mode = 'r+b' if os.path.exists(dest) else 'wb'
-    with open(dest, mode) as fout:
-        fout.write(data)
+emulator_info = sio_emulator.emulator_info
+fake_qemu_img_info = sio_emulator.fake_qemu_img_info
+fake_convert_image = sio_emulator.fake_convert_image
+read_head = sio_emulator.read_head
 
 
 def fake_create_image(path, disk_format, disk_size, *args, **kwargs):
@@ -94,11 +73,6 @@ def fake_create_image(path, disk_format, disk_size, *args, **kwargs):
         text)
     with open(path, 'wb') as handle:
         handle.truncate(size)
-
-
-def read_head(path, length):
-    with open(path, 'rb') as handle:
-        return handle.read(length)
 
 
 class SioLifecycleTestCase(test.NoDBTestCase):
@@ -141,27 +115,13 @@ class SioLifecycleTestCase(test.NoDBTestCase):
     # -- helpers -------------------------------------------------------------
 
     def admin(self, what, method='get', body=None):
-        resp = getattr(requests, method)(
-            '%s/__admin__/%s' % (self.emu['url'], what), json=body,
-            verify=False, timeout=30)
-        resp.raise_for_status()
-        return resp.json()['result']
+        return sio_emulator.admin(self.emu, what, method, body)
 
     def on(self, name):
         """Become compute host ``name``; return its driver."""
-        host = self.emu['hosts'][name]
         self.flags(host=name)
         self.flags(group='scaleio',
-                   rest_server_ip=self.emu['host'],
-                   rest_server_port=self.emu['port'],
-                   rest_server_scheme=self.emu['scheme'],
-                   rest_server_username=self.emu['username'],
-                   rest_server_password=self.emu['password'],
-                   verify_server_certificate=False,
-                   protection_domain_name='pd1', storage_pool_name='sp1',
-                   default_sdcguid=host['guid'], drv_cfg_path=host['drv_cfg'],
-                   device_root=host['device_root'], device_wait_timeout=10.0,
-                   retry_interval=0.01)
+                   **sio_emulator.scaleio_flags(self.emu, name))
         sio_hooks.reset()
         if name not in self.drivers:
             self.drivers[name] = libvirt_driver.LibvirtDriver(
