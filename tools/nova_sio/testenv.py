@@ -19,6 +19,7 @@ test tree (pristine source + runtime diff + our tests), and runs Nova's
 test_utils together with our ``test_sio*`` modules.
 """
 
+import fcntl
 import glob
 import hashlib
 import json
@@ -334,6 +335,20 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
 
     :returns: a result dict with counts, seconds and the runner output.
     """
+    lock_path = os.path.join(paths.cache_dir(), 'testtrees',
+                             '.%s.lock' % version)
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    with open(lock_path, 'a') as lock:
+        # One run per test tree at a time: stestr keeps its repository in
+        # the tree, and the tree is rebuilt when the series changes.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _run_tests(version, tests, concurrency, python, record)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run_tests(version, tests, concurrency, python, record):
     t0 = time.time()
     tree = build_tree(version)
     venv = build_venv(version, tree, python)
