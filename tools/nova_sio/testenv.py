@@ -307,7 +307,10 @@ class Emulator(object):
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'nova_sio.emulator', '--hosts',
              ','.join(self.hosts), '--state-dir',
-             os.path.join(self.state, 'hosts')],
+             os.path.join(self.state, 'hosts'),
+             # sp1 is shared by every test; sp-capacity is for tests that
+             # measure a pool's figures, which parallel tests would move.
+             '--pool', 'pd1:sp1:1024', '--pool', 'pd1:sp-capacity:1024'],
             stdout=subprocess.PIPE, env=env)
         line = self.proc.stdout.readline()
         if not line.strip():
