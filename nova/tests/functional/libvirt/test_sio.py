@@ -39,6 +39,19 @@ class SioLifecycleTest(base.LibvirtMigrationMixin,
         service = self.api.get_services(binary='nova-compute', host=host)[0]
         self.api.put_service(service['id'], {'forced_down': forced_down})
 
+    def mappings(self, server_id):
+        """``{volume name: set(host names)}`` of a server's volumes."""
+        by_sdc = dict((h['sdc_id'], name) for name, h in
+                      self.emu_fx.info['hosts'].items())
+        prefix = self.volume_name(server_id)[:12]
+        result = {}
+        for volume in self.emu.volumes():
+            if volume['name'].startswith(prefix):
+                result[volume['name']] = set(
+                    by_sdc.get(m['sdcId'], m['sdcId'])
+                    for m in volume.get('mappedSdcInfo') or [])
+        return result
+
     def hosts_of(self, server_id, disk='disk'):
         name = self.volume_name(server_id, disk)
         return self.mappings(server_id).get(name, set())
