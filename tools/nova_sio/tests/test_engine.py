@@ -185,6 +185,67 @@ class RealSourceTest(testtools.TestCase):
                           seriesedit.rebase_continue)
 
 
+class RebaseConflictTest(testtools.TestCase):
+    """A patch that cannot be carried stops the rebase; abort undoes it."""
+
+    def setUp(self):
+        super(RebaseConflictTest, self).setUp()
+        try:
+            source.fetch(NEWEST_E6)
+        except errors.SourceUnavailable as exc:
+            self.skipTest(str(exc))
+        self.scratch = self.useFixture(fixtures.TempDir()).path
+        root = paths.project_root()
+        for name in ('releases', 'nova'):
+            shutil.copytree(os.path.join(root, name),
+                            os.path.join(self.scratch, name))
+        real_cache = paths.cache_dir()
+        cache = self.useFixture(fixtures.TempDir()).path
+        os.symlink(os.path.join(real_cache, 'sources'),
+                   os.path.join(cache, 'sources'))
+        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_ROOT',
+                                                     self.scratch))
+        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
+                                                     cache))
+        self.era = releases.era_of(NEWEST_E6)
+        self.sdir = os.path.join(self.scratch, 'releases', 'series',
+                                 self.era.series)
+        first = series_mod.Series(self.era.series).entries[0][0]
+        path = os.path.join(self.sdir, first)
+        with open(path, 'rb') as f:
+            data = f.read()
+        # A removed line that no release has: neither a direct nor a
+        # 3-way application can succeed.
+        lines = data.split(b'\n')
+        for i, line in enumerate(lines):
+            if line.startswith(b'-') and not line.startswith(b'---'):
+                lines[i] = line + b'  # not upstream'
+                break
+        with open(path, 'wb') as f:
+            f.write(b'\n'.join(lines))
+        self.before = self.snapshot()
+
+    def snapshot(self):
+        result = {}
+        for fn in sorted(os.listdir(self.sdir)):
+            with open(os.path.join(self.sdir, fn), 'rb') as f:
+                result[fn] = f.read()
+        return result
+
+    def test_conflict_stops_and_abort_restores(self):
+        exc = self.assertRaises(errors.SeriesConflict, seriesedit.rebase,
+                                self.era.series, NEWEST_E6)
+        self.assertIn('does not apply to Nova %s' % NEWEST_E6, str(exc))
+        self.assertRaises(errors.RebaseInProgress, seriesedit.rebase,
+                          self.era.series, NEWEST_E6)
+        state = seriesedit.rebase_abort()
+        self.assertEqual(self.era.series, state['series'])
+        self.assertFalse(os.path.exists(state['path']))
+        self.assertEqual(self.before, self.snapshot())
+        self.assertRaises(errors.NoRebaseInProgress,
+                          seriesedit.rebase_abort)
+
+
 class CliTest(testtools.TestCase):
 
     def run_cli(self, *argv):
