@@ -53,13 +53,21 @@ tox="$cache/tox-venv/bin/tox"
 
 job="${1:-test}"
 shift || true
+# Pass "--" only with arguments: an empty one would replace the defaults
+# of {posargs:...} in tox.ini.
+run_tox() {
+    local env="$1"
+    shift
+    if [ $# -gt 0 ]; then "$tox" -e "$env" -- "$@"; else "$tox" -e "$env"; fi
+}
 case "$job" in
     releases)
-        exec "$tox" -e releases -- "$@"
+        run_tox releases "$@"
+        exit $?
         ;;
     test)
         rc=0
-        "$tox" -e py3 -- "$@" || rc=1
+        run_tox py3 "$@" || rc=1
         "$tox" -e nova-newest || rc=1
         "$tox" -e kilo || rc=1
         if [ $rc = 0 ]; then echo "nova-sio tests: all passed"; else
@@ -67,6 +75,7 @@ case "$job" in
         exit $rc
         ;;
     *)
-        exec "$tox" -e "$job" -- "$@"
+        run_tox "$job" "$@"
+        exit $?
         ;;
 esac
