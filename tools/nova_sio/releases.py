@@ -23,6 +23,7 @@ import re
 
 from nova_sio import errors
 from nova_sio import paths
+from nova_sio import util
 
 FINAL_RE = re.compile(r'^\d+\.\d+\.\d+$')
 FIRST = '2015.1.0'
@@ -173,19 +174,13 @@ def load_eras(path=None):
     """
     path = path or os.path.join(paths.releases_dir(), 'eras.txt')
     eras = []
-    with open(path) as f:
-        for num, line in enumerate(f, 1):
-            line = line.split('#', 1)[0].strip()
-            if not line:
-                continue
-            fields = line.split()
-            if len(fields) != 4:
-                raise errors.SeriesError(
-                    series=path, reason='line %d: expected "name first last '
-                    'series", got %r' % (num, line))
-            name, first, last, series = fields
-            eras.append(Era(name, first, None if last == '*' else last,
-                            series))
+    for num, fields in util.read_table(path):
+        if len(fields) != 4:
+            raise errors.SeriesError(
+                series=path, reason='line %d: expected "name first last '
+                'series", got %r' % (num, ' '.join(fields)))
+        name, first, last, series = fields
+        eras.append(Era(name, first, None if last == '*' else last, series))
     ordered = sorted(eras, key=lambda e: vkey(e.first))
     for a, b in zip(ordered, ordered[1:]):
         if a.last is None or vkey(a.last) >= vkey(b.first):

@@ -28,6 +28,7 @@ import re
 
 from nova_sio import errors
 from nova_sio import paths
+from nova_sio import util
 
 DIFF_GIT_RE = re.compile(rb'^diff --git a/(\S+) b/(\S+)$', re.M)
 NEW_FILE_RE = re.compile(rb'^new file mode ', re.M)
@@ -56,22 +57,16 @@ class Series(object):
         if not os.path.exists(path):
             raise errors.SeriesError(series=name,
                                      reason='%s is missing' % path)
-        with open(path) as f:
-            for num, line in enumerate(f, 1):
-                line = line.split('#', 1)[0].strip()
-                if not line:
-                    continue
-                fields = line.split()
-                if len(fields) != 2:
-                    raise errors.SeriesError(
-                        series=name, reason='series line %d: expected '
-                        '"<patch> <base-version>"' % num)
-                patch = os.path.join(self.dir, fields[0])
-                if not os.path.exists(patch):
-                    raise errors.SeriesError(
-                        series=name, reason='%s is listed but missing'
-                        % fields[0])
-                self.entries.append((fields[0], fields[1]))
+        for num, fields in util.read_table(path):
+            if len(fields) != 2:
+                raise errors.SeriesError(
+                    series=name, reason='series line %d: expected '
+                    '"<patch> <base-version>"' % num)
+            if not os.path.exists(os.path.join(self.dir, fields[0])):
+                raise errors.SeriesError(
+                    series=name, reason='%s is listed but missing'
+                    % fields[0])
+            self.entries.append((fields[0], fields[1]))
         names = [e[0] for e in self.entries]
         if len(set(names)) != len(names):
             raise errors.SeriesError(series=name,

@@ -130,3 +130,17 @@ def write_atomic(path, data):
 def dump_json(obj):
     """Serialise ``obj`` canonically (sorted keys, 2-space indent)."""
     return (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode()
+
+
+def read_table(path):
+    """Yield ``(line number, fields)`` of a whitespace-separated table.
+
+    ``#`` starts a comment; blank lines are skipped.
+
+    :param path: the file to read.
+    """
+    with open(path) as f:
+        for num, line in enumerate(f, 1):
+            line = line.split('#', 1)[0].strip()
+            if line:
+                yield num, line.split()

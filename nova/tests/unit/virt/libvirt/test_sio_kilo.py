@@ -53,23 +53,8 @@ IMAGE_DATA = b'image-bytes:' + b'k' * 4096
 emulator_info = sio_emulator.emulator_info
 
 
-def fake_qemu_img_info(path, *args, **kwargs):
-    """qemu-img info of a raw file (qemu-img is not installed here)."""
-    size = os.path.getsize(path) if os.path.exists(path) else 0
-    return mock.Mock(file_format='raw', virtual_size=size, disk_size=size,
-                     backing_file=None)
-
-
-def fake_convert_image(source, dest, *args, **kwargs):
-    """qemu-img convert of raw data into an existing ``dest``.
-
-    Copies the leading 64 KiB only: the test images are smaller, and the
-    8 GiB volumes are sparse files that need not be read through.
-    """
-    with open(source, 'rb') as fin:
-        data = fin.read(64 * 1024)
-    with open(dest, 'r+b') as fout:
-        fout.write(data)
+fake_qemu_img_info = sio_emulator.fake_qemu_img_info
+fake_convert_image = sio_emulator.fake_convert_image
 
 
 def fake_fetch(target, *args, **kwargs):
@@ -78,9 +63,7 @@ def fake_fetch(target, *args, **kwargs):
         f.write(IMAGE_DATA)
 
 
-def read_head(path, length):
-    with open(path, 'rb') as f:
-        return f.read(length)
+read_head = sio_emulator.read_head
 
 
 class KiloSioTestCase(test.NoDBTestCase):
