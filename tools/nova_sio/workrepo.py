@@ -41,6 +41,7 @@ DIFF_ARGS = ['--no-color', '--no-ext-diff', '--no-textconv', '--no-renames',
              '--dst-prefix=b/']
 _LOCK = threading.RLock()
 _UPSTREAM_MEMO = {}
+_PRISTINE_LOCKS = {}
 
 
 def git(args, cwd, **kwargs):
@@ -99,6 +100,21 @@ def pristine_files(version, tracked=None):
     pdir = _pristine_dir(version)
     stamp = os.path.join(pdir, '.tracked')
     key = '\n'.join(tracked)
+    with _LOCK:
+        lock = _PRISTINE_LOCKS.setdefault(version, threading.Lock())
+    # Several releases of an era share a base release: extract it once.
+    with lock:
+        _extract_pristine(version, pdir, stamp, key, tracked)
+    result = {}
+    for rel in tracked:
+        full = os.path.join(pdir, rel)
+        if os.path.exists(full):
+            with open(full, 'rb') as f:
+                result[rel] = f.read()
+    return result
+
+
+def _extract_pristine(version, pdir, stamp, key, tracked):
     if not (os.path.exists(stamp) and open(stamp).read() == key):
         tmp = pdir + '.tmp%d' % os.getpid()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -110,13 +126,6 @@ def pristine_files(version, tracked=None):
             f.write(key)
         shutil.rmtree(pdir, ignore_errors=True)
         os.rename(tmp, pdir)
-    result = {}
-    for rel in tracked:
-        full = os.path.join(pdir, rel)
-        if os.path.exists(full):
-            with open(full, 'rb') as f:
-                result[rel] = f.read()
-    return result
 
 
 def upstream_listing(version):
