@@ -33,7 +33,11 @@ Functions for the driver:
 * :func:`check_flavor_sizes` - the 8 GiB rule for a flavor's disks;
 * :func:`base_volume_name` / :func:`snapshot_from_base` /
   :func:`remove_unused_base_volumes` - zero-copy boot from per-image,
-  per-pool base volumes (``[scaleio] zero_copy_boot``).
+  per-pool base volumes (``[scaleio] zero_copy_boot``);
+* :func:`manage_base_volumes` - ``manage_image_cache``: remove the base
+  volumes of images this node no longer uses;
+* :func:`live_snapshot_allowed` / :func:`live_snapshot` - ``snapshot``:
+  export from a ScaleIO snapshot of the running (quiesced) guest.
 """
 
 from __future__ import absolute_import
@@ -757,16 +761,21 @@ def rollback_snapshots(instance, map_here=True):
     return restored
 
 
-def export_from_snapshot(volume_id, instance_uuid, disk_name, export):
+def export_from_snapshot(volume_id, instance_uuid, disk_name, export,
+                         quiesce=None):
     """Export a disk from a ScaleIO snapshot taken now, then drop it.
 
-    The snapshot is crash-consistent at the moment it is taken, so the
-    guest may keep running while ``export`` reads it.
+    The snapshot is crash-consistent at the moment it is taken (or
+    consistent for the guest's file systems when ``quiesce`` froze them),
+    so the guest keeps running while ``export`` reads it.
 
     :param volume_id: the disk's volume id.
     :param instance_uuid: the instance UUID (names the snapshot).
     :param disk_name: the Nova disk name.
     :param export: ``export(device_path)`` reads the mapped snapshot.
+    :param quiesce: optional ``quiesce()`` called just before the
+        snapshot; it returns a ``thaw()`` callable (or None), which is
+        called as soon as the snapshot exists or has failed.
     """
     client = get_client()
     name = volume_name(instance_uuid, disk_name, 'temporary')
@@ -774,7 +783,12 @@ def export_from_snapshot(volume_id, instance_uuid, disk_name, export):
     if stale is not None:
         LOG.warning('Deleting stale temporary volume %s', name)
         delete_volume(stale)
-    snap_id = client.snapshot_volume(volume_id, name)
+    thaw = quiesce() if quiesce is not None else None
+    try:
+        snap_id = client.snapshot_volume(volume_id, name)
+    finally:
+        if thaw is not None:
+            thaw()
     try:
         export(map_volume(snap_id))
     finally:
@@ -784,6 +798,111 @@ def export_from_snapshot(volume_id, instance_uuid, disk_name, export):
             delete_volume(snap_id)
     LOG.info('Exported disk %s of instance %s from a ScaleIO snapshot',
              disk_name, instance_uuid)
+
+
+def live_snapshot_allowed(source_type):
+    """Whether the driver may snapshot a disk of this type live.
+
+    ScaleIO disks are snapshotted live only with ``[scaleio]
+    live_snapshot``; otherwise the driver takes its cold path (the guest
+    is suspended while the disk is read). Other types are not affected.
+
+    :param source_type: the disk type the driver found (``'sio'``...).
+    """
+    return source_type != 'sio' or bool(CONF.scaleio.live_snapshot)
+
+
+def _image_property(image_meta, name):
+    """Read an image property from an ImageMeta object or a dict."""
+    if image_meta is None:
+        return None
+    props = getattr(image_meta, 'properties', None)
+    if props is None and isinstance(image_meta, dict):
+        props = image_meta.get('properties') or {}
+    if props is None:
+        return None
+    if isinstance(props, dict):
+        return props.get(name)
+    try:
+        return getattr(props, name) if props.obj_attr_is_set(name) else None
+    except AttributeError:
+        return None
+
+
+def _truthy(value):
+    if hasattr(value, 'lower'):
+        return value.strip().lower() in ('1', 'true', 'yes', 'on', 'y')
+    return bool(value)
+
+
+# Errors of Nova's ``quiesce`` that mean "no guest agent to ask".
+_NO_QUIESCE = ('InstanceQuiesceNotSupported', 'QemuGuestAgentNotEnabled',
+               'NotImplementedError')
+
+
+def _quiescer(driver, context, instance, image_meta):
+    """Return ``quiesce()`` for :func:`export_from_snapshot`.
+
+    It freezes the guest's file systems through the guest agent when the
+    image has one (``hw_qemu_guest_agent``) and returns the matching
+    ``thaw()``. Without an agent, or when the agent does not answer, the
+    snapshot is crash-consistent - unless the image sets
+    ``os_require_quiesce``, then the error is raised and nothing is
+    snapshotted.
+    """
+    def quiesce():
+        if not _truthy(_image_property(image_meta, 'hw_qemu_guest_agent')):
+            if _truthy(_image_property(image_meta, 'os_require_quiesce')):
+                driver.quiesce(context, instance, image_meta)
+                return _thawer(driver, context, instance, image_meta)
+            LOG.info('Taking a crash-consistent live snapshot of instance '
+                     '%s: its image has no guest agent', instance.uuid)
+            return None
+        try:
+            driver.quiesce(context, instance, image_meta)
+        except Exception as exc:
+            if _truthy(_image_property(image_meta, 'os_require_quiesce')):
+                raise
+            level = (LOG.info if type(exc).__name__ in _NO_QUIESCE
+                     else LOG.warning)
+            level('Could not quiesce instance %s (%s); taking a '
+                  'crash-consistent live snapshot', instance.uuid, exc)
+            return None
+        LOG.info('Quiesced instance %s for a live snapshot', instance.uuid)
+        return _thawer(driver, context, instance, image_meta)
+    return quiesce
+
+
+def _thawer(driver, context, instance, image_meta):
+    def thaw():
+        try:
+            driver.unquiesce(context, instance, image_meta)
+        except Exception:
+            LOG.exception('Could not thaw the file systems of instance %s '
+                          'after its live snapshot', instance.uuid)
+    return thaw
+
+
+def live_snapshot(driver, context, instance, image_meta, disk, target,
+                  out_format):
+    """Export the root disk of a running guest without pausing it.
+
+    A ScaleIO snapshot of the disk's volume is taken while the guest's
+    file systems are frozen through the guest agent (when the image has
+    one), the guest is thawed at once, and the image is exported from the
+    snapshot, which is then unmapped and deleted.
+
+    :param driver: the libvirt driver (its ``quiesce``/``unquiesce``).
+    :param context: the request context.
+    :param instance: the instance.
+    :param image_meta: the image metadata the driver's ``quiesce`` takes.
+    :param disk: the :class:`~nova.virt.libvirt.sio.image.Sio` root disk.
+    :param target: the local file to write.
+    :param out_format: the image format to write (``raw``, ``qcow2``...).
+    """
+    disk.snapshot_extract(target, out_format,
+                          quiesce=_quiescer(driver, context, instance,
+                                            image_meta))
 
 
 # -- zero-copy boot: base volumes --------------------------------------------
@@ -919,6 +1038,7 @@ def snapshot_from_base(image_id, flavor, image_size, name, fill):
             generation += 1
             base_id = None
             continue
+        record_base_image(image_id)
         return snap_id, volume_size(base_id)
     return None
 
@@ -975,6 +1095,148 @@ def remove_unused_base_volumes(image_ids, pools=None):
                         volume_id, base_volume_name(image_id, pool_id,
                                                     wanted))
     return removed
+
+
+# -- Nova's image cache manager ----------------------------------------------
+#
+# Base volumes are found by name, never by listing the system, so each
+# compute host keeps a record of the images it booted by zero-copy: an
+# empty file per image id under ``<instances_path>/_sio_base_volumes``,
+# touched on every use. The image cache manager pass then looks only at
+# the recorded images no instance of the node uses any more.
+
+REGISTRY_DIR = '_sio_base_volumes'
+
+
+def _cache_option(name, default):
+    """Read an image cache option from ``[image_cache]`` or ``DEFAULT``.
+
+    The options moved to the ``[image_cache]`` group in Ussuri.
+    """
+    group = getattr(CONF, 'image_cache', None)
+    if group is not None:
+        try:
+            return getattr(group, name)
+        except (AttributeError, cfg.NoSuchOptError):
+            pass
+    try:
+        return getattr(CONF, name)
+    except (AttributeError, cfg.NoSuchOptError):
+        return default
+
+
+def _registry():
+    """The record directory; None outside Nova (no ``instances_path``)."""
+    try:
+        base = CONF.instances_path
+    except (AttributeError, cfg.NoSuchOptError):
+        return None
+    return os.path.join(base, REGISTRY_DIR) if base else None
+
+
+def record_base_image(image_id):
+    """Note that this host booted a root disk from ``image_id``'s base.
+
+    :param image_id: the Glance image id.
+    """
+    registry = _registry()
+    if registry is None:
+        return
+    path = os.path.join(registry, image_id)
+    try:
+        if not os.path.isdir(registry):
+            os.makedirs(registry)
+        with open(path, 'a'):
+            os.utime(path, None)
+    except (IOError, OSError) as exc:
+        LOG.warning('Could not record the use of base volumes of image '
+                    '%s in %s: %s', image_id, path, exc)
+
+
+def recorded_base_images():
+    """Return ``{image_id: last use (epoch seconds)}`` of this host."""
+    found = {}
+    registry = _registry()
+    try:
+        names = os.listdir(registry) if registry else ()
+    except (IOError, OSError):
+        return found
+    for name in names:
+        try:
+            found[name] = os.stat(os.path.join(registry, name)).st_mtime
+        except (IOError, OSError):
+            continue
+    return found
+
+
+def _image_ref(instance):
+    try:
+        return instance.image_ref
+    except AttributeError:
+        return instance.get('image_ref')
+
+
+def manage_base_volumes(all_instances):
+    """Remove the base volumes of images this node no longer uses.
+
+    Called by the libvirt driver's ``manage_image_cache`` after Nova's own
+    image cache manager pass, with the same instances. It honours
+    ``remove_unused_base_images`` and
+    ``remove_unused_original_minimum_age_seconds`` (counted from the
+    last boot from the image on this host). A base volume is deleted only
+    when no root disk anywhere is a snapshot of it
+    (:func:`remove_unused_base_volumes`); the record of an image is
+    dropped once none of its base volumes remain. Gateway errors are
+    logged and the image is tried again at the next pass.
+
+    :param all_instances: the instances Nova's image cache manager sees.
+    :returns: the names of the deleted base volumes.
+    """
+    recorded = recorded_base_images()
+    if not recorded:
+        return []
+    if not _cache_option('remove_unused_base_images', True):
+        LOG.debug('remove_unused_base_images is off; keeping base volumes')
+        return []
+    min_age = int(_cache_option(
+        'remove_unused_original_minimum_age_seconds', 86400))
+    in_use = set(_image_ref(instance) for instance in all_instances)
+    now = time.time()
+    removed = []
+    for image_id, last_use in sorted(recorded.items()):
+        if image_id in in_use:
+            record_base_image(image_id)
+            continue
+        if now - last_use < min_age:
+            continue
+        try:
+            removed.extend(remove_unused_base_volumes([image_id]))
+            remaining = _remaining_base_volumes(image_id)
+        except sio_exc.SioError as exc:
+            LOG.warning('Could not remove the base volumes of image %s: '
+                        '%s', image_id, exc)
+            continue
+        if remaining:
+            LOG.debug('Image %s still has %d base volumes in use',
+                      image_id, remaining)
+            continue
+        try:
+            os.unlink(os.path.join(_registry(), image_id))
+        except (IOError, OSError):
+            pass
+    return removed
+
+
+def _remaining_base_volumes(image_id):
+    client = get_client()
+    count = 0
+    for domain, pool in served_pools():
+        try:
+            pool_id = client.get_pool_id(domain, pool)
+        except sio_exc.NotFound:
+            continue
+        count += len(base_volumes(image_id, pool_id))
+    return count
 
 
 # -- capacity ----------------------------------------------------------------

@@ -424,12 +424,17 @@ class Sio(imagebackend.Image):
 
     # -- other uses of the disk ----------------------------------------------
 
-    def snapshot_extract(self, target, out_format):
+    def snapshot_extract(self, target, out_format, quiesce=None):
         """Copy the volume into a local file.
 
         With ``[scaleio] live_snapshot`` the copy is read from a ScaleIO
         snapshot of the volume taken first and deleted afterwards, so the
         guest need not be paused while the image is exported.
+
+        :param target: the local file to write.
+        :param out_format: the image format to write.
+        :param quiesce: see :func:`~.hooks.export_from_snapshot` (live
+            snapshots only).
         """
         if hooks.CONF.scaleio.live_snapshot:
             volume_id = self._lookup()
@@ -439,7 +444,8 @@ class Sio(imagebackend.Image):
             def export(device):
                 _convert(device, target, DRIVER_FORMAT, out_format)
             hooks.export_from_snapshot(volume_id, self.instance_uuid,
-                                       self.disk_name, export)
+                                       self.disk_name, export,
+                                       quiesce=quiesce)
             return
         source = self.ensure_mapped()
         if source is None:
