@@ -34,6 +34,11 @@ def configure_parser(parser):
     parser.add_argument('--state-dir',
                         help='directory for host trees and backing files '
                              '(default: a temporary one)')
+    parser.add_argument('--storage-dir',
+                        help='existing directory for the volumes\' backing '
+                             'files, e.g. on XFS with reflink or btrfs so '
+                             'that snapshots are copy-on-write clones '
+                             '(default: inside the state directory)')
     parser.add_argument('--hosts', default='host-a',
                         help='comma-separated emulated SDC host names')
     parser.add_argument('--api-version', default='3.6',
@@ -69,7 +74,7 @@ def build(args):
                           port=args.port, username=args.username,
                           password=args.password, hosts=hosts,
                           pools=args.pool or [('pd1', 'sp1', 1024)],
-                          seed=args.seed)
+                          seed=args.seed, storage_dir=args.storage_dir)
     for name in hosts:
         emu.set_host(name, device_delay=args.device_delay)
     if args.preload_volumes or args.preload_sdcs:

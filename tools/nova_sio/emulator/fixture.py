@@ -72,6 +72,9 @@ class AdminClient(object):
     def audit(self, allow=()):
         return self._call('POST', 'audit', {'allow': list(allow)})
 
+    def storage_stats(self):
+        return self._call('GET', 'storage')
+
     def preload(self, volumes=0, sdcs=0):
         return self._call('POST', 'preload', {'volumes': volumes,
                                               'sdcs': sdcs})
@@ -102,7 +105,8 @@ class EmulatorFixture(fixtures.Fixture):
 
     :param mode: ``thread`` or ``subprocess``.
     :param kwargs: :class:`~nova_sio.emulator.server.Emulator` arguments
-        (``version``, ``https``, ``hosts``, ``pools``, ``password``, ...).
+        (``version``, ``https``, ``hosts``, ``pools``, ``password``,
+        ``storage_dir``, ...).
 
     After ``setUp``: ``url``, ``info`` (dict), ``admin`` and, in thread
     mode, ``emulator``.
@@ -140,9 +144,9 @@ class EmulatorFixture(fixtures.Fixture):
             argv += ['--hosts', ','.join(kw.pop('hosts'))]
         for pd_name, sp_name, capacity in kw.pop('pools', ()):
             argv += ['--pool', '%s:%s:%d' % (pd_name, sp_name, capacity)]
-        for key in ('password', 'username', 'port', 'seed'):
+        for key in ('password', 'username', 'port', 'seed', 'storage_dir'):
             if key in kw:
-                argv += ['--' + key, str(kw.pop(key))]
+                argv += ['--' + key.replace('_', '-'), str(kw.pop(key))]
         if kw:
             raise TypeError('not supported in subprocess mode: %s'
                             % ', '.join(sorted(kw)))

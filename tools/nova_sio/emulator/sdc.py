@@ -12,12 +12,23 @@ Unmapping removes the link after ``linger`` seconds. ``never_appear``
 models a broken data network (REST says mapped, no device shows up),
 ``connected=False`` a disconnected SDC and ``registered=False`` an SDC
 that is not registered or not approved (restricted SDC mode).
+
+A ScaleIO snapshot shares its data with the source (vTree pointers) and
+costs no data copy. The emulator models that with a copy-on-write clone
+of the backing file (``FICLONE``) when the storage directory supports it
+(XFS with reflink, btrfs); elsewhere it falls back to copying the data
+extents. Either way the snapshot and its source are independent from
+then on. :meth:`HostSimulator.stats` tells which method was used.
 """
 
+import errno
+import fcntl
 import os
 import shutil
 import stat
+import tempfile
 import threading
+import time
 
 DEVICE_PREFIX = 'emc-vol'
 
@@ -51,9 +62,82 @@ esac
 '''
 
 
+#: Linux ``FICLONE`` ioctl request: ``_IOW(0x94, 9, int)``.
+FICLONE = 0x40049409
+
+#: Snapshot methods: copy-on-write clone, or a copy of the data extents.
+REFLINK = 'reflink'
+SPARSE_COPY = 'sparse-copy'
+
+# errno values meaning "this file system (pair) cannot clone".
+_NO_CLONE = frozenset(getattr(errno, name) for name in (
+    'EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'EXDEV', 'EINVAL', 'ENOSYS')
+    if hasattr(errno, name))
+
+
+def reflink(src, dst):
+    """Make ``dst`` a copy-on-write clone of ``src``.
+
+    :param src: existing file.
+    :param dst: file to create (or replace).
+    :raises OSError: when the file system cannot clone (``errno`` in
+        ``EOPNOTSUPP``, ``EXDEV``, ...); ``dst`` is removed then.
+    """
+    with open(src, 'rb') as fin, open(dst, 'wb') as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+        except OSError:
+            fout.close()
+            os.unlink(dst)
+            raise
+
+
+def clone_file(src, dst):
+    """Copy ``src`` to ``dst`` as cheaply as the file system allows.
+
+    :param src: existing (sparse) file.
+    :param dst: file to create (or replace).
+    :returns: ``(method, bytes copied)``: ``(REFLINK, 0)`` for a
+        copy-on-write clone, ``(SPARSE_COPY, n)`` otherwise.
+    """
+    try:
+        reflink(src, dst)
+        return REFLINK, 0
+    except OSError as exc:
+        if exc.errno not in _NO_CLONE:
+            raise
+    return SPARSE_COPY, sparse_copy(src, dst)
+
+
+def clone_support(directory):
+    """Return the method :func:`clone_file` uses in ``directory``.
+
+    :param directory: an existing directory; two small scratch files are
+        made in it and removed.
+    """
+    scratch = tempfile.mkdtemp(prefix='.clone-probe-', dir=directory)
+    try:
+        src = os.path.join(scratch, 'src')
+        with open(src, 'wb') as handle:
+            handle.write(b'probe')
+        try:
+            reflink(src, os.path.join(scratch, 'dst'))
+        except OSError as exc:
+            if exc.errno not in _NO_CLONE:
+                raise
+            return SPARSE_COPY
+        return REFLINK
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def sparse_copy(src, dst):
-    """Copy a sparse file, reading only its data extents."""
+    """Copy a sparse file, reading only its data extents.
+
+    :returns: the number of bytes copied.
+    """
     size = os.path.getsize(src)
+    copied = 0
     with open(src, 'rb') as fin, open(dst, 'wb') as fout:
         fout.truncate(size)
         fd = fin.fileno()
@@ -72,8 +156,10 @@ def sparse_copy(src, dst):
                 if not chunk:
                     break
                 fout.write(chunk)
+                copied += len(chunk)
                 remaining -= len(chunk)
             offset = end
+    return copied
 
 
 class Host(object):
@@ -99,11 +185,15 @@ class Host(object):
 class HostSimulator(object):
     """Volume listener keeping the hosts' device links in step.
 
-    :param state_dir: directory for host trees and backing files.
+    :param state_dir: directory for host trees (and backing files when
+        ``storage_dir`` is None).
     :param system: the :class:`state.System` (for ids and locking).
+    :param storage_dir: existing directory for the volumes' backing
+        files; they go into a new subdirectory of it, removed by
+        :meth:`cleanup`. Default: ``<state_dir>/volumes``.
     """
 
-    def __init__(self, state_dir, system):
+    def __init__(self, state_dir, system, storage_dir=None):
         self.state_dir = state_dir
         self.system = system
         self.hosts = {}          # name -> Host
@@ -111,8 +201,17 @@ class HostSimulator(object):
         self._gen = {}           # (sdc id, volume id) -> generation
         self._timers = set()
         self._lock = threading.Lock()
-        self.backing_dir = os.path.join(state_dir, 'volumes')
-        os.makedirs(self.backing_dir, exist_ok=True)
+        self.storage_dir = storage_dir
+        if storage_dir is None:
+            self.backing_dir = os.path.join(state_dir, 'volumes')
+            os.makedirs(self.backing_dir, exist_ok=True)
+        else:
+            self.backing_dir = tempfile.mkdtemp(prefix='sio-emu-volumes-',
+                                                dir=storage_dir)
+        self.clone_method = clone_support(self.backing_dir)
+        self.snapshots = {REFLINK: 0, SPARSE_COPY: 0}
+        self.snapshot_bytes_copied = 0
+        self.snapshot_seconds = 0.0
 
     def add_host(self, name, guid=None, ip=None):
         """Create host ``name`` with its own SDC; return the Host."""
@@ -233,8 +332,14 @@ class HostSimulator(object):
 
     def snapshotted(self, source, snap):
         src = self.backing_file(source.id)
-        if os.path.exists(src):
-            sparse_copy(src, self.backing_file(snap.id))
+        if not os.path.exists(src):
+            return  # never written: the snapshot starts empty too
+        began = time.time()
+        method, copied = clone_file(src, self.backing_file(snap.id))
+        with self._lock:
+            self.snapshots[method] += 1
+            self.snapshot_bytes_copied += copied
+            self.snapshot_seconds += time.time() - began
 
     def removed(self, vol):
         try:
@@ -243,6 +348,21 @@ class HostSimulator(object):
             pass
 
     # -- inspection --------------------------------------------------------
+
+    def stats(self):
+        """Return how snapshots were made in the data plane.
+
+        :returns: dict with ``storage_dir`` (where the backing files
+            are), ``clone_method`` (what this directory supports),
+            ``snapshots`` (count per method), ``snapshot_bytes_copied``
+            and ``snapshot_seconds`` (time spent making backing files).
+        """
+        with self._lock:
+            return {'storage_dir': self.backing_dir,
+                    'clone_method': self.clone_method,
+                    'snapshots': dict(self.snapshots),
+                    'snapshot_bytes_copied': self.snapshot_bytes_copied,
+                    'snapshot_seconds': self.snapshot_seconds}
 
     def stray_devices(self):
         """Links present on a host without a matching mapping."""
@@ -260,6 +380,11 @@ class HostSimulator(object):
             timers, self._timers = list(self._timers), set()
         for timer in timers:
             timer.cancel()
+
+    def release_storage(self):
+        """Remove the backing files made in a given ``storage_dir``."""
+        if self.storage_dir is not None:
+            shutil.rmtree(self.backing_dir, ignore_errors=True)
 
     def cleanup(self):
         self.stop()

@@ -74,6 +74,10 @@ class Emulator(object):
 
     :param state_dir: directory for host trees, backing files and
         certificates; a temporary one (removed on stop) when None.
+    :param storage_dir: existing directory for the volumes' backing
+        files (e.g. on a file system with reflink, so that snapshots are
+        copy-on-write clones); its emulator subdirectory is removed on
+        stop. Default: inside ``state_dir``.
     :param version: API version, e.g. ``'3.6'`` or ``'4.5'``.
     :param https: serve HTTPS with a generated CA (``ca_cert``).
     :param port: TCP port, 0 for any free port.
@@ -87,7 +91,8 @@ class Emulator(object):
     def __init__(self, state_dir=None, version='3.6', https=False, port=0,
                  username='admin', password=None, hosts=('host-a',),
                  pools=(('pd1', 'sp1', 1024),), seed=None,
-                 token_idle_timeout=600, token_lifetime=8 * 3600):
+                 token_idle_timeout=600, token_lifetime=8 * 3600,
+                 storage_dir=None):
         self._own_dir = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='sio-emu-')
         os.makedirs(self.state_dir, exist_ok=True)
@@ -98,7 +103,8 @@ class Emulator(object):
         self.token_idle_timeout = token_idle_timeout
         self.token_lifetime = token_lifetime
         self.system = state_mod.System(version=version, seed=seed)
-        self.sim = sdc_mod.HostSimulator(self.state_dir, self.system)
+        self.sim = sdc_mod.HostSimulator(self.state_dir, self.system,
+                                         storage_dir=storage_dir)
         self.system.listener = self.sim
         self.faults = faults_mod.FaultSet(seed)
         self.tokens = {}
@@ -161,6 +167,7 @@ class Emulator(object):
             self._server.server_close()
             self._server = None
         self.sim.stop()
+        self.sim.release_storage()
         if self._own_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -173,7 +180,8 @@ class Emulator(object):
                 'username': self.username, 'password': self.password,
                 'version': self.system.version, 'system_id': self.system.id,
                 'ca_cert': self.ca_cert, 'state_dir': self.state_dir,
-                'pools': pools,
+                'storage_dir': self.sim.backing_dir,
+                'clone_method': self.sim.clone_method, 'pools': pools,
                 'hosts': dict((n, h.describe())
                               for n, h in self.sim.hosts.items())}
 
@@ -208,6 +216,10 @@ class Emulator(object):
         result = self.system.audit(allow)
         result['stray_devices'] = self.sim.stray_devices()
         return result
+
+    def storage_stats(self):
+        """Return how the data plane made snapshots (see ``sdc.py``)."""
+        return self.sim.stats()
 
     def preload(self, volumes=0, sdcs=0):
         """Add baseline volumes and SDCs quickly (benchmarks)."""
@@ -563,6 +575,8 @@ def _admin_call(emu, method, parts, body):
         return emu.request_log()
     if head == 'audit':
         return emu.audit(body.get('allow') or ())
+    if head == 'storage':
+        return emu.storage_stats()
     if head == 'preload':
         return emu.preload(int(body.get('volumes', 0)),
                            int(body.get('sdcs', 0)))
