@@ -19,7 +19,7 @@ if command -v dpkg >/dev/null; then
     # (lxml, Pillow, psycopg2, python-pcre, ...) and run genisoimage.
     for pkg in build-essential pkg-config libxml2-dev libxslt1-dev \
             libpq-dev zlib1g-dev libjpeg-dev libffi-dev libssl-dev \
-            libpcre3-dev genisoimage e2fsprogs dosfstools; do
+            libpcre3-dev genisoimage e2fsprogs dosfstools xfsprogs; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
 fi
