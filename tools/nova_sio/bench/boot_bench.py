@@ -331,6 +331,10 @@ def main(argv=None):
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return _main(args)
+    except KeyboardInterrupt:
+        sys.stderr.write('interrupted; the emulator and any scratch file '
+                         'system were removed\n')
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
 
