@@ -384,3 +384,182 @@ class LiveSnapshotTestCase(_Base):
         self.assertEqual(b'disk contents', self.extract(image))
         self.assertEqual([], [c for c in self.sio.calls
                               if c[0] == 'snapshot_volume'])
+
+
+class _Driver(object):
+    """The driver's ``quiesce``/``unquiesce``, logged into ``calls``."""
+
+    def __init__(self, calls, error=None):
+        self.calls = calls
+        self.error = error
+
+    def quiesce(self, context, instance, image_meta):
+        self.calls.append(('quiesce', instance.uuid))
+        if self.error is not None:
+            raise self.error
+
+    def unquiesce(self, context, instance, image_meta):
+        self.calls.append(('unquiesce', instance.uuid))
+
+
+class QemuGuestAgentNotEnabled(Exception):
+    """Named like Nova's error for an image without the guest agent."""
+
+
+class QuiescedLiveSnapshotTestCase(_Base):
+    """``hooks.live_snapshot``: freeze only around the ScaleIO snapshot."""
+
+    boot = LiveSnapshotTestCase.__dict__['boot']
+
+    def setUp(self):
+        super(QuiescedLiveSnapshotTestCase, self).setUp()
+        self.flags(live_snapshot=True, group='scaleio')
+        self.target = os.path.join(self.instances_path, 'live.raw')
+
+    def live(self, image, properties, error=None):
+        driver = _Driver(self.sio.calls, error)
+        sio_hooks.live_snapshot(driver, 'ctx', self.instance,
+                                {'properties': properties}, image,
+                                self.target, 'raw')
+        with open(self.target, 'rb') as handle:
+            return handle.read()
+
+    def sequence(self):
+        return [c[0] for c in self.sio.calls
+                if c[0] in ('quiesce', 'unquiesce', 'snapshot_volume',
+                            'delete_volume')]
+
+    def test_live_snapshot_allowed(self):
+        self.assertTrue(sio_hooks.live_snapshot_allowed('sio'))
+        self.flags(live_snapshot=False, group='scaleio')
+        self.assertFalse(sio_hooks.live_snapshot_allowed('sio'))
+        for other in ('rbd', 'qcow2', 'raw', None):
+            self.assertTrue(sio_hooks.live_snapshot_allowed(other))
+
+    def test_frozen_only_while_the_snapshot_is_taken(self):
+        image = self.boot()
+        del self.sio.calls[:]
+        data = self.live(image, {'hw_qemu_guest_agent': 'yes'})
+        self.assertEqual(b'disk contents', data)
+        self.assertEqual(['quiesce', 'snapshot_volume', 'unquiesce',
+                          'delete_volume'], self.sequence())
+        self.assertIsNone(self.sio.by_name(self.name('disk', 'temporary')))
+
+    def test_without_agent_no_quiesce(self):
+        image = self.boot()
+        del self.sio.calls[:]
+        self.assertEqual(b'disk contents', self.live(image, {}))
+        self.assertEqual(['snapshot_volume', 'delete_volume'],
+                         self.sequence())
+
+    def test_agent_failure_gives_a_crash_consistent_snapshot(self):
+        image = self.boot()
+        del self.sio.calls[:]
+        data = self.live(image, {'hw_qemu_guest_agent': True},
+                         error=RuntimeError('agent is not responding'))
+        self.assertEqual(b'disk contents', data)
+        self.assertEqual(['quiesce', 'snapshot_volume', 'delete_volume'],
+                         self.sequence())
+
+    def test_required_quiesce_failure_takes_no_snapshot(self):
+        image = self.boot()
+        names = self.sio.names()
+        del self.sio.calls[:]
+        self.assertRaises(QemuGuestAgentNotEnabled, self.live, image,
+                          {'os_require_quiesce': 'true'},
+                          error=QemuGuestAgentNotEnabled())
+        self.assertEqual(['quiesce'], self.sequence())
+        self.assertEqual(names, self.sio.names())
+
+    def test_thawed_when_the_snapshot_fails(self):
+        image = self.boot()
+        names = self.sio.names()
+        del self.sio.calls[:]
+        self.useFixture(fixtures.MockPatchObject(
+            self.sio, 'snapshot_volume',
+            side_effect=sio_exc.CapacityExceeded(
+                pool=POOL_ID, volume='snap', gateway_message='full')))
+        self.assertRaises(sio_exc.CapacityExceeded, self.live, image,
+                          {'hw_qemu_guest_agent': 'yes'})
+        self.assertEqual(['quiesce', 'unquiesce'], self.sequence())
+        self.assertEqual(names, self.sio.names())
+
+
+class ImageCacheTestCase(_Base):
+    """``hooks.manage_base_volumes``: the image cache manager's pass."""
+
+    boot = BeyondTestCase.__dict__['boot']
+    bases = BeyondTestCase.__dict__['bases']
+
+    def setUp(self):
+        super(ImageCacheTestCase, self).setUp()
+        self.flags(zero_copy_boot=True, group='scaleio')
+        self.cache_flags(remove_unused_original_minimum_age_seconds=0)
+
+    def cache_flags(self, **kwargs):
+        """Set image cache options where this Nova keeps them."""
+        group = 'image_cache' if hasattr(sio_hooks.CONF, 'image_cache') \
+            else None
+        self.flags(group=group, **kwargs)
+
+    def test_boot_records_the_image(self):
+        self.assertEqual({}, sio_hooks.recorded_base_images())
+        self.boot()
+        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+
+    def test_unused_base_volume_removed(self):
+        instance, _image = self.boot()
+        instance.image_ref = IMAGE_ID
+        self.assertEqual([], sio_hooks.manage_base_volumes([instance]))
+        self.assertEqual(1, len(self.bases()))
+        sio_hooks.destroy_volumes(instance)
+        removed = sio_hooks.manage_base_volumes([])
+        self.assertEqual([sio_hooks.base_volume_name(IMAGE_ID, POOL_ID)],
+                         removed)
+        self.assertEqual([], self.sio.names())
+        self.assertEqual({}, sio_hooks.recorded_base_images())
+
+    def test_young_records_are_kept(self):
+        self.cache_flags(remove_unused_original_minimum_age_seconds=3600)
+        instance, _image = self.boot()
+        sio_hooks.destroy_volumes(instance)
+        self.assertEqual([], sio_hooks.manage_base_volumes([]))
+        self.assertEqual(1, len(self.bases()))
+        # Older than the minimum age: removed.
+        path = os.path.join(self.instances_path, sio_hooks.REGISTRY_DIR,
+                            IMAGE_ID)
+        os.utime(path, (1, 1))
+        self.assertEqual(1, len(sio_hooks.manage_base_volumes([])))
+        self.assertEqual([], self.bases())
+
+    def test_removal_switched_off(self):
+        self.cache_flags(remove_unused_base_images=False)
+        instance, _image = self.boot()
+        sio_hooks.destroy_volumes(instance)
+        self.assertEqual([], sio_hooks.manage_base_volumes([]))
+        self.assertEqual(1, len(self.bases()))
+        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+
+    def test_used_on_another_host_is_kept(self):
+        first, _image = self.boot()
+        self.boot(uuid=OTHER_UUID)
+        sio_hooks.destroy_volumes(first)
+        # This host sees no instance; the other host's root disk is a
+        # snapshot of the base volume, so it stays, and so does the record.
+        self.assertEqual([], sio_hooks.manage_base_volumes([]))
+        self.assertEqual(1, len(self.bases()))
+        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+
+    def test_gateway_error_is_logged_and_retried(self):
+        instance, _image = self.boot()
+        sio_hooks.destroy_volumes(instance)
+        with fixtures.MockPatchObject(
+                self.sio, 'get_pool_id',
+                side_effect=sio_exc.GatewayUnreachable(
+                    url='https://gw', method='GET', path='/api/types',
+                    reason='down')):
+            self.assertEqual([], sio_hooks.manage_base_volumes([]))
+        self.assertIn('Could not remove the base volumes',
+                      self.stdlog.logger.output)
+        self.assertEqual(1, len(self.bases()))
+        self.assertEqual(1, len(sio_hooks.manage_base_volumes([])))
