@@ -34,6 +34,7 @@ from nova.virt import images
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import image as sio_image
 from nova.virt.libvirt import utils as libvirt_utils
 
 try:  # moved to nova.tests.fixtures.libvirt in Xena
@@ -378,6 +379,132 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.assertEqual(sio_hooks.device_path(ids['disk']),
                          convert.call_args[0][0])
         self.assertEqual([b'root disk bytes'], uploaded[-1:])
+
+    def snapshot_running_guest(self, ids):
+        """Run ``snapshot()`` of a running guest whose root disk is sio.
+
+        Only libvirt (the guest), the image service and the PCI and port
+        steps are replaced; the ScaleIO system is the fake one.
+
+        :returns: ``(guest, uploaded bytes)``.
+        """
+        self.fx.copy_to(sio_hooks.device_path(ids['disk']),
+                        b'root disk bytes')
+        fake_sio.patch_object(self, images, 'convert_image',
+                              side_effect=test_sio_image.fake_convert)
+        path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
+                                                  ids['disk'])
+        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
+        self.flags(snapshots_directory=self.useFixture(
+            fixtures.TempDir()).path, group='libvirt')
+        guest = fake_sio.patch_object(
+            self, self.drvr._host, 'get_guest').return_value
+        guest.get_power_state.return_value = power_state.RUNNING
+        guest.has_persistent_configuration.return_value = True
+        fake_sio.patch_object(
+            self, self.drvr._host, 'has_min_version', return_value=True)
+        # 12.0.0 returns the path only; later releases add the format.
+        found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
+                 else (path, 'raw'))
+        fake_sio.patch_object(
+            self, libvirt_utils, 'find_disk', return_value=found)
+        fake_sio.patch_object(
+            self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
+            return_value=[])
+        image_api = fake_sio.patch_object(self, self.drvr, '_image_api')
+        image_api.get.return_value = {'name': 'snap'}
+        fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
+                              side_effect=lambda *args: {})
+        self.stub('_detach_pci_devices', '_detach_sriov_ports',
+                  '_attach_pci_devices', '_attach_sriov_ports',
+                  '_create_domain', 'suspend')
+        uploaded = []
+        image_api.update.side_effect = (
+            lambda ctxt, image_id, meta, data=None, **kw:
+            uploaded.append(data.read() if data else None))
+        self.drvr.snapshot(self.context, self.instance, 'image-1',
+                           lambda **kwargs: None)
+        return guest, uploaded[-1]
+
+    def suspended(self, guest):
+        """Whether snapshot() saved the guest's memory and stopped it."""
+        return guest.save_memory_state.called or self.drvr.suspend.called
+
+    def test_live_snapshot_exports_a_scaleio_snapshot_of_the_running_guest(
+            self):
+        self.flags(live_snapshot=True, group='scaleio')
+        self.instance.system_metadata = {'image_hw_qemu_guest_agent': 'yes'}
+        ids = self.make_volumes()
+        live = fake_sio.patch_object(
+            self, sio_hooks, 'live_snapshot', wraps=sio_hooks.live_snapshot)
+        quiesced = fake_sio.patch_object(
+            self, self.drvr, '_set_quiesced',
+            wraps=self.drvr._set_quiesced)
+        cow = fake_sio.patch_object(self, libvirt_utils, 'create_cow_image')
+        guest, uploaded = self.snapshot_running_guest(ids)
+
+        self.assertEqual(b'root disk bytes', uploaded)
+        self.assertFalse(self.suspended(guest))
+        # The libvirt live snapshot (undefine, rebase onto a copy) is
+        # not used for a sio disk.
+        self.assertFalse(guest.delete_configuration.called)
+        self.assertFalse(guest.get_block_device.return_value.rebase.called)
+        self.assertFalse(cow.called)
+        self.assertEqual(1, live.call_count)
+        args = live.call_args[0]
+        self.assertIs(self.drvr, args[0])
+        self.assertIs(self.instance, args[2])
+        disk = args[4]
+        self.assertIsInstance(disk, sio_image.Sio)
+        self.assertEqual(ids['disk'], sio_hooks.volume_id_from_path(disk.path))
+        self.assertEqual('raw', args[6])
+        # What the release's quiesce() takes: the image metadata dict
+        # before Mitaka (no Instance.image_meta), ImageMeta from then on.
+        meta = args[3]
+        if hasattr(self.instance, 'image_meta'):
+            self.assertIsInstance(meta, objects.ImageMeta)
+            self.assertTrue(meta.properties.hw_qemu_guest_agent)
+        else:
+            self.assertIsInstance(meta, dict)
+            self.assertEqual('yes',
+                             meta['properties']['hw_qemu_guest_agent'])
+        # The guest was frozen for the ScaleIO snapshot and thawed.
+        self.assertEqual([True, False],
+                         [c[0][3] for c in quiesced.call_args_list])
+        temp = sio_hooks.volume_name(self.instance.uuid, 'disk',
+                                     'temporary')
+        self.assertIn(('snapshot_volume', sio_hooks.volume_name(
+            self.instance.uuid, 'disk'), temp), self.sio.calls)
+        self.assertIsNone(self.sio.by_name(temp))
+        self.assertEqual([ids['disk']],
+                         self.mapped_on(GUID_A, [ids['disk']]))
+
+    def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
+        ids = self.make_volumes()
+        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot')
+        libvirt_live = fake_sio.patch_object(
+            self, self.drvr, '_live_snapshot')
+        guest, uploaded = self.snapshot_running_guest(ids)
+
+        self.assertEqual(b'root disk bytes', uploaded)
+        self.assertTrue(self.suspended(guest))
+        self.assertFalse(live.called)
+        self.assertFalse(libvirt_live.called)
+        self.assertEqual([], [c for c in self.sio.calls
+                              if c[0] == 'snapshot_volume'])
+
+    def test_image_cache_pass_removes_unused_base_volumes(self):
+        manage = fake_sio.patch_object(self, sio_hooks,
+                                       'manage_base_volumes')
+        self.drvr.manage_image_cache(self.context, [])
+        manage.assert_called_once_with([])
+
+    def test_image_cache_pass_of_other_image_types(self):
+        manage = fake_sio.patch_object(self, sio_hooks,
+                                       'manage_base_volumes')
+        self.flags(images_type='lvm', group='libvirt')
+        self.drvr.manage_image_cache(self.context, [])
+        self.assertFalse(manage.called)
 
     def test_instance_disk_info_leaves_sio_disks_out(self):
         ids = self.make_volumes()

@@ -27,6 +27,7 @@ import inspect
 
 import fixtures
 
+from nova.compute import power_state
 from nova import context as nova_context
 from nova.network import model as network_model
 from nova import objects
@@ -34,10 +35,12 @@ from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt import fake
+from nova.virt import images
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import image as sio_image
 from nova.virt.libvirt import utils as libvirt_utils
 
 try:  # Xena and later
@@ -225,6 +228,117 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         else:  # Ocata parses the XML itself
             info = self.drvr._get_instance_disk_info('instance-1', xml, {})
         self.assertEqual([], info)
+
+    def snapshot_running_guest(self, ids):
+        """Run ``snapshot()`` of a running guest whose root disk is sio.
+
+        Only libvirt (the guest), the image service and the PCI and port
+        steps are replaced; the ScaleIO system is the fake one.
+
+        :returns: ``(guest, uploaded bytes)``.
+        """
+        self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
+        self.fx.copy_to(sio_hooks.device_path(ids['disk']),
+                        b'root disk bytes')
+        fake_sio.patch_object(self, images, 'convert_image',
+                              side_effect=test_sio_image.fake_convert)
+        path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
+                                                  ids['disk'])
+        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
+        self.flags(snapshots_directory=self.useFixture(
+            fixtures.TempDir()).path, group='libvirt')
+        guest = fake_sio.patch_object(
+            self, self.drvr._host, 'get_guest').return_value
+        guest.get_power_state.return_value = power_state.RUNNING
+        guest.has_persistent_configuration.return_value = True
+        fake_sio.patch_object(
+            self, self.drvr._host, 'has_min_version', return_value=True)
+        fake_sio.patch_object(
+            self, libvirt_utils, 'find_disk', return_value=(path, 'raw'))
+        if hasattr(libvirt_driver.pci_manager, 'get_instance_pci_devs'):
+            fake_sio.patch_object(
+                self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
+                return_value=[])
+        image_api = fake_sio.patch_object(self, self.drvr, '_image_api')
+        image_api.get.return_value = {'name': 'snap'}
+        fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
+                              side_effect=lambda *args: {})
+        for name in ('_attach_pci_devices', '_attach_direct_passthrough_ports',
+                     '_attach_sriov_ports', '_create_domain', 'suspend'):
+            if hasattr(self.drvr, name):
+                fake_sio.patch_object(self, self.drvr, name)
+        uploaded = []
+        image_api.update.side_effect = (
+            lambda ctxt, image_id, meta, data=None, **kw:
+            uploaded.append(data.read() if data else None))
+        self.drvr.snapshot(self.context, self.instance, 'image-1',
+                           lambda **kwargs: None)
+        return guest, uploaded[-1]
+
+    def test_live_snapshot_exports_a_scaleio_snapshot_of_the_running_guest(
+            self):
+        self.flags(live_snapshot=True, group='scaleio')
+        self.instance.system_metadata = {'image_hw_qemu_guest_agent': 'yes'}
+        ids = self.make_volumes()
+        live = fake_sio.patch_object(
+            self, sio_hooks, 'live_snapshot', wraps=sio_hooks.live_snapshot)
+        libvirt_live = fake_sio.patch_object(
+            self, self.drvr, '_live_snapshot')
+        quiesced = fake_sio.patch_object(
+            self, self.drvr, '_set_quiesced',
+            wraps=self.drvr._set_quiesced)
+        guest, uploaded = self.snapshot_running_guest(ids)
+
+        self.assertEqual(b'root disk bytes', uploaded)
+        self.assertFalse(self.drvr.suspend.called)
+        self.assertFalse(libvirt_live.called)
+        self.assertEqual(1, live.call_count)
+        args = live.call_args[0]
+        self.assertIs(self.drvr, args[0])
+        self.assertIs(self.instance, args[2])
+        self.assertIsInstance(args[3], objects.ImageMeta)
+        self.assertTrue(args[3].properties.hw_qemu_guest_agent)
+        disk = args[4]
+        self.assertIsInstance(disk, sio_image.Sio)
+        self.assertEqual(ids['disk'],
+                         sio_hooks.volume_id_from_path(disk.path))
+        self.assertEqual('raw', args[6])
+        # The guest was frozen for the ScaleIO snapshot and thawed.
+        self.assertEqual([True, False],
+                         [c[0][3] for c in quiesced.call_args_list])
+        temp = sio_hooks.volume_name(self.instance.uuid, 'disk',
+                                     'temporary')
+        self.assertIn(('snapshot_volume', sio_hooks.volume_name(
+            self.instance.uuid, 'disk'), temp), self.sio.calls)
+        self.assertIsNone(self.sio.by_name(temp))
+        self.assertEqual([ids['disk']], self.mapped_here([ids['disk']]))
+
+    def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
+        ids = self.make_volumes()
+        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot')
+        libvirt_live = fake_sio.patch_object(
+            self, self.drvr, '_live_snapshot')
+        guest, uploaded = self.snapshot_running_guest(ids)
+
+        self.assertEqual(b'root disk bytes', uploaded)
+        self.assertTrue(self.drvr.suspend.called)
+        self.assertFalse(live.called)
+        self.assertFalse(libvirt_live.called)
+        self.assertEqual([], [c for c in self.sio.calls
+                              if c[0] == 'snapshot_volume'])
+
+    def test_image_cache_pass_removes_unused_base_volumes(self):
+        manage = fake_sio.patch_object(self, sio_hooks,
+                                       'manage_base_volumes')
+        self.drvr.manage_image_cache(self.context, [])
+        manage.assert_called_once_with([])
+
+    def test_image_cache_pass_of_other_image_types(self):
+        manage = fake_sio.patch_object(self, sio_hooks,
+                                       'manage_base_volumes')
+        self.flags(images_type='lvm', group='libvirt')
+        self.drvr.manage_image_cache(self.context, [])
+        self.assertFalse(manage.called)
 
     def test_unrescue_deletes_the_rescue_volume(self):
         fake_sio.patch_object(self, self.drvr, '_destroy')

@@ -412,6 +412,110 @@ class DriverTestCase(KiloSioTestCase):
             drv.unrescue(instance, [])
         self.assertEqual([('disk', '')], list(self.volumes_of(instance)))
 
+    def _snapshot_running_guest(self, drv, instance, path):
+        """Run ``snapshot()`` of a running guest whose root disk is sio.
+
+        libvirt (the domain) and the image service are replaced; the
+        ScaleIO system is the emulator.
+
+        :returns: ``(domain, head of the uploaded image)``.
+        """
+        from nova.compute import power_state
+        from nova.virt.libvirt import utils as libvirt_utils
+        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
+        domain = mock.Mock()
+        # 2015.1.3 made find_disk return the format too.
+        found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
+                 else (path, 'raw'))
+        image_api = mock.Mock()
+        image_api.get.return_value = {
+            'name': 'snap', 'properties': {'hw_qemu_guest_agent': 'yes'}}
+        uploaded = []
+        image_api.update.side_effect = (
+            lambda ctxt, image_id, meta, data=None, **kw:
+            uploaded.append(data.read(len(IMAGE_DATA))))
+        drv._image_api = image_api
+        with mock.patch.object(drv._host, 'get_domain',
+                               return_value=domain), \
+                mock.patch.object(drv._host, 'has_min_version',
+                                  return_value=True), \
+                mock.patch.object(drv, '_get_power_state',
+                                  return_value=power_state.RUNNING), \
+                mock.patch.object(libvirt_utils, 'find_disk',
+                                  return_value=found), \
+                mock.patch.object(drv, '_create_snapshot_metadata',
+                                  return_value={}), \
+                mock.patch('nova.pci.manager.get_instance_pci_devs',
+                           return_value=[]), \
+                mock.patch.object(drv, '_detach_sriov_ports'), \
+                mock.patch.object(drv, '_attach_sriov_ports'), \
+                mock.patch.object(drv, '_create_domain'):
+            drv.snapshot(None, instance, 'image-1', lambda **kwargs: None)
+        return domain, uploaded[-1]
+
+    def test_live_snapshot_exports_a_scaleio_snapshot_of_the_running_guest(
+            self):
+        from nova.virt.libvirt.sio import image as sio_image
+        self.flags(live_snapshot=True, group='scaleio')
+        drv = self.driver()
+        instance = self.make_instance()
+        path = self.spawn_root(instance).path
+        with mock.patch.object(self.hooks, 'live_snapshot',
+                               wraps=self.hooks.live_snapshot) as live, \
+                mock.patch.object(drv, '_live_snapshot') as libvirt_live, \
+                mock.patch.object(drv, '_set_quiesced',
+                                  wraps=drv._set_quiesced) as quiesced:
+            domain, uploaded = self._snapshot_running_guest(
+                drv, instance, path)
+
+        self.assertEqual(IMAGE_DATA, uploaded)
+        self.assertFalse(domain.managedSave.called)
+        self.assertFalse(libvirt_live.called)
+        self.assertEqual(1, live.call_count)
+        args = live.call_args[0]
+        self.assertIs(drv, args[0])
+        self.assertIs(instance, args[2])
+        # Kilo's quiesce() takes the image metadata dict.
+        self.assertEqual('yes', args[3]['properties']['hw_qemu_guest_agent'])
+        self.assertIsInstance(args[4], sio_image.Sio)
+        self.assertEqual(path, args[4].path)
+        self.assertEqual('raw', args[6])
+        # The guest was frozen for the ScaleIO snapshot and thawed.
+        self.assertEqual([True, False],
+                         [c[0][3] for c in quiesced.call_args_list])
+        self.assertEqual(1, domain.fsFreeze.call_count)
+        self.assertEqual(1, domain.fsThaw.call_count)
+        volumes = self.volumes_of(instance)
+        self.assertEqual([('disk', '')], list(volumes))
+        self.assertEqual(['host-a'], self.mapped_hosts(volumes[('disk', '')]))
+
+    def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
+        drv = self.driver()
+        instance = self.make_instance()
+        path = self.spawn_root(instance).path
+        with mock.patch.object(self.hooks, 'live_snapshot') as live, \
+                mock.patch.object(drv, '_live_snapshot') as libvirt_live:
+            domain, uploaded = self._snapshot_running_guest(
+                drv, instance, path)
+
+        self.assertEqual(IMAGE_DATA, uploaded)
+        domain.managedSave.assert_called_once_with(0)
+        self.assertFalse(live.called)
+        self.assertFalse(libvirt_live.called)
+
+    def test_image_cache_pass_removes_unused_base_volumes(self):
+        drv = self.driver()
+        with mock.patch.object(self.hooks, 'manage_base_volumes') as manage:
+            drv.manage_image_cache(None, [])
+        manage.assert_called_once_with([])
+
+    def test_image_cache_pass_of_other_image_types(self):
+        drv = self.driver()
+        self.flags(images_type='lvm', group='libvirt')
+        with mock.patch.object(self.hooks, 'manage_base_volumes') as manage:
+            drv.manage_image_cache(None, [])
+        self.assertFalse(manage.called)
+
     def _resize_to_16gib(self, drv, instance):
         """The destination half of a resize: map, snapshot, then grow."""
         from nova.compute import task_states
