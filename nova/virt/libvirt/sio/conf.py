@@ -78,9 +78,12 @@ _STORAGE_OPTS = [
                      'volume instead of copying the image into every new '
                      'root disk.'),
     cfg.BoolOpt('live_snapshot', default=False,
-                help='Export instance snapshots from a ScaleIO snapshot '
-                     'of the disk taken at once, then deleted, instead of '
-                     'reading the disk itself while it is copied.'),
+                help='Snapshot instances without suspending them: the '
+                     'guest file systems are frozen through the guest '
+                     'agent (images with hw_qemu_guest_agent) only while '
+                     'a ScaleIO snapshot of the disk is taken, and the '
+                     'image is exported from that snapshot, which is '
+                     'deleted afterwards.'),
     cfg.IntOpt('zero_copy_fill_timeout', default=600,
                help='Seconds a compute host waits for another host that '
                     'is filling the base volume of the same image, before '
