@@ -279,3 +279,127 @@ class SioBaseVolumeCacheTest(_ImagesMixin, harness.SioFunctionalBase):
         self.cache_pass('compute1')
         self.assertEqual([], self.base_volumes(image_id))
         self.assert_clean()
+
+
+class SioFlavorStorageTest(harness.SioFunctionalBase):
+    """Pools and provisioning per flavor, capacity, 8 GiB round-up."""
+
+    emulator_pools = (('pd1', 'sp1', 64 * 1024), ('pd2', 'fast', 2048))
+
+    def setUp(self):
+        super(SioFlavorStorageTest, self).setUp()
+        self.flags(additional_pools=['pd2:fast'], provisioning_type='thick',
+                   group='scaleio')
+        self.ctxt = nova_context.get_admin_context()
+
+    def volume(self, server_id, kind=''):
+        name = self.volume_name(server_id, kind=kind)
+        found = [v for v in self.emu.volumes() if v['name'] == name]
+        return found[0] if found else None
+
+    def pool_id(self, domain, pool):
+        return self.admin.get_pool_id(domain, pool)
+
+    def test_pool_and_provisioning_follow_the_flavor_across_resizes(self):
+        thin_default = self._create_flavor(
+            name='sio.thin', memory_mb=512, vcpu=1, disk=8, ephemeral=0,
+            extra_spec={'sio:provisioning_type': 'thin'})
+        fast_thick = self._create_flavor(
+            name='sio.fast', memory_mb=512, vcpu=1, disk=16, ephemeral=0,
+            extra_spec={'sio:pd_name': 'pd2', 'sio:sp_name': 'fast',
+                        'sio:provisioning_type': 'thick'})
+        sp1, fast = self.pool_id('pd1', 'sp1'), self.pool_id('pd2', 'fast')
+        server = self.boot(flavor_id=thin_default)
+        sid = server['id']
+        root = self.volume(sid)
+        self.assertEqual((sp1, 'ThinProvisioned', 8 * 1024 * 1024),
+                         (root['storagePoolId'], root['volumeType'],
+                          int(root['sizeInKb'])))
+        checksum = self.write_guest_data(sid)
+
+        # Resize into the other pool: the data moves, the old pool keeps
+        # the resize snapshot for a revert.
+        server = self._resize_server(server, fast_thick)
+        root = self.volume(sid)
+        self.assertEqual((fast, 'ThickProvisioned', 16 * 1024 * 1024),
+                         (root['storagePoolId'], root['volumeType'],
+                          int(root['sizeInKb'])))
+        self.assertEqual(sp1, self.volume(sid, 'snapshot')['storagePoolId'])
+        self.assertEqual(checksum, self.read_guest_data(sid))
+
+        # The revert makes the resize snapshot the disk again (no copy).
+        server = self._revert_resize(server)
+        root = self.volume(sid)
+        self.assertEqual((sp1, 'Snapshot', 8 * 1024 * 1024),
+                         (root['storagePoolId'], root['volumeType'],
+                          int(root['sizeInKb'])))
+        self.assertIsNone(self.volume(sid, 'snapshot'))
+        self.assertEqual(checksum, self.read_guest_data(sid))
+
+        # Resize again and confirm: only the new pool's volume is left.
+        server = self._resize_server(server, fast_thick)
+        server = self._confirm_resize(server)
+        self.assertEqual(fast, self.volume(sid)['storagePoolId'])
+        self.assertIsNone(self.volume(sid, 'snapshot'))
+        self.assertEqual(checksum, self.read_guest_data(sid))
+        self._delete_server(server)
+        self.assert_clean()
+
+    def disk_inventory(self, host):
+        rp_uuid = self._get_provider_uuid_by_host(host)
+        return self._get_provider_inventory(rp_uuid)['DISK_GB']
+
+    def update_resources(self, host):
+        self.computes[host].manager.update_available_resource(self.ctxt)
+
+    def test_capacity_covers_the_served_pools(self):
+        GiB = 1024 ** 3
+        caps = [self.admin.pool_capacity(self.pool_id(*pair))
+                for pair in (('pd1', 'sp1'), ('pd2', 'fast'))]
+        self.update_resources('compute1')
+        total = sum(int(c['total_bytes']) for c in caps) // GiB
+        self.assertEqual(total, self.disk_inventory('compute1')['total'])
+        self.assertEqual(min(int(c['free_bytes']) for c in caps) // GiB,
+                         sio_hooks.get_local_gb_info()['free'])
+
+        # A thin disk allocates next to nothing; counted as provisioned
+        # it takes its whole size from the free capacity.
+        thin = self._create_flavor(
+            name='sio.thinfast', memory_mb=512, vcpu=1, disk=64,
+            ephemeral=0, extra_spec={'sio:pd_name': 'pd2',
+                                     'sio:sp_name': 'fast',
+                                     'sio:provisioning_type': 'thin'})
+        server = self.boot(flavor_id=thin)
+        allocated_free = sio_hooks.get_local_gb_info()['free']
+        self.flags(capacity_mode='provisioned', group='scaleio')
+        provisioned_free = sio_hooks.get_local_gb_info()['free']
+        self.assertLessEqual(provisioned_free, allocated_free - 64 + 8)
+        fast_cap = self.admin.pool_capacity(self.pool_id('pd2', 'fast'))
+        self.assertLessEqual(
+            provisioned_free,
+            (int(fast_cap['total_bytes']) - 64 * GiB) // GiB)
+        self.update_resources('compute1')
+        self.assertEqual(total, self.disk_inventory('compute1')['total'])
+        self._delete_server(server)
+        self.assert_clean()
+
+    def test_sizes_off_the_8_gib_grid(self):
+        odd = self._create_flavor(name='sio.odd', memory_mb=512, vcpu=1,
+                                  disk=10, ephemeral=0)
+        # Refused by default: the server fails, nothing is left behind.
+        server = self.boot(flavor_id=odd, expected='ERROR')
+        fault = self.api.get_server(server['id'])['fault']['message']
+        self.assertIn('sio.odd', fault)
+        self.assertIsNone(self.volume(server['id']))
+        self._delete_server(server)
+
+        # With round_volume_capacity the volume is 16 GiB, and it is said.
+        self.flags(round_volume_capacity=True, group='scaleio')
+        server = self.boot(flavor_id=odd)
+        root = self.volume(server['id'])
+        self.assertEqual(16 * 1024 * 1024, int(root['sizeInKb']))
+        log = self.stdlog.logger.output
+        self.assertIn(self.volume_name(server['id']), log)
+        self.assertIn('sio.odd', log)
+        self._delete_server(server)
+        self.assert_clean()

@@ -238,6 +238,8 @@ class SioFunctionalBase(base.ServersTestBase):
     ADMIN_API = True
     microversion = 'latest'
     computes_to_start = COMPUTES
+    #: ``(protection domain, storage pool, capacity GiB)`` of the emulator.
+    emulator_pools = (('pd1', 'sp1', 64 * 1024),)
 
     def setUp(self):
         fixture_mod = emulator_fixture_module()
@@ -247,7 +249,7 @@ class SioFunctionalBase(base.ServersTestBase):
         super(SioFunctionalBase, self).setUp()
         self.emu_fx = self.useFixture(fixture_mod.EmulatorFixture(
             mode='subprocess', hosts=list(COMPUTES) + [AUDITOR],
-            pools=[('pd1', 'sp1', 64 * 1024)]))
+            pools=list(self.emulator_pools)))
         self.emu = self.emu_fx.admin
         info = self.emu_fx.info
         self.system_id = info['system_id']

@@ -306,11 +306,7 @@ class Sio(imagebackend.Image):
             named so that it is never passed on to the template).
         """
         if self._lookup() is not None:
-            if self._resizing():
-                self._volume_id = hooks.move_volume(
-                    self.instance, self.disk_name, self._flavor(),
-                    _copy_device)
-                self._path = None
+            self._follow_flavor_pool()
             self.ensure_mapped()
             if size:
                 self.resize_image(size)
@@ -348,6 +344,16 @@ class Sio(imagebackend.Image):
         except Exception:
             self._discard()
             raise
+
+    def _follow_flavor_pool(self):
+        """During a resize, move the volume to the new flavor's pool."""
+        if not self._resizing():
+            return
+        moved = hooks.move_volume(self.instance, self.disk_name,
+                                  self._flavor(), _copy_device)
+        if moved != self._volume_id:
+            self._volume_id = moved
+            self._path = None
 
     def _create_from_base(self, image_id, base, base_size, volume_size):
         """Make the root disk a snapshot of the image's base volume.
@@ -393,6 +399,8 @@ class Sio(imagebackend.Image):
         and the mapped device of a new volume always does.
         """
         exists = self.exists()
+        if exists:
+            self._follow_flavor_pool()
         if size and exists:
             self.ensure_mapped()
             self.resize_image(size)
