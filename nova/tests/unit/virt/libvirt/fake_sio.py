@@ -340,3 +340,22 @@ class SioFixture(fixtures.Fixture):
 
     def cleanup_dirs(self):
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ImageCacheHookTests(object):
+    """Driver tests of the ``manage_image_cache`` hook, for every era.
+
+    Mixed into a test case with ``self.drvr`` (a LibvirtDriver with
+    ``images_type = sio``) and ``self.context``.
+    """
+
+    def test_image_cache_pass_removes_unused_base_volumes(self):
+        manage = patch_object(self, sio_hooks, 'manage_base_volumes')
+        self.drvr.manage_image_cache(self.context, [])
+        manage.assert_called_once_with([])
+
+    def test_image_cache_pass_of_other_image_types(self):
+        manage = patch_object(self, sio_hooks, 'manage_base_volumes')
+        self.flags(images_type='lvm', group='libvirt')
+        self.drvr.manage_image_cache(self.context, [])
+        self.assertFalse(manage.called)

@@ -59,7 +59,8 @@ def disk_type_from_path(path):
     return (func or libvirt_utils.get_disk_type)(path)
 
 
-class SioDriverHooksTestCase(test.NoDBTestCase):
+class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
+                             test.NoDBTestCase):
 
     def setUp(self):
         super(SioDriverHooksTestCase, self).setUp()
@@ -492,19 +493,6 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.assertFalse(libvirt_live.called)
         self.assertEqual([], [c for c in self.sio.calls
                               if c[0] == 'snapshot_volume'])
-
-    def test_image_cache_pass_removes_unused_base_volumes(self):
-        manage = fake_sio.patch_object(self, sio_hooks,
-                                       'manage_base_volumes')
-        self.drvr.manage_image_cache(self.context, [])
-        manage.assert_called_once_with([])
-
-    def test_image_cache_pass_of_other_image_types(self):
-        manage = fake_sio.patch_object(self, sio_hooks,
-                                       'manage_base_volumes')
-        self.flags(images_type='lvm', group='libvirt')
-        self.drvr.manage_image_cache(self.context, [])
-        self.assertFalse(manage.called)
 
     def test_instance_disk_info_leaves_sio_disks_out(self):
         ids = self.make_volumes()

@@ -64,7 +64,8 @@ IN_ERA = (hasattr(imagebackend.Backend, 'by_name') and
           'disk_info_mapping' not in _init_args(imagebackend.Image.__init__))
 
 
-class SioDriverHooksTestCase(test.NoDBTestCase):
+class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
+                             test.NoDBTestCase):
 
     def setUp(self):
         super(SioDriverHooksTestCase, self).setUp()
@@ -326,19 +327,6 @@ class SioDriverHooksTestCase(test.NoDBTestCase):
         self.assertFalse(libvirt_live.called)
         self.assertEqual([], [c for c in self.sio.calls
                               if c[0] == 'snapshot_volume'])
-
-    def test_image_cache_pass_removes_unused_base_volumes(self):
-        manage = fake_sio.patch_object(self, sio_hooks,
-                                       'manage_base_volumes')
-        self.drvr.manage_image_cache(self.context, [])
-        manage.assert_called_once_with([])
-
-    def test_image_cache_pass_of_other_image_types(self):
-        manage = fake_sio.patch_object(self, sio_hooks,
-                                       'manage_base_volumes')
-        self.flags(images_type='lvm', group='libvirt')
-        self.drvr.manage_image_cache(self.context, [])
-        self.assertFalse(manage.called)
 
     def test_unrescue_deletes_the_rescue_volume(self):
         fake_sio.patch_object(self, self.drvr, '_destroy')
