@@ -211,6 +211,9 @@ class HostSimulator(object):
         self.clone_method = clone_support(self.backing_dir)
         self.snapshots = {REFLINK: 0, SPARSE_COPY: 0}
         self.snapshot_bytes_copied = 0
+        # Volume id -> bytes allocated to a snapshot's backing file when
+        # it was made (shared extents count): not written through an SDC.
+        self.inherited = {}
         self.snapshot_seconds = 0.0
 
     def add_host(self, name, guid=None, ip=None):
@@ -335,13 +338,18 @@ class HostSimulator(object):
         if not os.path.exists(src):
             return  # never written: the snapshot starts empty too
         began = time.time()
-        method, copied = clone_file(src, self.backing_file(snap.id))
+        dst = self.backing_file(snap.id)
+        method, copied = clone_file(src, dst)
+        inherited = os.stat(dst).st_blocks * 512
         with self._lock:
             self.snapshots[method] += 1
             self.snapshot_bytes_copied += copied
+            self.inherited[snap.id] = inherited
             self.snapshot_seconds += time.time() - began
 
     def removed(self, vol):
+        with self._lock:
+            self.inherited.pop(vol.id, None)
         try:
             os.unlink(self.backing_file(vol.id))
         except FileNotFoundError:
@@ -354,14 +362,17 @@ class HostSimulator(object):
 
         :returns: dict with ``storage_dir`` (where the backing files
             are), ``clone_method`` (what this directory supports),
-            ``snapshots`` (count per method), ``snapshot_bytes_copied``
-            and ``snapshot_seconds`` (time spent making backing files).
+            ``snapshots`` (count per method), ``snapshot_bytes_copied``,
+            ``inherited`` (volume id -> bytes allocated to a snapshot's
+            backing file when it was made) and ``snapshot_seconds`` (time
+            spent making backing files).
         """
         with self._lock:
             return {'storage_dir': self.backing_dir,
                     'clone_method': self.clone_method,
                     'snapshots': dict(self.snapshots),
                     'snapshot_bytes_copied': self.snapshot_bytes_copied,
+                    'inherited': dict(self.inherited),
                     'snapshot_seconds': self.snapshot_seconds}
 
     def stray_devices(self):
