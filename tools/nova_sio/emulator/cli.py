@@ -18,11 +18,43 @@ import threading
 from nova_sio.emulator import server
 
 
+_POOL_FLAGS = {'nopadding': ('zero_padding', False),
+               'fine': ('data_layout', 'FineGranularity')}
+
+
 def _pool(text):
+    """Parse ``DOMAIN:POOL:CAPACITY_GB[:FLAG...]`` (flags ``nopadding``:
+    zero padding off, ``fine``: Fine Granularity layout)."""
     parts = text.split(':')
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError('use DOMAIN:POOL:CAPACITY_GB')
-    return parts[0], parts[1], int(parts[2])
+    if len(parts) < 3:
+        raise argparse.ArgumentTypeError(
+            'use DOMAIN:POOL:CAPACITY_GB[:nopadding][:fine]')
+    options = {}
+    for flag in parts[3:]:
+        if flag not in _POOL_FLAGS:
+            raise argparse.ArgumentTypeError(
+                'unknown pool flag %r (use nopadding or fine)' % flag)
+        key, value = _POOL_FLAGS[flag]
+        options[key] = value
+    try:
+        capacity = int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError('capacity %r is not a number of '
+                                         'GiB' % parts[2])
+    return parts[0], parts[1], capacity, options
+
+
+def pool_argument(entry):
+    """Return the ``--pool`` value of an ``Emulator`` pools entry.
+
+    :param entry: ``(domain, pool, capacity_gb[, options])``.
+    """
+    text = '%s:%s:%d' % tuple(entry[:3])
+    options = entry[3] if len(entry) > 3 else {}
+    for flag, (key, value) in sorted(_POOL_FLAGS.items()):
+        if options.get(key) == value:
+            text += ':' + flag
+    return text
 
 
 def configure_parser(parser):
@@ -47,8 +79,10 @@ def configure_parser(parser):
     parser.add_argument('--password',
                         help='gateway password (default: random)')
     parser.add_argument('--pool', action='append', type=_pool,
-                        help='DOMAIN:POOL:CAPACITY_GB (repeatable; '
-                             'default pd1:sp1:1024)')
+                        help='DOMAIN:POOL:CAPACITY_GB, optionally '
+                             'followed by :nopadding (zero padding off) '
+                             'and :fine (Fine Granularity layout) '
+                             '(repeatable; default pd1:sp1:1024)')
     parser.add_argument('--device-delay', type=float, default=0.05,
                         help='seconds before a mapped device appears')
     parser.add_argument('--preload-volumes', type=int, default=0)

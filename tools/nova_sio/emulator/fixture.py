@@ -21,6 +21,7 @@ import urllib.request
 
 import fixtures
 
+from nova_sio.emulator import cli
 from nova_sio.emulator import server
 
 
@@ -88,10 +89,13 @@ class AdminClient(object):
     def set_host(self, name, **options):
         return self._call('POST', 'hosts/%s' % name, options)
 
-    def set_pool(self, name, capacity_gb=None, overprovision=None):
+    def set_pool(self, name, capacity_gb=None, overprovision=None,
+                 zero_padding=None, data_layout=None):
         return self._call('POST', 'pools/%s' % name,
                           {'capacity_gb': capacity_gb,
-                           'overprovision': overprovision})
+                           'overprovision': overprovision,
+                           'zero_padding': zero_padding,
+                           'data_layout': data_layout})
 
     def configure(self, **options):
         return self._call('POST', 'config', options)
@@ -142,8 +146,8 @@ class EmulatorFixture(fixtures.Fixture):
             argv += ['--api-version', kw.pop('version')]
         if 'hosts' in kw:
             argv += ['--hosts', ','.join(kw.pop('hosts'))]
-        for pd_name, sp_name, capacity in kw.pop('pools', ()):
-            argv += ['--pool', '%s:%s:%d' % (pd_name, sp_name, capacity)]
+        for entry in kw.pop('pools', ()):
+            argv += ['--pool', cli.pool_argument(entry)]
         for key in ('password', 'username', 'port', 'seed', 'storage_dir'):
             if key in kw:
                 argv += ['--' + key.replace('_', '-'), str(kw.pop(key))]

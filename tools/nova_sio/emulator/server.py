@@ -25,12 +25,24 @@ Admin endpoints (all JSON):
 ``POST /__admin__/hosts/<name>``   ``device_delay``, ``linger``,
                              ``never_appear``, ``connected``,
                              ``registered``
-``POST /__admin__/pools/<name>``   ``capacity_gb``, ``overprovision``
+``POST /__admin__/pools/<name>``   ``capacity_gb``, ``overprovision``,
+                             ``zero_padding``, ``data_layout``
 ``POST /__admin__/config``   ``max_vtree_volumes``, ``removal_window``,
                              ``token_idle_timeout``, ``token_lifetime``,
                              ``version``
 ``GET  /__admin__/volumes``  every non-baseline volume
 ===========================  ==========================================
+
+Authentication follows the public clients of the real gateway: every
+release logs in with ``GET /api/login`` (HTTP Basic user and password)
+and then reads ``/api/version`` with the token, as PyPowerFlex
+(``PyPowerFlex/base_client.py``) and Cinder's PowerFlex ``rest_client``
+do; ``/api/version`` does not accept the password. A 3.x gateway has no
+``/rest/*`` endpoints (404). A 4.x gateway adds the appliance login
+``POST /rest/auth/login`` (``access_token`` and ``refresh_token``) and
+``POST /rest/auth/logout``, which closes the session only when its body
+names the session's ``refresh_token`` (PyPowerFlex's
+``_appliance_logout``); otherwise it answers 400 and the session stays.
 """
 
 import base64
@@ -84,7 +96,9 @@ class Emulator(object):
     :param username: gateway user.
     :param password: gateway password; random when None.
     :param hosts: names of the emulated SDC hosts.
-    :param pools: ``(domain, pool, capacity_gb)`` tuples.
+    :param pools: ``(domain, pool, capacity_gb)`` tuples, optionally
+        with a fourth item, a dict of :meth:`set_pool` options
+        (``zero_padding``, ``data_layout``).
     :param seed: seed for ids and fault probabilities.
     """
 
@@ -108,6 +122,7 @@ class Emulator(object):
         self.system.listener = self.sim
         self.faults = faults_mod.FaultSet(seed)
         self.tokens = {}
+        self.refresh_tokens = {}   # refresh token -> access token
         self._tokens_lock = threading.Lock()
         self.log = collections.deque(maxlen=200000)
         self._log_lock = threading.Lock()
@@ -117,9 +132,12 @@ class Emulator(object):
         self._thread = None
         self.ca_cert = None
         self.pool_ids = {}
-        for pd_name, sp_name, capacity in pools:
-            self.pool_ids[(pd_name, sp_name)] = self.system.add_pool(
-                pd_name, sp_name, capacity)
+        for entry in pools:
+            pd_name, sp_name, capacity = entry[:3]
+            pool_id = self.system.add_pool(pd_name, sp_name, capacity)
+            self.pool_ids[(pd_name, sp_name)] = pool_id
+            if len(entry) > 3 and entry[3]:
+                self.system.set_pool(pool_id, **entry[3])
         for name in hosts:
             self.sim.add_host(name)
 
@@ -201,6 +219,7 @@ class Emulator(object):
         """Invalidate every token (as if they all timed out)."""
         with self._tokens_lock:
             self.tokens.clear()
+            self.refresh_tokens.clear()
 
     def request_log(self):
         """Return the request log (no credentials in it)."""
@@ -235,10 +254,13 @@ class Emulator(object):
     def set_host(self, name, **options):
         return self.sim.set_host(name, **options)
 
-    def set_pool(self, name, capacity_gb=None, overprovision=None):
+    def set_pool(self, name, capacity_gb=None, overprovision=None,
+                 zero_padding=None, data_layout=None):
+        """Change pool ``name`` (see ``System.set_pool``)."""
         for (pd_name, sp_name), pool_id in self.pool_ids.items():
             if sp_name == name:
-                self.system.set_pool(pool_id, capacity_gb, overprovision)
+                self.system.set_pool(pool_id, capacity_gb, overprovision,
+                                     zero_padding, data_layout)
                 return
         raise KeyError(name)
 
@@ -283,6 +305,23 @@ class Emulator(object):
     def drop_token(self, token):
         with self._tokens_lock:
             self.tokens.pop(token, None)
+
+    def open_session(self, user):
+        """Appliance login: return ``(access_token, refresh_token)``."""
+        access = self.mint_token(user)
+        refresh = secrets.token_hex(16)
+        with self._tokens_lock:
+            self.refresh_tokens[refresh] = access
+        return access, refresh
+
+    def close_session(self, access, refresh):
+        """Appliance logout; False when ``refresh`` is not ``access``'s."""
+        with self._tokens_lock:
+            if not refresh or self.refresh_tokens.get(refresh) != access:
+                return False
+            del self.refresh_tokens[refresh]
+            self.tokens.pop(access, None)
+            return True
 
     def record(self, entry):
         with self._log_lock:
@@ -502,19 +541,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise UNAUTHORIZED
             token = emu.mint_token(user)
             return 200, token, None
-        if path.startswith('/rest/auth/'):
+        if path.startswith('/rest/'):
             if not v4:
                 raise ApiError(404, 0, 'Not Found')
             if path == '/rest/auth/login' and method == 'POST':
                 if (body.get('username') != emu.username or
                         body.get('password') != emu.password):
                     raise UNAUTHORIZED
-                return 200, {'access_token': emu.mint_token(emu.username),
-                             'refresh_token': secrets.token_hex(16)}, None
+                access, refresh = emu.open_session(emu.username)
+                return 200, {'access_token': access,
+                             'refresh_token': refresh}, None
             if path == '/rest/auth/logout' and method == 'POST':
                 if scheme != 'bearer' or not emu.check_token(secret):
                     raise UNAUTHORIZED
-                emu.drop_token(secret)
+                if not emu.close_session(secret, body.get('refresh_token')):
+                    raise ApiError(400, 0, 'refresh_token is missing or '
+                                   'does not belong to this session')
                 return 204, None, b''
             raise ApiError(404, 0, 'Not Found')
         if not path.startswith('/api/'):
@@ -523,9 +565,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if scheme == 'basic' or (scheme == 'bearer' and v4):
             token_ok = emu.check_token(secret)
         if path == '/api/version' and method == 'GET':
-            password_ok = (not v4 and scheme == 'basic' and
-                           user == emu.username and secret == emu.password)
-            if not (token_ok or password_ok):
+            if not token_ok:
                 raise UNAUTHORIZED
             return 200, system.version, None
         if not token_ok:

@@ -11,6 +11,28 @@ which the server turns into the gateway's error body.
 Facts marked [U] in the reference are choices of this emulator: renaming
 a volume to its own name answers 99; setting the current size is a no-op;
 ``removeMappedSdc {"allSdcs": ""}`` succeeds on an unmapped volume.
+
+Behaviour taken from public clients of the real gateway:
+
+* pool statistics count both mirror copies: ``thickCapacityInUseInKb``,
+  ``thinCapacityAllocatedInKb`` and the snapshot capacity are twice the
+  volumes' sizes, which is why Cinder's PowerFlex driver
+  (``cinder/volume/drivers/dell_emc/powerflex/driver.py``,
+  ``_compute_pool_stats``) halves their sum. From 3.5 on the snapshot
+  figure is ``snapshotCapacityInKb``; before it was
+  ``snapCapacityInUseInKb`` (same file), and each version knows only its
+  own name;
+* a pool has ``zeroPaddingEnabled`` and ``dataLayout``
+  (``MediumGranularity`` or ``FineGranularity``, PyPowerFlex
+  ``objects/gen1/storage_pool.py``); a Fine Granularity pool holds no
+  thick volumes (Cinder's driver, ``_check_pool_support_thick_vols``);
+* 4.x renumbered the mapping errors: "already mapped" 81 -> 4037 and
+  "not mapped" 84 -> 4039 (os-brick, ``os_brick/initiator/connectors/
+  scaleio.py``). The 4.x answer to removing a mapped volume is not
+  published; the emulator answers it with a code and text that no
+  client's table holds ([U]), so that a client has to read
+  ``mappedSdcInfo`` first, as Cinder's ``rest_client.remove_volume``
+  does, instead of recognising the error.
 """
 
 import itertools
@@ -25,6 +47,10 @@ MAX_NAME = 31
 REMOVE_MODES = ('ONLY_ME', 'INCLUDING_DESCENDANTS', 'DESCENDANTS_ONLY',
                 'WHOLE_VTREE')
 VOLUME_TYPES = ('ThickProvisioned', 'ThinProvisioned')
+DATA_LAYOUTS = ('MediumGranularity', 'FineGranularity')
+# [U] 4.x answer to removeVolume on a mapped volume: unpublished number.
+MAPPED_ON_REMOVAL_4X = (4063, 'The volume cannot be removed while it has '
+                        'SDC mappings')
 ACCESS_MODES = ('ReadWrite', 'ReadOnly', 'NoAccess')
 _HEX_RE = re.compile(r'^[0-9a-fA-F]{1,16}$')
 _NAME_RE = re.compile(r'^[!-~]+$')  # printable ASCII, no space
@@ -99,6 +125,8 @@ class Pool(object):
         self.pd_id = pd_id
         self.capacity_kb = floor_gran(capacity_gb * KiB_PER_GiB)
         self.overprovision = overprovision
+        self.zero_padding = True
+        self.data_layout = 'MediumGranularity'
         self.thick_kb = 0
         self.thin_kb = 0
         self.snap_kb = 0
@@ -112,24 +140,33 @@ class Pool(object):
     def allocation_limit_kb(self):
         return floor_gran(self.capacity_kb * self.overprovision)
 
-    def statistics(self):
+    def statistics(self, version=(3, 6)):
+        """Return the statistics a gateway of ``version`` knows.
+
+        Allocation figures count both mirror copies (see the module
+        docstring).
+
+        :param version: ``(major, minor)`` of the emulated API.
+        """
         spare = self.capacity_kb // 5
-        thin_total = self.thin_kb + self.snap_kb
-        return {
+        stats = {
             'capacityLimitInKb': 2 * self.capacity_kb + spare,
             'spareCapacityInKb': spare,
             'capacityInUseInKb': 2 * self.thick_kb,
             'maxCapacityInKb': 2 * self.capacity_kb + spare,
             'capacityAvailableForVolumeAllocationInKb': self.available_kb,
             'volumeAllocationLimitInKb': self.allocation_limit_kb,
-            'thickCapacityInUseInKb': self.thick_kb,
-            'thinCapacityAllocatedInKb': thin_total,
-            'snapCapacityInUseInKb': 0,
-            'snapshotCapacityInKb': 0,
+            'thickCapacityInUseInKb': 2 * self.thick_kb,
+            'thinCapacityAllocatedInKb': 2 * self.thin_kb,
             'netCapacityInUseInKb': self.thick_kb,
             'netUnusedCapacityInKb': self.capacity_kb - self.thick_kb,
             'numOfVolumes': len(self.volume_ids),
         }
+        if tuple(version) >= (3, 5):
+            stats['snapshotCapacityInKb'] = 2 * self.snap_kb
+        else:
+            stats['snapCapacityInUseInKb'] = 2 * self.snap_kb
+        return stats
 
 
 class Volume(object):
@@ -215,6 +252,12 @@ class System(object):
         match = re.match(r'\d+', self.version)
         return int(match.group(0)) if match else 3
 
+    @property
+    def version_tuple(self):
+        """``(major, minor)`` of the emulated API version."""
+        numbers = re.findall(r'\d+', self.version)[:2]
+        return tuple(int(n) for n in numbers + ['0'] * (2 - len(numbers)))
+
     # -- setup -------------------------------------------------------------
 
     def add_domain(self, name):
@@ -237,13 +280,29 @@ class System(object):
             self.pools[pool.id] = pool
             return pool.id
 
-    def set_pool(self, pool_id, capacity_gb=None, overprovision=None):
+    def set_pool(self, pool_id, capacity_gb=None, overprovision=None,
+                 zero_padding=None, data_layout=None):
+        """Change a pool; None keeps a value.
+
+        :param pool_id: pool id.
+        :param capacity_gb: net capacity.
+        :param overprovision: thin allocation limit as a multiple of it.
+        :param zero_padding: ``zeroPaddingEnabled``.
+        :param data_layout: ``MediumGranularity`` or ``FineGranularity``.
+        """
         with self.lock:
             pool = self.pools[pool_id]
+            if data_layout is not None and data_layout not in DATA_LAYOUTS:
+                raise ValueError('data_layout must be one of %s'
+                                 % (DATA_LAYOUTS,))
             if capacity_gb is not None:
                 pool.capacity_kb = floor_gran(capacity_gb * KiB_PER_GiB)
             if overprovision is not None:
                 pool.overprovision = overprovision
+            if zero_padding is not None:
+                pool.zero_padding = bool(zero_padding)
+            if data_layout is not None:
+                pool.data_layout = data_layout
 
     def add_sdc(self, guid, ip, name, host=None):
         with self.lock:
@@ -369,8 +428,8 @@ class System(object):
     def render_pool(self, pool):
         return {'id': pool.id, 'name': pool.name,
                 'protectionDomainId': pool.pd_id,
-                'zeroPaddingEnabled': True,
-                'dataLayout': 'MediumGranularity',
+                'zeroPaddingEnabled': pool.zero_padding,
+                'dataLayout': pool.data_layout,
                 'useRmcache': False, 'sparePercentage': 10,
                 'links': _links('StoragePool', pool.id) + [
                     {'rel': '/api/StoragePool/relationship/Statistics',
@@ -402,7 +461,7 @@ class System(object):
                 'vtreeId': vol.vtree_id, 'ancestorVolumeId': vol.ancestor,
                 'creationTime': vol.created, 'mappedSdcInfo': mapped,
                 'consistencyGroupId': None, 'useRmcache': False,
-                'dataLayout': 'MediumGranularity',
+                'dataLayout': self.pools[vol.pool_id].data_layout,
                 'compressionMethod': 'Invalid',
                 'accessModeLimit': 'ReadWrite',
                 'notGenuineSnapshot': False,
@@ -455,7 +514,7 @@ class System(object):
         with self.lock:
             result = {}
             for pool_id in ids:
-                stats = self.pool(pool_id).statistics()
+                stats = self.pool(pool_id).statistics(self.version_tuple)
                 if properties:
                     unknown = [p for p in properties if p not in stats]
                     if unknown:
@@ -487,6 +546,12 @@ class System(object):
             vtype = body.get('volumeType', 'ThickProvisioned')
             if vtype not in VOLUME_TYPES:
                 raise ApiError(400, 0, 'Invalid volumeType %s' % vtype)
+            if (vtype == 'ThickProvisioned' and
+                    pool.data_layout == 'FineGranularity'):
+                # [U] code and text; the rule is Cinder's
+                # _check_pool_support_thick_vols.
+                raise ApiError(500, 0, 'Thick provisioning is not supported '
+                               'in a Fine Granularity storage pool')
             if 'volumeSizeInKb' in body:
                 size_kb = as_int(body['volumeSizeInKb'], 'volumeSizeInKb')
             elif 'volumeSizeInGb' in body:
@@ -628,6 +693,8 @@ class System(object):
             else:
                 victims = sorted(self.vtrees[vol.vtree_id])
             if any(self.volumes[v].mappings for v in victims):
+                if self.major >= 4:
+                    raise ApiError(500, *MAPPED_ON_REMOVAL_4X)
                 raise ApiError(500, 104, 'Volume is mapped')
             for victim_id in victims:
                 victim = self.volumes.pop(victim_id)

@@ -123,23 +123,29 @@ class AuthTest(RawTestCase):
                             auth=('admin', 'not-a-token'))
         self.assertEqual(401, resp.status_code)
 
-    def test_version_3x_accepts_password_or_token(self):
+    def test_version_3x_needs_token_not_password(self):
+        # Cinder's rest_client and PyPowerFlex read it after GET
+        # /api/login, with the token.
         info = self.emu_fixture.info
         resp = self.raw.session.get(self.raw.url + '/api/version',
                                     auth=(info['username'],
                                           info['password']))
+        self.assertEqual(401, resp.status_code)
+        resp = self.raw.get('/api/version')
         self.assertEqual('"3.6"', resp.text)
-        self.assertEqual('3.6', self.raw.get('/api/version').json())
 
     def test_bearer_and_appliance_login_absent_in_3x(self):
         resp = self.raw.get('/api/types/System/instances', auth=None,
                             headers={'Authorization':
                                      'Bearer ' + self.raw.token})
         self.assertEqual(401, resp.status_code)
-        resp = self.raw.session.post(self.raw.url + '/rest/auth/login',
-                                     json={'username': 'admin',
-                                           'password': 'x'})
-        self.assertEqual(404, resp.status_code)
+        info = self.emu_fixture.info
+        for path in ('/rest/auth/login', '/rest/auth/logout',
+                     '/rest/v1/corelcm/status'):
+            resp = self.raw.session.post(self.raw.url + path,
+                                         json={'username': info['username'],
+                                               'password': info['password']})
+            self.assertEqual(404, resp.status_code, path)
 
     def test_idle_expiry_and_old_tokens_stay_valid(self):
         first = self.raw.token
@@ -197,6 +203,16 @@ class Auth4xTest(RawTestCase):
         self.assertEqual(200, self.raw.get('/api/types/System/instances',
                                            auth=None, headers=legacy)
                          .status_code)
+        # PyPowerFlex's _appliance_logout sends the refresh token; an
+        # empty body does not close the session.
+        for wrong in ({}, {'refresh_token': 'not-this-session'}):
+            resp = self.raw.session.post(
+                self.raw.url + '/rest/auth/logout', json=wrong,
+                headers=bearer)
+            self.assertEqual(400, resp.status_code)
+            self.assertEqual(200, self.raw.get(
+                '/api/types/System/instances', auth=None,
+                headers=bearer).status_code)
         resp = self.raw.session.post(self.raw.url + '/rest/auth/logout',
                                      json={'refresh_token':
                                            body['refresh_token']},
@@ -378,7 +394,8 @@ class VolumeTest(RawTestCase):
         self.raw.ok(self.raw.create('st', 16 * KiB_PER_GiB))
         after = self.raw.ok(self.raw.post(path, {'ids': [pool],
                                                  'properties': props}))[pool]
-        self.assertEqual(16 * KiB_PER_GiB, after['thickCapacityInUseInKb'])
+        # Both mirror copies: 2 x 16 GiB.
+        self.assertEqual(32 * KiB_PER_GiB, after['thickCapacityInUseInKb'])
         avail = after['capacityAvailableForVolumeAllocationInKb']
         self.assertEqual(0, avail % (8 * KiB_PER_GiB))
         self.assertEqual(before[pool][props[0]] - 16 * KiB_PER_GiB, avail)
@@ -386,10 +403,11 @@ class VolumeTest(RawTestCase):
             '/api/instances/StoragePool::%s/relationships/Statistics'
             % pool))
         for key in ('capacityLimitInKb', 'spareCapacityInKb',
-                    'thinCapacityAllocatedInKb', 'snapCapacityInUseInKb',
-                    'snapshotCapacityInKb', 'netCapacityInUseInKb',
-                    'volumeAllocationLimitInKb'):
+                    'thinCapacityAllocatedInKb', 'snapshotCapacityInKb',
+                    'netCapacityInUseInKb', 'volumeAllocationLimitInKb'):
             self.assertIn(key, full)
+        # 3.5 replaced snapCapacityInUseInKb by snapshotCapacityInKb.
+        self.assertNotIn('snapCapacityInUseInKb', full)
         self.assertEqual(
             full['netCapacityInUseInKb'] + full['netUnusedCapacityInKb'],
             (full['capacityLimitInKb'] - full['spareCapacityInKb']) // 2)
@@ -593,6 +611,16 @@ class RemovalTest(RawTestCase):
         self.raw.ok(self.remove(s3, 'ONLY_ME'))
         self.assertEqual(400, self.remove(base, 'EVERYTHING').status_code)
 
+    def test_mapped_removal_4x_is_renumbered(self):
+        self.emu.configure(version='4.5')
+        vol = self.raw.ok(self.raw.create('m4'))['id']
+        self.raw.ok(self.raw.action(vol, 'addMappedSdc',
+                                    {'sdcId': self.sdc_id()}))
+        body = self.assertError(self.remove(vol, 'ONLY_ME'), 500, 4063)
+        self.assertNotIn('Volume is mapped', body['message'])
+        mapped = self.raw.volume(vol)['mappedSdcInfo']
+        self.assertEqual([self.sdc_id()], [m['sdcId'] for m in mapped])
+
     def test_removal_window(self):
         self.emu.configure(removal_window=5)
         vol = self.raw.ok(self.raw.create('gone'))['id']
@@ -746,6 +774,83 @@ class DrvCfgScriptTest(sio_base.EmulatorTestCase):
                                             stderr=subprocess.DEVNULL))
 
 
+class PoolLayoutTest(RawTestCase):
+    emulator_kwargs = {'pools': (
+        ('pd1', 'sp1', 64),
+        ('pd1', 'fg', 64, {'data_layout': 'FineGranularity'}),
+        ('pd1', 'raw', 64, {'zero_padding': False}))}
+
+    def pool(self, name):
+        for entry in self.emu_fixture.info['pools']:
+            if entry['storage_pool'] == name:
+                return self.raw.ok(self.raw.get(
+                    '/api/instances/StoragePool::%s' % entry['id']))
+        raise KeyError(name)
+
+    def test_pool_properties(self):
+        self.assertEqual((True, 'MediumGranularity'),
+                         (self.pool('sp1')['zeroPaddingEnabled'],
+                          self.pool('sp1')['dataLayout']))
+        self.assertEqual((True, 'FineGranularity'),
+                         (self.pool('fg')['zeroPaddingEnabled'],
+                          self.pool('fg')['dataLayout']))
+        self.assertEqual((False, 'MediumGranularity'),
+                         (self.pool('raw')['zeroPaddingEnabled'],
+                          self.pool('raw')['dataLayout']))
+        self.emu.set_pool('sp1', zero_padding=False,
+                          data_layout='FineGranularity')
+        self.assertEqual((False, 'FineGranularity'),
+                         (self.pool('sp1')['zeroPaddingEnabled'],
+                          self.pool('sp1')['dataLayout']))
+        self.assertRaises(ValueError, self.emu.set_pool, 'sp1',
+                          data_layout='Coarse')
+
+    def test_fine_granularity_refuses_thick(self):
+        fg = self.pool('fg')['id']
+        body = self.assertError(self.raw.create('thick-fg', pool=fg), 500,
+                                0)
+        self.assertIn('Fine Granularity', body['message'])
+        self.assertEqual([], self.emu.volumes())
+        thin = self.raw.ok(self.raw.create('thin-fg', vtype='ThinProvisioned',
+                                           pool=fg))['id']
+        self.assertEqual('FineGranularity',
+                         self.raw.volume(thin)['dataLayout'])
+        # Zero padding off refuses nothing: the gateway leaves the
+        # decision to the client (Cinder's is_volume_creation_safe).
+        raw = self.pool('raw')['id']
+        self.raw.ok(self.raw.create('thick-raw', pool=raw))
+
+
+class StatisticsByVersionTest(RawTestCase):
+    emulator_kwargs = {'version': '3.0'}
+    path = '/api/types/StoragePool/instances/action/querySelectedStatistics'
+
+    def query(self, *props):
+        pool = self.emu_fixture.info['pools'][0]['id']
+        return self.raw.post(self.path, {'ids': [pool],
+                                         'properties': list(props)})
+
+    def test_both_copies_and_snapshot_name(self):
+        vol = self.raw.ok(self.raw.create('thick', 16 * KiB_PER_GiB))['id']
+        self.raw.ok(self.raw.create('thin', 8 * KiB_PER_GiB,
+                                    'ThinProvisioned'))
+        self.raw.ok(self.raw.snapshot(vol, 'snap'))
+        pool = self.emu_fixture.info['pools'][0]['id']
+        stats = self.raw.ok(self.query(
+            'thickCapacityInUseInKb', 'thinCapacityAllocatedInKb',
+            'snapCapacityInUseInKb', 'netCapacityInUseInKb'))[pool]
+        self.assertEqual({'thickCapacityInUseInKb': 32 * KiB_PER_GiB,
+                          'thinCapacityAllocatedInKb': 16 * KiB_PER_GiB,
+                          'snapCapacityInUseInKb': 32 * KiB_PER_GiB,
+                          'netCapacityInUseInKb': 16 * KiB_PER_GiB},
+                         stats)
+        self.assertEqual(400, self.query('snapshotCapacityInKb').status_code)
+        self.emu.configure(version='3.5')
+        stats = self.raw.ok(self.query('snapshotCapacityInKb'))[pool]
+        self.assertEqual(32 * KiB_PER_GiB, stats['snapshotCapacityInKb'])
+        self.assertEqual(400, self.query('snapCapacityInUseInKb').status_code)
+
+
 class SubprocessTest(sio_base.TestCase):
 
     def test_subprocess_fixture_and_admin_client(self):
@@ -773,6 +878,7 @@ class SubprocessTest(sio_base.TestCase):
         parser = cli.configure_parser(argparse.ArgumentParser())
         args = parser.parse_args(['--hosts', 'x,y', '--api-version', '4.0',
                                   '--pool', 'pdA:spA:64',
+                                  '--pool', 'pdA:spB:64:nopadding:fine',
                                   '--preload-volumes', '5'])
         out = io.StringIO()
         stop = threading.Event()
@@ -785,9 +891,16 @@ class SubprocessTest(sio_base.TestCase):
         self.assertFalse(thread.is_alive())
         self.assertEqual('4.0', info['version'])
         self.assertEqual(['x', 'y'], sorted(info['hosts']))
-        self.assertEqual([('pdA', 'spA')], [
+        self.assertEqual([('pdA', 'spA'), ('pdA', 'spB')], [
             (p['protection_domain'], p['storage_pool'])
             for p in info['pools']])
+        self.assertEqual(('pd', 'sp', 8, {'zero_padding': False}),
+                         cli._pool('pd:sp:8:nopadding'))
+        self.assertEqual('pd:sp:8:fine:nopadding', cli.pool_argument(
+            ('pd', 'sp', 8, {'zero_padding': False,
+                             'data_layout': 'FineGranularity'})))
+        self.assertRaises(argparse.ArgumentTypeError, cli._pool,
+                          'pd:sp:8:bogus')
         self.assertFalse(os.path.exists(info['state_dir']))
         self.assertRaises(requests.ConnectionError, requests.get,
                           info['url'] + '/api/version', timeout=2)
