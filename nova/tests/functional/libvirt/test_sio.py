@@ -14,26 +14,44 @@ written into its root disk must survive every step up to the rebuild;
 the volumes must be mapped exactly where the server runs; and the
 emulator's audit must find no volume, mapping or device left behind.
 
-Besides those of the harness, the only edge replaced is SSH between
-the computes (their instance directories are one shared directory).
+The images are written into the volumes by the real ``qemu-img``
+(``convert`` as root, privsep in-process) through the emulator's device
+links, and the bytes of the image are read back from the volume.
+Besides the Glance download and mkfs of the harness, the only edge
+replaced is SSH between the computes (their instance directories are one
+shared directory).
 """
+
+import hashlib
+import os
 
 import fixtures
 
+import nova.conf
+import nova.privsep.qemu
 from nova.tests.functional.libvirt import base
 from nova.tests.functional.libvirt import test_sio_faults as harness
+
+CONF = nova.conf.CONF
 
 
 class SioLifecycleTest(base.LibvirtMigrationMixin,
                        harness.SioFunctionalBase):
 
+    real_qemu_img = True
+
     def setUp(self):
         super(SioLifecycleTest, self).setUp()
         self.useFixture(fixtures.MockPatch(
             'nova.virt.libvirt.driver.LibvirtDriver._is_path_shared_with',
-            return_value=True))
+            autospec=True, return_value=True))
         self.useFixture(fixtures.MockPatch(
-            'nova.virt.libvirt.volume.remotefs.RemoteFilesystem.create_dir'))
+            'nova.virt.libvirt.volume.remotefs.RemoteFilesystem.create_dir',
+            autospec=True))
+        # A spy: the real qemu-img runs, the calls are recorded.
+        self.convert = self.useFixture(fixtures.MockPatchObject(
+            nova.privsep.qemu, 'convert_image', autospec=True,
+            side_effect=nova.privsep.qemu.convert_image)).mock
 
     def set_forced_down(self, host, forced_down):
         service = self.api.get_services(binary='nova-compute', host=host)[0]
@@ -63,6 +81,17 @@ class SioLifecycleTest(base.LibvirtMigrationMixin,
         server = self.boot(host='compute1')
         sid = server['id']
         self.assertEqual({'compute1'}, self.hosts_of(sid))
+        # qemu-img wrote the image into the root volume through its
+        # device on compute1, from the image cache file (named by Nova
+        # after the SHA-1 of the image id).
+        base_file = os.path.join(
+            CONF.instances_path, '_base',
+            hashlib.sha1(server['image']['id'].encode()).hexdigest())
+        self.assertEqual(
+            [(base_file, self.device('compute1', self.root_volume(sid)),
+              'raw', 'raw')],
+            [c[0][:4] for c in self.convert.call_args_list])
+        self.assertEqual(harness.IMAGE_BYTES, self.read_image_data(sid))
         checksum = self.write_guest_data(sid)
 
         # Snapshot to Glance (cold: the backend extracts the device).
@@ -133,6 +162,8 @@ class SioLifecycleTest(base.LibvirtMigrationMixin,
         server = self._rebuild_server(server, server['image']['id'])
         self.assertNotEqual(old_root, self.root_volume(sid))
         self.assertEqual({'compute1'}, self.hosts_of(sid))
+        self.assertEqual(harness.IMAGE_BYTES, self.read_image_data(sid))
+        self.assertNotEqual(checksum, self.read_guest_data(sid))
 
         # Shelve offload deletes the volumes; unshelve makes new ones.
         self.flags(shelved_offload_time=0)
