@@ -780,8 +780,8 @@ class SioFaultMatrixBase(SioFunctionalBase):
         self.assert_clean(audit)
         # A cell whose fault never fired proves nothing.
         self.assertGreater(result['fault_hits'], 0,
-                           'the %s fault never fired during %s' % (fault,
-                                                                    op))
+                           'the %s fault never fired during %s' % (
+                               fault, op))
 
     def snapshot_uploaded(self):
         from nova import context as nova_context
