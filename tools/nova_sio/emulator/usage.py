@@ -28,8 +28,7 @@ import os
 import resource
 
 SUFFIX = '.img'
-METHOD = ('allocated blocks of the volumes\' backing files (st_blocks), '
-          'growth since the mark')
+METHOD = 'growth of the st_blocks of the backing files'
 
 
 def allocated(path):
