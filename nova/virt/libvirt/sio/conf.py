@@ -65,7 +65,16 @@ _STORAGE_OPTS = [
                help='Storage pool for instance disks. Required.'),
     cfg.StrOpt('provisioning_type', default='thick',
                choices=('thick', 'thin'),
-               help='Provisioning of new volumes.'),
+               help='Provisioning of new volumes. A pool with the Fine '
+                    'Granularity data layout holds thin volumes only: '
+                    'there thick volumes are created thin, and a warning '
+                    'is logged.'),
+    cfg.BoolOpt('allow_non_padded_volumes', default=False,
+                help='Create volumes in storage pools whose zero padding '
+                     'is disabled. Such volumes may show data of volumes '
+                     'deleted before, possibly of other tenants, so they '
+                     'are refused by default (like Cinder\'s '
+                     'powerflex_allow_non_padded_volumes).'),
     cfg.BoolOpt('round_volume_capacity', default=False,
                 help='Round disk sizes up to the next multiple of 8 GiB '
                      'instead of refusing sizes that are not multiples.'),
@@ -85,9 +94,32 @@ _STORAGE_OPTS = [
                      'image is exported from that snapshot, which is '
                      'deleted afterwards.'),
     cfg.IntOpt('zero_copy_fill_timeout', default=600,
-               help='Seconds a compute host waits for another host that '
-                    'is filling the base volume of the same image, before '
-                    'it copies the image itself.'),
+               help='Longest time in seconds the copy of an image into a '
+                    'new base volume may take. A compute host that finds '
+                    'another host filling the base volume of the same '
+                    'image waits for it; a fill older than this (counted '
+                    'from the creation time the gateway reports, so keep '
+                    'the clocks in sync) or one left by an earlier run of '
+                    'this host\'s nova-compute is abandoned: it is '
+                    'removed and filled again. Set it above the time the '
+                    'largest image takes to copy. 0: never wait, copy the '
+                    'image into the root disk instead, and remove only '
+                    'the fills this host left.'),
+    cfg.IntOpt('vtree_snapshot_limit', default=126,
+               help='Snapshots the ScaleIO system allows in one volume '
+                    'tree (vTree): 126 on PowerFlex 3.5 and later. A '
+                    'resize or a live snapshot of an instance whose disk '
+                    'tree holds this many snapshots is refused before '
+                    'anything is changed.'),
+    cfg.IntOpt('zero_copy_max_vtree_snapshots', default=0,
+               help='Root disks zero-copy boot makes from one base volume '
+                    'before it fills the next generation, so that the '
+                    'resize snapshots and live snapshots of those '
+                    'instances, which belong to the same vTree, find '
+                    'room. 0 (the default) takes half of '
+                    'vtree_snapshot_limit: every instance booted from the '
+                    'base volume can take its resize or live snapshot at '
+                    'the same time. At most vtree_snapshot_limit.'),
     cfg.ListOpt('additional_pools', default=[],
                 help='Pools besides the default one that flavors of this '
                      'node may pick with sio:pd_name / sio:sp_name, as '
@@ -183,6 +215,13 @@ def validate(conf):
                        '%r is not "<domain>:<pool>"' % entry)
     if group.zero_copy_fill_timeout < 0:
         raise _bad('zero_copy_fill_timeout', 'must not be negative')
+    if group.vtree_snapshot_limit < 1:
+        raise _bad('vtree_snapshot_limit', 'must be greater than 0')
+    if not 0 <= group.zero_copy_max_vtree_snapshots <= \
+            group.vtree_snapshot_limit:
+        raise _bad('zero_copy_max_vtree_snapshots',
+                   'must be between 0 and vtree_snapshot_limit (%d)'
+                   % group.vtree_snapshot_limit)
     if group.drv_cfg_path and not os.path.isabs(group.drv_cfg_path):
         raise _bad('drv_cfg_path', 'must be an absolute path')
     if not os.path.isabs(group.device_root or ''):
