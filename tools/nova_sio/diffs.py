@@ -22,6 +22,8 @@ import re
 
 HUNK_RE = re.compile(rb'^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@')
 NO_EOL = b'\\ No newline at end of file'
+# Lines of context around every change, as emitted (``--unified=3``).
+CONTEXT_LINES = 3
 
 
 class DiffFormatError(ValueError):
@@ -251,6 +253,32 @@ def check_positions(files, read_pristine):
                                                         idx + 1))
                     break
             prev_end = start + len(old)
+            problems += _check_context(f.old_path, n, h, start, len(lines))
+    return problems
+
+
+def _check_context(path, n, hunk, start, total):
+    """Every hunk carries full context, except where the file ends.
+
+    A hunk with less context (``diff -U0``) pins nothing around its
+    change: patch applies it at any position whose removed lines match.
+
+    :param path: the file's path, for the messages.
+    :param n: the hunk's number.
+    :param hunk: a :class:`Hunk`.
+    :param start: its first old line (0-based).
+    :param total: the number of lines of the pristine file.
+    """
+    tags = [tag for tag, _text, _nl in hunk.lines]
+    lead = len(tags) - len(b''.join(tags).lstrip(b' '))
+    trail = len(tags) - len(b''.join(tags).rstrip(b' '))
+    problems = []
+    if lead < CONTEXT_LINES and start != 0:
+        problems.append('%s: hunk #%d has %d lines of leading context, '
+                        'not %d' % (path, n, lead, CONTEXT_LINES))
+    if trail < CONTEXT_LINES and start + hunk.old_len != total:
+        problems.append('%s: hunk #%d has %d lines of trailing context, '
+                        'not %d' % (path, n, trail, CONTEXT_LINES))
     return problems
 
 

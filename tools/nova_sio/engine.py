@@ -22,7 +22,10 @@ passes it through three independent gates:
 3. a real apply into a scratch git tree, re-diffed with the emit options,
    must be byte-identical to the diff body.
 
-It also checks that the committed file equals a fresh emit.
+It also checks the source (``source`` gate: the cached archive re-hashed
+against the origin hash recorded in the manifest, and the pristine files
+against their recorded sha256) and that the committed file equals a fresh
+emit (``fresh_emit`` gate).
 """
 
 import fcntl
@@ -42,7 +45,6 @@ from nova_sio import util
 from nova_sio import workrepo
 
 ENGINE_VERSION = '1'
-_RT_LOCK = threading.Lock()
 PATCH_ARGS = ['--batch', '--forward', '--fuzz=0',
               '--no-backup-if-mismatch', '--reject-file=-']
 
@@ -156,7 +158,12 @@ def render(version, manifest=None, eras=None):
     pristine = dict((k, pristine[k]) for k in touched)
     src = _source_label(version, manifest)
     data = _header(version, era, series, pristine, src) + body
+    origin = source.origin_facts(version)
+    recorded = manifest['releases'].get(version, {}).get('origin')
+    if recorded and source.same_origin(recorded, origin):
+        origin = recorded
     facts = {
+        'origin': origin,
         'series': rel_mod.series_of(version),
         'era': era.name,
         'patch_series': series.name,
@@ -176,6 +183,9 @@ def emit(version, manifest=None, eras=None):
     :returns: ``True`` when the file changed.
     """
     data, facts = render(version, manifest, eras)
+    if manifest is not None:
+        _check_trusted(version, manifest['releases'].get(version, {}),
+                       facts)
     path = diff_path(version)
     changed = True
     if os.path.exists(path):
@@ -190,6 +200,37 @@ def emit(version, manifest=None, eras=None):
         if verified and verified != facts['diff_sha256']:
             entry.pop('verified_diff_sha256', None)
     return changed
+
+
+def _check_trusted(version, entry, facts):
+    """Refuse to let the cache rewrite what the manifest records.
+
+    :param version: the release being emitted.
+    :param entry: its manifest entry (empty on a first emit).
+    :param facts: the facts of a fresh :func:`render`.
+    :raises errors.SourceTampered: when the cached archive is not the
+        recorded origin.
+    :raises errors.SourceMismatch: when a pristine file differs from its
+        recorded sha256.
+    """
+    recorded = entry.get('origin')
+    if recorded:
+        if not source.same_origin(recorded, facts['origin']):
+            raise errors.SourceTampered(version=version, reason=(
+                'the cache holds %s, the manifest records %s; delete the '
+                'release\'s "origin" from releases/manifest.json only to '
+                'move it to another upstream source' % (
+                    json.dumps(facts['origin'], sort_keys=True),
+                    json.dumps(recorded, sort_keys=True))))
+        problems = source.check_archive(version, recorded)
+        if problems:
+            raise errors.SourceTampered(version=version,
+                                        reason='; '.join(problems))
+    for rel, digest in sorted(facts['pristine_sha256'].items()):
+        expected = (entry.get('pristine_sha256') or {}).get(rel)
+        if expected and expected != digest:
+            raise errors.SourceMismatch(version=version, path=rel,
+                                        actual=digest, expected=expected)
 
 
 def _read_from(root):
@@ -242,10 +283,16 @@ def _roundtrip_repo(scratch):
     """
     try:
         path = os.path.join(paths.cache_dir(), 'roundtrip.git')
-        with _RT_LOCK:
-            if not os.path.isdir(path):
-                workrepo.git(['init', '--quiet', '--bare', path],
-                             paths.cache_dir())
+        if not os.path.isdir(path):
+            with paths.cache_lock('roundtrip'):
+                if not os.path.isdir(path):
+                    # Complete before it is visible to other processes.
+                    tmp = '%s.tmp-%d-%d' % (path, os.getpid(),
+                                            threading.get_ident())
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    workrepo.git(['init', '--quiet', '--bare', tmp],
+                                 paths.cache_dir())
+                    os.rename(tmp, path)
         if os.access(os.path.join(path, 'objects'), os.W_OK):
             return path
     except (OSError, errors.CommandFailed):
@@ -366,8 +413,15 @@ def verify(version, manifest=None, eras=None, check_fresh=True):
             source.extract(version, root, only=touched)
         gates = verify_tree(root, data)
         entry = manifest['releases'].get(version, {})
+        # The archive is re-hashed against the origin's own hash, and the
+        # pristine files against the committed hashes: neither comes from
+        # the cache alone.
+        src_problems = source.check_archive(version, entry.get('origin'))
         recorded = entry.get('pristine_sha256') or {}
-        src_problems = []
+        for rel in sorted(set(f.old_path for f in files if f.old_path) -
+                          set(recorded)):
+            src_problems.append('%s: no pristine sha256 recorded in the '
+                                'manifest' % rel)
         for rel, digest in sorted(recorded.items()):
             full = os.path.join(root, rel)
             actual = util.sha256_file(full) if os.path.exists(full) else \

@@ -52,6 +52,11 @@ class SourceMismatch(NovaSioError):
                '%(expected)s.')
 
 
+class SourceTampered(NovaSioError):
+    msg_fmt = ('The cached source of Nova %(version)s is not the one the '
+               'manifest records: %(reason)s')
+
+
 class CommandFailed(NovaSioError):
     msg_fmt = ('Command %(cmd)s failed with exit code %(code)s: %(output)s')
 

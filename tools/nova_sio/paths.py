@@ -12,7 +12,9 @@
 
 """Where the project, its release data and the cache live."""
 
+import fcntl
 import os
+import threading
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,3 +65,69 @@ def cache_dir():
         path = os.path.join(base, 'nova-sio')
     os.makedirs(path, exist_ok=True)
     return os.path.abspath(path)
+
+
+class CacheLock(object):
+    """A lock held across the threads and processes sharing the cache.
+
+    A thread lock orders the threads of this process; an exclusive
+    ``flock`` on ``<cache>/locks/<name>.lock`` orders the processes.  The
+    lock is re-entrant within a thread.
+
+    :param name: the lock's name (a file name component).
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._file = None
+
+    def path(self):
+        """Return the lock file of the current cache directory."""
+        return os.path.join(cache_dir(), 'locks', '%s.lock' % self.name)
+
+    def __enter__(self):
+        self._thread_lock.acquire()
+        if self._depth == 0:
+            try:
+                path = self.path()
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                handle = open(path, 'a')
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+                except BaseException:
+                    handle.close()
+                    raise
+            except BaseException:
+                self._thread_lock.release()
+                raise
+            self._file = handle
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            handle, self._file = self._file, None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            finally:
+                handle.close()
+        self._thread_lock.release()
+
+
+_LOCKS = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def cache_lock(name):
+    """Return the :class:`CacheLock` called ``name`` (one per process).
+
+    :param name: the lock's name, e.g. ``work`` or ``pristine-34.0.0``.
+    """
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(name)
+        if lock is None:
+            lock = _LOCKS[name] = CacheLock(name)
+        return lock

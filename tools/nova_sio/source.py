@@ -16,8 +16,14 @@ Everything is cached under :func:`nova_sio.paths.cache_dir`, never in the
 repository.  Each fetched release is kept as its original archive (an
 sdist, or a ``git archive`` tarball) plus an ``origin.json`` describing
 where it came from; trees are extracted from the archive on demand.
+
+The cache is not trusted: :func:`origin_facts` gives the origin's own
+identity of a release (PyPI's sha256 digest of the sdist, or the tag's
+commit and tree ids), which the manifest records, and
+:func:`check_archive` re-hashes a cached archive against that record.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -36,6 +42,7 @@ from nova_sio import util
 DEFAULT_GIT_URL = 'https://opendev.org/openstack/nova'
 PYPI_URL = 'https://pypi.org/pypi/nova'
 _LOCK = threading.Lock()
+_MIRROR_LOCK = paths.cache_lock('nova-git')
 _MIRROR_FAILURES = {}
 
 
@@ -102,12 +109,13 @@ def git_mirror(update=False):
     :raises errors.SourceUnavailable: when it cannot be cloned.
     """
     path = os.path.join(paths.cache_dir(), 'nova.git')
-    with _LOCK:
-        failed = _MIRROR_FAILURES.get(git_url())
+    with _MIRROR_LOCK:
+        with _LOCK:
+            failed = _MIRROR_FAILURES.get(git_url())
         if failed and not os.path.isdir(path):
             raise errors.SourceUnavailable(version='(git)', reason=failed)
         if not os.path.isdir(path):
-            tmp = path + '.tmp'
+            tmp = '%s.tmp-%d-%d' % (path, os.getpid(), threading.get_ident())
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 util.run(['git', 'clone', '--quiet', '--bare', git_url(),
@@ -120,7 +128,8 @@ def git_mirror(update=False):
                     git_url(), exc.kwargs.get('output', exc))
                 # Asked once per run: every later release gets the same
                 # answer instead of another slow attempt.
-                _MIRROR_FAILURES[git_url()] = reason
+                with _LOCK:
+                    _MIRROR_FAILURES[git_url()] = reason
                 raise errors.SourceUnavailable(version='(git)',
                                                reason=reason)
             os.rename(tmp, path)
@@ -148,9 +157,10 @@ def git_tags():
     return tags
 
 
-def _record(version, kind, where, archive, sha256):
+def _record(version, kind, where, archive, sha256, **facts):
     info = {'version': version, 'kind': kind, 'source': where,
             'archive': os.path.basename(archive), 'archive_sha256': sha256}
+    info.update(facts)
     util.write_atomic(os.path.join(_src_dir(version), 'origin.json'),
                       util.dump_json(info))
     return info
@@ -172,7 +182,8 @@ def _fetch_pypi(version, index):
         return None, ('PyPI sdist sha256 %s does not match the index %s'
                       % (digest, entry['sha256']))
     util.write_atomic(dest, data)
-    return _record(version, 'sdist', entry['url'], dest, digest), None
+    return _record(version, 'sdist', entry['url'], dest, digest,
+                   pypi_sha256=entry.get('sha256')), None
 
 
 def _fetch_git(version):
@@ -190,13 +201,19 @@ def _fetch_git(version):
         if proc.returncode != 0:
             return None, 'tag %s not found at %s' % (version, git_url())
     commit = proc.stdout.decode().strip()
+    tree = util.run(['git', 'rev-parse', commit + '^{tree}'],
+                    cwd=mirror).stdout.decode().strip()
     prefix = 'nova-%s/' % version
     arch = util.run(['git', 'archive', '--format=tar', '--prefix=' + prefix,
                      commit], cwd=mirror)
     dest = os.path.join(_src_dir(version), 'nova-%s.git.tar' % version)
     util.write_atomic(dest, arch.stdout)
+    if git_tree_id(dest) != tree:
+        return None, ('git archive of %s does not reproduce its tree %s'
+                      % (version, tree))
     info = _record(version, 'git', '%s@%s' % (git_url(), commit), dest,
-                   util.sha256_bytes(arch.stdout))
+                   util.sha256_bytes(arch.stdout), commit=commit,
+                   tree=tree)
     return info, None
 
 
@@ -229,6 +246,11 @@ def fetch(version, local=None, prefer=('sdist', 'git'), index=None):
     :returns: the origin dict.
     :raises errors.SourceUnavailable: with every reason tried.
     """
+    with paths.cache_lock('source-%s' % version):
+        return _fetch_locked(version, local, prefer, index)
+
+
+def _fetch_locked(version, local, prefer, index):
     info = origin(version)
     if info and local is None and os.path.exists(
             os.path.join(_src_dir(version), info['archive'])):
@@ -330,9 +352,169 @@ def full_tree(version):
     """
     dest = os.path.join(paths.cache_dir(), 'trees', version)
     stamp = os.path.join(dest, '.nova-sio-extracted')
-    if not os.path.exists(stamp):
-        shutil.rmtree(dest, ignore_errors=True)
-        extract(version, dest)
-        with open(stamp, 'w') as f:
-            f.write(version)
+    with paths.cache_lock('tree-%s' % version):
+        if not os.path.exists(stamp):
+            shutil.rmtree(dest, ignore_errors=True)
+            extract(version, dest)
+            with open(stamp, 'w') as f:
+                f.write(version)
     return dest
+
+
+def _git_blob_id(data):
+    return hashlib.sha1(b'blob %d\0' % len(data) + data).digest()
+
+
+def _git_tree_object(node):
+    """Return the binary id of the git tree of a nested dict."""
+    entries = []
+    for name, value in node.items():
+        if isinstance(value, dict):
+            # git orders a directory as if its name ended with '/'.
+            entries.append((name + b'/', b'40000 ' + name + b'\0' +
+                            _git_tree_object(value)))
+        else:
+            mode, blob = value
+            entries.append((name, mode + b' ' + name + b'\0' + blob))
+    body = b''.join(entry for _key, entry in sorted(entries))
+    return hashlib.sha1(b'tree %d\0' % len(body) + body).digest()
+
+
+def git_tree_id(archive):
+    """Return the git tree id of the files in a tarball (top dir stripped).
+
+    It equals the tree id of the commit a ``git archive`` tarball was made
+    from, whatever git version wrote the tar bytes.
+
+    :param archive: path of a tar file with one top-level directory.
+    :raises errors.SourceTampered: on a member git cannot hold.
+    """
+    root = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = member.name.split('/', 1)
+            rel = parts[1].strip('/') if len(parts) == 2 else ''
+            if not rel or member.isdir():
+                continue
+            if member.isfile():
+                data = tar.extractfile(member).read()
+                mode = b'100755' if member.mode & 0o100 else b'100644'
+            elif member.issym():
+                data = member.linkname.encode('utf-8', 'surrogateescape')
+                mode = b'120000'
+            else:
+                raise errors.SourceTampered(
+                    version=os.path.basename(archive),
+                    reason='%s holds %s, which git cannot hold' % (
+                        archive, member.name))
+            names = [n.encode('utf-8', 'surrogateescape')
+                     for n in rel.split('/')]
+            node = root
+            for name in names[:-1]:
+                node = node.setdefault(name, {})
+            node[names[-1]] = (mode, _git_blob_id(data))
+    return _git_tree_object(root).hex()
+
+
+def _archive_commit(archive):
+    """Return the commit id ``git archive`` wrote in the pax header."""
+    with tarfile.open(archive) as tar:
+        return tar.pax_headers.get('comment')
+
+
+def origin_facts(version):
+    """Return the origin's identity of a fetched release, for the manifest.
+
+    ``{'kind': 'sdist', 'archive': name, 'sha256': PyPI's digest}`` for a
+    PyPI sdist, ``{'kind': 'git', 'archive': name, 'commit': id, 'tree':
+    id, 'sha256': archive sha256}`` for a git tag (the tree id decides;
+    the sha256 is a shortcut valid for the same git tar writer), and
+    ``{'kind': 'local', 'archive': name, 'sha256': digest}`` otherwise.
+
+    :param version: a fetched version.
+    """
+    info = origin(version)
+    if info is None:
+        raise errors.SourceUnavailable(
+            version=version, reason='not fetched; run "nova-sio fetch %s"'
+            % version)
+    kind = info.get('kind')
+    facts = {'kind': kind, 'archive': info['archive']}
+    if kind == 'sdist':
+        digest = info.get('pypi_sha256')
+        if not digest:
+            # Fetched before the digest was recorded: PyPI's index says.
+            entry = pypi_index(offline=True).get(version) or {}
+            if entry.get('filename') == info['archive']:
+                digest = entry.get('sha256')
+        facts['sha256'] = digest or info['archive_sha256']
+    elif kind == 'git':
+        commit = info.get('commit') or info['source'].rsplit('@', 1)[-1]
+        tree = info.get('tree')
+        if not tree:
+            proc = util.run(['git', 'rev-parse', '--verify', '--quiet',
+                             commit + '^{tree}'], check=False,
+                            cwd=os.path.join(paths.cache_dir(), 'nova.git'))
+            tree = proc.stdout.decode().strip() if proc.returncode == 0 \
+                else git_tree_id(_archive_path(version))
+        facts.update(commit=commit, tree=tree,
+                     sha256=info['archive_sha256'])
+    else:
+        facts['sha256'] = info['archive_sha256']
+    return facts
+
+
+def same_origin(recorded, facts):
+    """Whether two :func:`origin_facts` name the same upstream source.
+
+    :param recorded: the facts the manifest holds.
+    :param facts: the facts of the cache now.
+    """
+    keys = ('kind', 'commit', 'tree') if recorded.get('kind') == 'git' \
+        else ('kind', 'sha256')
+    return all(recorded.get(k) == facts.get(k) for k in keys)
+
+
+def check_archive(version, recorded):
+    """Re-hash the cached archive of ``version`` against the manifest.
+
+    :param version: a fetched version.
+    :param recorded: the ``origin`` facts the manifest holds (``None``
+        when it holds none).
+    :returns: a list of problems naming the file and both hashes (empty
+        when the archive is the recorded one).
+    """
+    if not recorded:
+        return ['the manifest records no origin hash for nova %s; emit it '
+                'from a trusted fetch' % version]
+    info = origin(version) or {}
+    path = os.path.join(_src_dir(version), info.get('archive') or
+                        recorded.get('archive', '?'))
+    if not os.path.isfile(path):
+        return ['%s: missing from the cache' % path]
+    if info.get('kind') != recorded.get('kind'):
+        return ['%s: a %s archive, the manifest records a %s origin' % (
+            path, info.get('kind'), recorded.get('kind'))]
+    actual = util.sha256_file(path)
+    if actual == recorded.get('sha256'):
+        return []
+    if recorded.get('kind') != 'git':
+        return ['%s: sha256 %s, manifest records %s (%s)' % (
+            path, actual, recorded.get('sha256'),
+            'PyPI digest' if recorded.get('kind') == 'sdist' else
+            'origin')]
+    # Another git may write other tar bytes for the same tree.
+    try:
+        tree = git_tree_id(path)
+        commit = _archive_commit(path)
+    except (tarfile.TarError, errors.SourceTampered) as exc:
+        return ['%s: unreadable as a git archive: %s' % (path, exc)]
+    problems = []
+    if tree != recorded.get('tree'):
+        problems.append('%s: git tree %s, manifest records tree %s of '
+                        'commit %s' % (path, tree, recorded.get('tree'),
+                                       recorded.get('commit')))
+    if commit != recorded.get('commit'):
+        problems.append('%s: made from commit %s, manifest records %s' % (
+            path, commit, recorded.get('commit')))
+    return problems

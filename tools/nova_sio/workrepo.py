@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 
+from nova_sio import diffs
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import series as series_mod
@@ -37,11 +38,13 @@ DIFF_OPTS = [
     '-c', 'diff.interHunkContext=0', '-c', 'core.autocrlf=false',
 ]
 DIFF_ARGS = ['--no-color', '--no-ext-diff', '--no-textconv', '--no-renames',
-             '--full-index', '--unified=3', '--src-prefix=a/',
+             '--full-index', '--unified=%d' % diffs.CONTEXT_LINES,
+             '--src-prefix=a/',
              '--dst-prefix=b/']
-_LOCK = threading.RLock()
+# Orders every change to the work repository's refs, worktrees and
+# configuration, across threads and processes.
+_LOCK = paths.cache_lock('work')
 _UPSTREAM_MEMO = {}
-_PRISTINE_LOCKS = {}
 
 
 def git(args, cwd, **kwargs):
@@ -69,18 +72,49 @@ def canonical_diff(cwd, old, new=None, cached=False):
     return git(args, cwd).stdout
 
 
+def _repo_ready(path):
+    return os.path.isdir(os.path.join(path, '.git', 'rr-cache'))
+
+
+def _init_repo(path):
+    """Create the work repository at ``path`` (under the repo lock).
+
+    It is made complete in a private directory and renamed into place, so
+    that no thread or process ever sees it half-configured.  ``rr-cache``
+    is created here: git creates it lazily on the first commit and dies
+    ("could not create directory") when two commits race to create it.
+    """
+    gitdir = os.path.join(path, '.git')
+    if os.path.isdir(gitdir):
+        target = path
+    else:
+        if os.path.lexists(path):
+            # A leftover of an interrupted first run: never a repository.
+            shutil.rmtree(path, ignore_errors=True)
+        target = '%s.tmp-%d-%d' % (path, os.getpid(), threading.get_ident())
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(target)
+        git(['init', '--quiet', '-b', 'main'], target)
+    for key, value in (('rerere.enabled', 'true'),
+                       ('rerere.autoUpdate', 'true'),
+                       ('gc.auto', '0'),
+                       ('core.autocrlf', 'false')):
+        git(['config', key, value], target)
+    os.makedirs(os.path.join(target, '.git', 'rr-cache'), exist_ok=True)
+    if target != path:
+        os.rename(target, path)
+
+
 def repo_path():
-    """Return the work repository, creating it on first use."""
+    """Return the work repository, creating it on first use.
+
+    Safe when threads and processes sharing the cache race to create it.
+    """
     path = os.path.join(paths.cache_dir(), 'work')
-    with _LOCK:
-        if not os.path.isdir(os.path.join(path, '.git')):
-            os.makedirs(path, exist_ok=True)
-            git(['init', '--quiet', '-b', 'main'], path)
-            for key, value in (('rerere.enabled', 'true'),
-                               ('rerere.autoUpdate', 'true'),
-                               ('gc.auto', '0'),
-                               ('core.autocrlf', 'false')):
-                git(['config', key, value], path)
+    if not _repo_ready(path):
+        with _LOCK:
+            if not _repo_ready(path):
+                _init_repo(path)
     return path
 
 
@@ -100,39 +134,42 @@ def pristine_files(version, tracked=None):
     pdir = _pristine_dir(version)
     stamp = os.path.join(pdir, '.tracked')
     key = '\n'.join(tracked)
-    with _LOCK:
-        lock = _PRISTINE_LOCKS.setdefault(version, threading.Lock())
-    # Several releases of an era share a base release: extract it once.
-    with lock:
-        _extract_pristine(version, pdir, stamp, key, tracked)
     result = {}
-    for rel in tracked:
-        full = os.path.join(pdir, rel)
-        if os.path.exists(full):
-            with open(full, 'rb') as f:
-                result[rel] = f.read()
+    # Several releases of an era share a base release: extract it once,
+    # and never read it while another process replaces it.
+    with paths.cache_lock('pristine-%s' % version):
+        _extract_pristine(version, pdir, stamp, key, tracked)
+        for rel in tracked:
+            full = os.path.join(pdir, rel)
+            if os.path.exists(full):
+                with open(full, 'rb') as f:
+                    result[rel] = f.read()
     return result
 
 
 def _extract_pristine(version, pdir, stamp, key, tracked):
-    if not (os.path.exists(stamp) and open(stamp).read() == key):
-        tmp = pdir + '.tmp%d' % os.getpid()
-        shutil.rmtree(tmp, ignore_errors=True)
-        source.extract(version, tmp, only=tracked)
-        names = sorted(source.listing(version))
-        with open(os.path.join(tmp, '.listing'), 'w') as f:
-            f.write('\n'.join(names) + '\n')
-        with open(os.path.join(tmp, '.tracked'), 'w') as f:
-            f.write(key)
-        shutil.rmtree(pdir, ignore_errors=True)
-        os.rename(tmp, pdir)
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read() == key:
+                return
+    tmp = '%s.tmp-%d-%d' % (pdir, os.getpid(), threading.get_ident())
+    shutil.rmtree(tmp, ignore_errors=True)
+    source.extract(version, tmp, only=tracked)
+    names = sorted(source.listing(version))
+    with open(os.path.join(tmp, '.listing'), 'w') as f:
+        f.write('\n'.join(names) + '\n')
+    with open(os.path.join(tmp, '.tracked'), 'w') as f:
+        f.write(key)
+    shutil.rmtree(pdir, ignore_errors=True)
+    os.rename(tmp, pdir)
 
 
 def upstream_listing(version):
     """Return the set of all file paths in the upstream release."""
     pristine_files(version)
-    with open(os.path.join(_pristine_dir(version), '.listing')) as f:
-        return set(line.strip() for line in f if line.strip())
+    with paths.cache_lock('pristine-%s' % version):
+        with open(os.path.join(_pristine_dir(version), '.listing')) as f:
+            return set(line.strip() for line in f if line.strip())
 
 
 def _write_tree(repo, files):

@@ -200,7 +200,8 @@ class VerifyGatesTest(testtools.TestCase):
                              '--dst-prefix=b/'], tmp).stdout
         report = self.verify(data)
         self.assertEqual([], report['dry_run'])
-        self.assertEqual([], report['positions'])
+        self.assertGateFails(report, 'positions', 'has 1 lines of leading '
+                             'context, not 3')
         self.assertGateFails(report, 'roundtrip', 'differs from the emitted')
 
 
