@@ -472,26 +472,29 @@ def fs_size(sizes, boots, data_percent):
     return max(8 * GiB, -(-need // GiB) * GiB)
 
 
-def nova_python():
+def nova_python(build=True):
     """Return ``(python, nova source root)`` for the measurement.
 
     The Python is that of a Nova test venv of the release's series that
-    ``nova-sio test`` made (built when there is none); Nova itself is
-    imported from the unpatched sources of the release, the ``sio``
-    runtime from this checkout, so neither the emitted diff nor the
-    patched test tree matters.
+    ``nova-sio test`` made; Nova itself is imported from the unpatched
+    sources of the release, the ``sio`` runtime from this checkout, so
+    neither the emitted diff nor the patched test tree matters.
+
+    :param build: build the venv when there is none (else return
+        ``(None, None)``).
     """
     import glob
     from nova_sio import paths
     from nova_sio import releases
     from nova_sio import source
     from nova_sio import testenv
-    tree = source.full_tree(NOVA_VERSION)
     ready = sorted(glob.glob(os.path.join(
         paths.cache_dir(), 'venvs', '%s-py*' % releases.series_of(
             NOVA_VERSION), '.nova-sio-ready')), key=os.path.getmtime)
     if ready:
         venv = os.path.dirname(ready[-1])
+    elif not build:
+        return None, None
     else:
         lock_path = os.path.join(paths.cache_dir(), 'testtrees',
                                  '.%s.lock' % NOVA_VERSION)
@@ -504,7 +507,10 @@ def nova_python():
                     NOVA_VERSION, testenv.build_tree(NOVA_VERSION))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-    return os.path.join(venv, 'bin', 'python'), tree
+    if build:
+        source.fetch(NOVA_VERSION)
+    return (os.path.join(venv, 'bin', 'python'),
+            source.full_tree(NOVA_VERSION))
 
 
 def measure_in(python, nova_tree, args, storage_dir):
