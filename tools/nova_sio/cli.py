@@ -108,6 +108,25 @@ def _fetch_all(versions, progress, jobs=4):
     return skipped
 
 
+def diff_verified(version, entry):
+    """Tell whether the committed diff of ``version`` is the verified one.
+
+    Computed from the file: its sha256 must equal the manifest's
+    ``diff_sha256`` and the ``verified_diff_sha256`` that the last
+    successful ``nova-sio verify`` recorded.  A missing or edited file is
+    not verified.
+
+    :param version: the release.
+    :param entry: the release's manifest entry.
+    """
+    path = engine.diff_path(version)
+    recorded = entry.get('diff_sha256')
+    if not recorded or not os.path.isfile(path):
+        return False
+    return util.sha256_file(path) == recorded == \
+        entry.get('verified_diff_sha256')
+
+
 def cmd_releases(args):
     eras = rel_mod.load_eras()
     manifest = engine.load_manifest()['releases']
@@ -118,8 +137,7 @@ def cmd_releases(args):
         info = source.origin(r.version)
         diff = os.path.exists(engine.diff_path(r.version))
         entry = manifest.get(r.version, {})
-        verified = bool(entry.get('verified_diff_sha256')) and \
-            entry.get('verified_diff_sha256') == entry.get('diff_sha256')
+        verified = diff_verified(r.version, entry)
         avail = info['kind'] if info else (
             'pypi' if 'pypi' in r.origins else
             'git' if 'git' in r.origins else 'tsv-only')
@@ -276,8 +294,7 @@ def cmd_status(args):
     for r in discover(offline=args.offline):
         entry = manifest.get(r.version, {})
         emitted = os.path.exists(engine.diff_path(r.version))
-        verified = emitted and entry.get('verified_diff_sha256') == \
-            entry.get('diff_sha256') and bool(entry.get('diff_sha256'))
+        verified = diff_verified(r.version, entry)
         info = source.origin(r.version)
         t = tested.get(r.version)
         if t and 'result' not in t:

@@ -14,11 +14,15 @@
 
 For one release it builds (and caches) a virtualenv with that series'
 Python and pinned constraints from ``releases/constraints/``, builds the
-test tree (pristine source + runtime diff + our tests), and runs Nova's
+test tree (pristine source + the committed ``releases/<version>.diff``,
+applied with GNU patch once it verifies, + our tests), and runs Nova's
 ``nova.tests.unit.virt.libvirt`` test_imagebackend, test_driver and
-test_utils together with our ``test_sio*`` modules.
+test_utils together with our ``test_sio*`` modules.  Each era names the
+modules of ours that must pass tests there; a run where one of them
+passed none (skipped, failed, or never imported) fails.
 """
 
+import csv
 import fcntl
 import glob
 import hashlib
@@ -31,10 +35,12 @@ import sys
 import tempfile
 import time
 
+from nova_sio import diffs
 from nova_sio import engine
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases as rel_mod
+from nova_sio import series as series_mod
 from nova_sio import source
 from nova_sio import util
 from nova_sio import workrepo
@@ -61,11 +67,52 @@ DROP = {
 }
 FUNCTIONAL = 'nova.tests.functional'
 RESULTS = 'tested.json'
+UNIT_PACKAGE = 'nova.tests.unit.virt.libvirt.'
+FUNCTIONAL_PACKAGE = 'nova.tests.functional.libvirt.'
+# Our unit test modules that must pass tests in every era, and per era the
+# ones written for its driver seams.  A module listed here that a run
+# selects must pass at least one test: a module that skips as a whole in
+# an era it was written for (its era check misfired) fails the run.
+_UNIT_COMMON = ('test_sio_image', 'test_sio_hooks', 'test_sio_faultfix',
+                'test_sio_beyond_emulator')
+# test_sio_beyond needs fixtures with Fixture._setUp (Liberty's 1.4.0 on).
+_UNIT_E2_ON = _UNIT_COMMON + ('test_sio_beyond',)
+REQUIRED_UNIT = {
+    'E1': _UNIT_COMMON + ('test_sio_kilo',),
+    'E2a': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
+    'E2': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
+    'E3': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
+    'E3b': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
+    'E4': _UNIT_E2_ON + ('test_sio_e4e5_driver',),
+    'E5': _UNIT_E2_ON + ('test_sio_e4e5_driver',),
+    'E6-zed': _UNIT_E2_ON + ('test_sio_driver', 'test_sio_lifecycle'),
+    'E6': _UNIT_E2_ON + ('test_sio_driver', 'test_sio_lifecycle'),
+}
+# Our functional tests run on the newest era's functional base only.
+REQUIRED_FUNCTIONAL = {
+    'E6': ('test_sio', 'test_sio_beyond', 'test_sio_concurrency',
+           'test_sio_faults'),
+}
+# Test ids the unittest loaders give a module that failed to import.
+IMPORT_FAILURE_RE = re.compile(
+    r'^unittest\.loader\.(?:_FailedTest|ModuleImportFailure)\.(.+)$')
+OK_STATUSES = ('success', 'xfail')
+FAILED_STATUSES = ('failure', 'error', 'fail', 'uxsuccess')
+MAX_FAILURE_CHARS = 30000
 
 
 class TestEnvError(errors.NovaSioError):
     msg_fmt = 'Cannot build the test environment of nova %(version)s: ' \
         '%(reason)s'
+
+
+class DiffNotVerified(TestEnvError):
+    msg_fmt = ('Refusing to test nova %(version)s: the committed '
+               'releases/%(version)s.diff does not verify (%(problems)s). '
+               'Tests run only on the diff operators download; run '
+               '"nova-sio emit %(version)s" (then "nova-sio verify '
+               '%(version)s") to write the diff the series and runtime '
+               'files produce now.')
 
 
 def find_python(want):
@@ -158,23 +205,144 @@ def stale_pins(cons, req_files):
     return stale
 
 
+def say(message):
+    """Print a progress line on stderr at once.
+
+    :param message: the line, without its newline.
+    """
+    sys.stderr.write(message + '\n')
+    sys.stderr.flush()
+
+
+def test_files():
+    """Return ``{relative path: bytes}`` of our test files for Nova trees.
+
+    These are the files under ``nova/tests/`` of the checkout: the runtime
+    files reach the test tree through the committed diff, not from here.
+    """
+    runtime = series_mod.runtime_files()
+    return dict((rel, data) for rel, data in
+                series_mod.runtime_files(with_tests=True).items()
+                if rel not in runtime)
+
+
+def tree_key(diff_data, tests):
+    """Return the cache key of a test tree.
+
+    :param diff_data: the bytes of the committed diff.
+    :param tests: ``{relative path: bytes}`` of our test files.
+    :returns: a hex sha256 over the diff and every test file.
+    """
+    h = hashlib.sha256(b'diff\0' + diff_data)
+    for rel, data in sorted(tests.items()):
+        h.update(b'\0' + rel.encode() + b'\0' + util.sha256_bytes(
+            data).encode())
+    return h.hexdigest()
+
+
+def check_committed_diff(version):
+    """Verify ``releases/<version>.diff`` strictly; refuse when it fails.
+
+    Every gate of :func:`nova_sio.engine.verify` runs, the fresh emit
+    included: the committed diff must be what the series and runtime
+    files produce now.
+
+    :param version: the release.
+    :returns: the bytes of the committed diff.
+    :raises DiffNotVerified: when the file is missing or a gate fails.
+    """
+    path = engine.diff_path(version)
+    if not os.path.exists(path):
+        raise DiffNotVerified(version=version, problems='the file does '
+                              'not exist')
+    with open(path, 'rb') as f:
+        data = f.read()
+    report = engine.verify(version, check_fresh=True)
+    if not report.get('ok'):
+        problems = []
+        if report.get('error'):
+            problems.append(report['error'])
+        for gate, probs in sorted(report.get('gates', {}).items()):
+            for prob in probs:
+                problems.append('%s: %s' % (gate, prob))
+        raise DiffNotVerified(version=version, problems='; '.join(
+            problems[:8]) or 'verification failed')
+    # Verify read the file once; the tree is built from what it checked.
+    with open(path, 'rb') as f:
+        if f.read() != data:
+            raise DiffNotVerified(version=version, problems='the file '
+                                  'changed while it was verified')
+    return data
+
+
+def apply_diff(tree, diff_data):
+    """Apply a diff with GNU patch into ``<tree>/nova``, strictly.
+
+    :param tree: the pristine source root.
+    :param diff_data: the diff bytes.
+    :raises TestEnvError: on any output but ``patching file`` lines.
+    """
+    fd, diff_file = tempfile.mkstemp(prefix='nova-sio-', suffix='.diff')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(diff_data)
+        proc = util.run(['patch', '-p', '2'] + engine.PATCH_ARGS +
+                        ['-d', os.path.join(tree, 'nova'), '-i',
+                         diff_file], check=False)
+    finally:
+        os.unlink(diff_file)
+    bad = diffs.check_patch_output(proc.stdout + proc.stderr,
+                                   dry_run=False)
+    if proc.returncode != 0 or bad:
+        raise TestEnvError(version='(tree)', reason='patch -p 2 exited '
+                           'with %d: %s' % (proc.returncode,
+                                            '; '.join(bad[:5])))
+
+
 def build_tree(version):
-    """Write the test tree of ``version`` and return its path."""
+    """Write the test tree of ``version`` and return its path.
+
+    The tree is the pristine source with the committed
+    ``releases/<version>.diff`` applied by GNU patch (only after it
+    verifies), plus our test files: what operators install, with tests.
+
+    :param version: the release.
+    :raises DiffNotVerified: when the committed diff does not verify.
+    """
     source.fetch(version)
-    era, series = engine.series_for(version)
-    _base, head, _r = workrepo.build_release(version, series,
-                                             with_tests=True)
+    say('nova %s: verifying releases/%s.diff...' % (version, version))
+    data = check_committed_diff(version)
+    tests = test_files()
+    key = tree_key(data, tests)
     dest = os.path.join(paths.cache_dir(), 'testtrees', version)
-    stamp = os.path.join(dest, '.nova-sio-head')
-    if os.path.exists(stamp) and open(stamp).read() == head:
-        return dest
+    stamp = os.path.join(dest, '.nova-sio-tree')
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read() == key:
+                return dest
+    say('nova %s: building the test tree (pristine source + '
+        'releases/%s.diff + our tests)...' % (version, version))
+    tmp = dest + '.tmp%d' % os.getpid()
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        source.extract(version, tmp)
+        apply_diff(tmp, data)
+        listing = workrepo.upstream_listing(version)
+        for rel, blob in sorted(tests.items()):
+            if rel in listing:
+                raise TestEnvError(version=version, reason='test file %s '
+                                   'already exists upstream' % rel)
+            full = os.path.join(tmp, rel)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, 'wb') as f:
+                f.write(blob)
+        with open(os.path.join(tmp, '.nova-sio-tree'), 'w') as f:
+            f.write(key)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(dest, ignore_errors=True)
-    source.extract(version, dest)
-    arch = workrepo.git(['archive', '--format=tar', head],
-                        workrepo.repo_path()).stdout
-    util.run(['tar', '-x', '-C', dest], input=arch)
-    with open(stamp, 'w') as f:
-        f.write(head)
+    os.rename(tmp, dest)
     return dest
 
 
@@ -201,6 +369,9 @@ def build_venv(version, tree, python=None):
     os.makedirs(work, exist_ok=True)
     drop = DROP.get(series, ())
     if not os.path.exists(stamp):
+        say('nova %s: building the venv for the %s series (Python %s, %s) '
+            'in %s; this takes minutes...' % (version, series, want, interp,
+                                              venv))
         shutil.rmtree(venv, ignore_errors=True)
         if want.startswith('2'):
             tools = os.path.join(paths.cache_dir(), 'venvs', 'tools-py3')
@@ -233,12 +404,17 @@ def build_venv(version, tree, python=None):
             sys.stderr.write('nova %s needs newer releases than the series '
                              'constraints pin; unpinned: %s\n'
                              % (version, ', '.join(sorted(stale))))
+        say('nova %s: pip install of requirements.txt and '
+            'test-requirements.txt under %s...' % (
+                version, os.path.basename(cons)))
         util.run([pip, 'install', '-q', '-c', c, '-r', r, '-r', t],
                  isolated=False, timeout=3600,
                  env={'PIP_DISABLE_PIP_VERSION_CHECK': '1'})
         with open(stamp, 'w') as f:
             f.write(version)
     pip = os.path.join(venv, 'bin', 'pip')
+    say('nova %s: pip install -e of the test tree into %s...' % (
+        version, os.path.basename(venv)))
     util.run([pip, 'install', '-q', '--no-deps', '-e', tree],
              isolated=False, timeout=900,
              env={'PBR_VERSION': version,
@@ -259,6 +435,8 @@ def _functional_deps(version, tree, venv):
     work = os.path.join(paths.cache_dir(), 'venvs', 'work-' + version)
     os.makedirs(work, exist_ok=True)
     c = _filtered(cons, (), os.path.join(work, 'constraints-func.txt'))
+    say('nova %s: pip install of openstack-placement for the functional '
+        'tests...' % version)
     util.run([os.path.join(venv, 'bin', 'pip'), 'install', '-q', '-c', c,
               'openstack-placement'], isolated=False, timeout=1800,
              env={'PIP_DISABLE_PIP_VERSION_CHECK': '1'})
@@ -353,49 +531,184 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
 
 def _run_tests(version, tests, concurrency, python, record):
     t0 = time.time()
+    era, _series = engine.series_for(version)
+    required = required_modules(era.name)
     tree = build_tree(version)
     venv = build_venv(version, tree, python)
-    if tests.replace('\\', '').startswith(FUNCTIONAL):
+    functional = tests.replace('\\', '').startswith(FUNCTIONAL)
+    if functional:
         _functional_deps(version, tree, venv)
     env = _test_env(venv, tree)
     conc = str(concurrency or max(2, os.cpu_count() or 2))
+    # A fresh repository: the results read after the run are this run's,
+    # never an earlier one's when this one fails before running a test.
+    for name in ('.stestr', '.testrepository'):
+        shutil.rmtree(os.path.join(tree, name), ignore_errors=True)
     if os.path.exists(os.path.join(tree, '.stestr.conf')):
+        runner = 'stestr'
         cmd = [os.path.join(venv, 'bin', 'stestr')]
-        if tests.replace('\\', '').startswith(FUNCTIONAL):
+        if functional:
             # Nova's own functional env points stestr at this directory.
             cmd += ['--test-path', './nova/tests/functional']
-        cmd += ['run', '--concurrency', conc, tests]
+        # Attachments of passing tests (their DEBUG logs) are not shown.
+        cmd += ['run', '--suppress-attachments', '--concurrency', conc,
+                tests]
     else:
         # testr era (Kilo to Pike): discover and filter by regex.
-        if not os.path.isdir(os.path.join(tree, '.testrepository')):
-            util.run([os.path.join(venv, 'bin', 'testr'), 'init'],
-                     cwd=tree, isolated=False, env=env)
+        runner = 'testr'
+        util.run([os.path.join(venv, 'bin', 'testr'), 'init'], cwd=tree,
+                 isolated=False, env=env)
         cmd = [os.path.join(venv, 'bin', 'testr'), 'run', '--parallel',
                '--concurrency=%s' % conc, tests]
     t1 = time.time()
+    say('nova %s: running the tests matching %s (%s, concurrency %s)...'
+        % (version, tests, runner, conc))
     with Emulator() as emu:
         env['NOVA_SIO_EMULATOR'] = emu.info_file
         proc = util.run(cmd, cwd=tree, check=False, isolated=False,
                         env=env, timeout=5400)
     out = (proc.stdout + proc.stderr).decode('utf-8', 'replace')
+    log = os.path.join(tree, '.nova-sio-output.txt')
+    with open(log, 'w') as f:
+        f.write(out)
+    results = read_results(venv, tree, runner, env)
     result = parse_counts(out)
+    if results and not result['passed'] + result['failed']:
+        result = counts_of(results)
+    problems = check_modules(required, tests, results)
     result.update({
-        'version': version, 'python': PYTHON.get(
+        'version': version, 'era': era.name, 'python': PYTHON.get(
             rel_mod.series_of(version)) if not python else python,
         'returncode': proc.returncode,
         'setup_seconds': round(t1 - t0, 1),
         'test_seconds': round(time.time() - t1, 1),
         'tests': tests,
+        'module_problems': problems,
+        'output_file': log,
     })
     ok = proc.returncode == 0 and result['failed'] == 0 and \
-        result['passed'] > 0
+        result['passed'] > 0 and not problems
     result['result'] = 'passed' if ok else 'failed'
     result['summary'] = '%d passed, %d failed, %d skipped' % (
         result['passed'], result['failed'], result['skipped'])
-    result['output_tail'] = out[-4000:]
+    result['failures'] = '' if proc.returncode == 0 and \
+        not result['failed'] else failure_report(out)
     if record:
         _record(version, result)
     return result
+
+
+def required_modules(era_name):
+    """Return the full names of our modules that must pass in an era.
+
+    :param era_name: an era of ``releases/eras.txt`` (``'E4'``).
+    :raises TestEnvError: when the era has no entry in
+        :data:`REQUIRED_UNIT`.
+    """
+    if era_name not in REQUIRED_UNIT:
+        raise TestEnvError(version='(era %s)' % era_name, reason='no '
+                           'required test modules are defined for this era '
+                           '(nova_sio.testenv.REQUIRED_UNIT)')
+    return [UNIT_PACKAGE + m for m in REQUIRED_UNIT[era_name]] + [
+        FUNCTIONAL_PACKAGE + m for m in REQUIRED_FUNCTIONAL.get(
+            era_name, ())]
+
+
+def check_modules(required, tests, results):
+    """Find the problems of a run's modules.
+
+    A required module is selected when a test of it ran or when ``tests``
+    matches the module's name; a selected module must pass at least one
+    test.  Any module that failed to import is a problem too.
+
+    :param required: full module names (:func:`required_modules`).
+    :param tests: the test regex of the run.
+    :param results: ``{test id: status}`` (:func:`read_results`).
+    :returns: a list of problem strings, empty when all is well.
+    """
+    problems = []
+    for tid in sorted(results):
+        m = IMPORT_FAILURE_RE.match(tid)
+        if m:
+            problems.append('%s failed to import' % m.group(1))
+    pattern = re.compile(tests)
+    for mod in required:
+        ran = [st for tid, st in results.items()
+               if tid.startswith(mod + '.')]
+        if not ran and not pattern.search(mod + '.'):
+            continue
+        if any(st in OK_STATUSES for st in ran):
+            continue
+        if not ran:
+            problems.append('%s: selected, but none of its tests ran'
+                            % mod)
+            continue
+        by_status = {}
+        for st in ran:
+            by_status[st] = by_status.get(st, 0) + 1
+        problems.append('%s: no test passed (%s)' % (mod, ', '.join(
+            '%d %s' % (n, st) for st, n in sorted(by_status.items()))))
+    return problems
+
+
+def parse_results_csv(data):
+    """Parse ``subunit2csv`` output into ``{test id: status}``.
+
+    :param data: the CSV bytes (header ``test,status,...``).
+    """
+    rows = csv.DictReader(data.decode('utf-8', 'replace').splitlines())
+    results = {}
+    for row in rows:
+        if row.get('test') and row.get('status'):
+            results[row['test']] = row['status']
+    return results
+
+
+def read_results(venv, tree, runner, env):
+    """Return ``{test id: status}`` of the runner's last run.
+
+    :param venv: the Nova venv (it has the runner and python-subunit).
+    :param tree: the test tree holding the runner's repository.
+    :param runner: ``'stestr'`` or ``'testr'``.
+    :param env: the test environment.
+    """
+    proc = util.run([os.path.join(venv, 'bin', runner), 'last',
+                     '--subunit'], cwd=tree, check=False, isolated=False,
+                    env=env)
+    if not proc.stdout:
+        return {}
+    conv = util.run([os.path.join(venv, 'bin', 'subunit2csv'),
+                     '--no-passthrough'], input=proc.stdout, check=False,
+                    isolated=False, env=env)
+    return parse_results_csv(conv.stdout)
+
+
+def counts_of(results):
+    """Return pass/fail/skip counts of ``{test id: status}``."""
+    return {
+        'passed': sum(1 for s in results.values() if s in OK_STATUSES),
+        'failed': sum(1 for s in results.values() if s in FAILED_STATUSES),
+        'skipped': sum(1 for s in results.values() if s == 'skip'),
+    }
+
+
+def failure_report(out):
+    """Return the failures part of a runner's output, with tracebacks.
+
+    :param out: the runner's whole output.
+    """
+    m = re.search(r'^={10,}\nFailed \d+ tests? - output below:', out, re.M)
+    if m:
+        text = out[m.start():]
+        end = re.search(r'^=+\nTotals', text, re.M)
+        text = text[:end.start()] if end else text
+    else:
+        m = re.search(r'^={60,}\n(?:FAIL|ERROR):', out, re.M)
+        text = out[m.start():] if m else out[-4000:]
+    if len(text) > MAX_FAILURE_CHARS:
+        text = text[:MAX_FAILURE_CHARS] + '\n... (%d more characters)' % (
+            len(text) - MAX_FAILURE_CHARS)
+    return text
 
 
 def parse_counts(out):
@@ -445,33 +758,79 @@ def _record(version, result):
 
 
 def cmd_test(args):
-    versions = args.versions
-    failures = 0
     rows = []
-    for v in versions:
+    for v in args.versions:
         try:
             res = run_tests(v, args.tests, args.concurrency, args.python,
                             record=not args.no_record)
-        except errors.NovaSioError as exc:
-            if args.skip_unavailable and isinstance(
-                    exc, errors.SourceUnavailable):
-                print('SKIPPED %s: %s' % (v, exc))
+        except errors.SourceUnavailable as exc:
+            if args.skip_unavailable:
+                say('SKIPPED %s: %s' % (v, exc))
                 rows.append({'version': v, 'result': 'skipped',
                              'reason': str(exc)})
-                continue
-            raise
+            else:
+                say('FAILED %s: %s (--skip-unavailable lists such a '
+                    'release as skipped)' % (v, exc))
+                rows.append({'version': v, 'result': 'error',
+                             'reason': str(exc)})
+            continue
+        except errors.NovaSioError as exc:
+            say('FAILED %s: %s' % (v, exc))
+            rows.append({'version': v, 'result': 'error',
+                         'reason': str(exc)})
+            continue
         rows.append(res)
         if res['result'] != 'passed':
-            failures += 1
-            sys.stderr.write(res['output_tail'] + '\n')
+            if res['failures']:
+                sys.stderr.write(res['failures'].rstrip() + '\n')
+            for prob in res['module_problems']:
+                say('nova %s: %s' % (v, prob))
+            say('nova %s: the whole output is in %s' % (
+                v, res['output_file']))
         print('%s: %s (%s) setup %.0fs, tests %.0fs' % (
             v, res['result'], res['summary'], res['setup_seconds'],
             res['test_seconds']))
     if args.json:
         for r in rows:
-            r.pop('output_tail', None)
+            r.pop('failures', None)
         print(json.dumps(rows, indent=2, sort_keys=True))
-    return 1 if failures else 0
+    return print_summary(rows)
+
+
+def print_summary(rows):
+    """Print the closing lines of a test command; return its exit code.
+
+    Every release that did not run is named on a line of its own.
+
+    :param rows: per-release results of :func:`run_tests`, or dicts with
+        ``version``, ``result`` (``'skipped'`` or ``'error'``) and
+        ``reason``.
+    :returns: 0 when nothing failed, else 1.
+    """
+    totals = dict.fromkeys(('passed', 'failed', 'skipped'), 0)
+    bad = 0
+    for r in rows:
+        if r['result'] == 'skipped':
+            print('SKIPPED %s: %s' % (r['version'], ' '.join(
+                r['reason'].split())))
+            continue
+        if r['result'] == 'error':
+            print('FAILED %s: %s' % (r['version'], ' '.join(
+                r['reason'].split())))
+            bad += 1
+            continue
+        for key in totals:
+            totals[key] += r[key]
+        if r['result'] != 'passed':
+            bad += 1
+            print('FAILED %s: %s%s' % (r['version'], r['summary'], ''.join(
+                '; %s' % p for p in r.get('module_problems', []))))
+    skipped = [r for r in rows if r['result'] == 'skipped']
+    print('nova-sio test: %d passed, %d failed, %d skipped; releases: %d '
+          'passed, %d failed, %d skipped' % (
+              totals['passed'], totals['failed'], totals['skipped'],
+              len(rows) - bad - len(skipped), bad, len(skipped)))
+    return 1 if bad else 0
 
 
 def add_parser(sub):
@@ -486,5 +845,6 @@ def add_parser(sub):
     p.add_argument('--no-record', action='store_true',
                    help='do not write releases/tested.json')
     p.add_argument('--skip-unavailable', action='store_true',
-                   help='report a release without source as skipped')
+                   help='list a release whose source cannot be obtained '
+                   'as skipped instead of failing')
     p.set_defaults(func=cmd_test)
