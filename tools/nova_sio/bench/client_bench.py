@@ -6,9 +6,14 @@
 Runs every operation of the runtime ScaleIO client against the emulator
 holding a small cluster and a large one (by default 10 volumes / 10 SDCs
 against 10,000 volumes / 1,000 SDCs) and prints, per operation, the HTTP
-calls and bytes (request path + body + response body) the client used.
+calls and bytes (request path + body + response body) it took, counted
+at the emulator's request log; the client's own call count must agree.
 Every per-instance operation must cost the same on both; the only lookup
 that reads a list is the SDC id by GUID, done once per client and cached.
+
+Exit status 1 when an operation's cost differs between the sizes, when
+the client and the gateway disagree on the calls, or when the run left a
+volume, mapping or device behind.
 
 Usage: ``python -m nova_sio.bench.client_bench [--volumes N] [--sdcs M]
 [--https] [--api-version 3.6] [--json FILE]``
@@ -44,6 +49,8 @@ def _operations(client, emu, host):
     yield 'get_sdc_id (cached)', lambda: client.get_sdc_id(guid)
     yield 'get_sdc_id (first call, drv_cfg hint)', lambda: client_fresh(
         client).get_sdc_id(guid, hint=host['sdc_id'])
+    yield 'pool_properties (first call)', lambda: client.pool_properties(
+        state['pool'])
     yield 'create_volume', lambda: state.update(
         vol=client.create_volume('bench-vol', 16, state['pool']))
     yield 'get_volume_id (present)', lambda: client.get_volume_id(
@@ -70,8 +77,33 @@ def _operations(client, emu, host):
         state['snap'])
 
 
+def gateway_cost(emu, timeout=5.0):
+    """Return ``(calls, bytes)`` in the emulator's request log.
+
+    A request counts once answered; the log entry of the last one may
+    still be completing when the client has its answer.
+
+    :param emu: the emulator.
+    :param timeout: seconds to wait for entries to complete.
+    """
+    deadline = time.time() + timeout
+    while True:
+        entries = emu.request_log()
+        if all('duration' in e for e in entries) or time.time() > deadline:
+            break
+        time.sleep(0.001)
+    return (len(entries),
+            sum(e['bytes_in'] + e.get('bytes_out', 0) for e in entries))
+
+
 def measure(volumes, sdcs, https=False, version='3.6'):
-    """Return ``{label: (calls, bytes, seconds)}`` for one cluster size."""
+    """Run every operation on one cluster size.
+
+    :returns: dict with ``ops`` (``{label: (calls, bytes, seconds)}``,
+        calls and bytes counted at the gateway), ``client_calls``
+        (``{label: calls}`` the client counted) and ``leaks`` (the
+        emulator's audit: what the run left behind, by kind).
+    """
     client_mod = runtime.load('client')
     # 1 PiB pool: 10,000 preloaded thin volumes must not fill it.
     emu = server.Emulator(https=https, version=version,
@@ -84,23 +116,36 @@ def measure(volumes, sdcs, https=False, version='3.6'):
             info['host'], info['username'], info['password'],
             port=info['port'], scheme=info['scheme'],
             verify=info['ca_cert'] or True)
-        results = {}
-        for label, func in _operations(client, emu, info['hosts']['host-a']):
-            client.reset_stats()
-            started = time.perf_counter()
-            func()
-            elapsed = time.perf_counter() - started
-            stats = client.stats
-            results[label] = (stats['calls'],
-                              stats['bytes_sent'] + stats['bytes_received'],
-                              elapsed)
-        leaks = emu.audit()['leaked_volumes']
-        if leaks:
-            raise RuntimeError('benchmark leaked volumes: %s' % leaks)
-        client.close()
-        return results
+        ops, client_calls = {}, {}
+        try:
+            for label, func in _operations(client, emu,
+                                           info['hosts']['host-a']):
+                client.reset_stats()
+                emu.clear_log()
+                started = time.perf_counter()
+                func()
+                elapsed = time.perf_counter() - started
+                calls, nbytes = gateway_cost(emu)
+                ops[label] = (calls, nbytes, elapsed)
+                client_calls[label] = client.stats['calls']
+        finally:
+            client.close()
+        leaks = dict((k, v) for k, v in emu.audit().items() if v)
+        return {'ops': ops, 'client_calls': client_calls, 'leaks': leaks}
     finally:
         emu.stop()
+
+
+def problems(run):
+    """Return what is wrong with one :func:`measure` run (text lines)."""
+    lines = []
+    for label, (calls, _bytes, _s) in run['ops'].items():
+        if run['client_calls'][label] != calls:
+            lines.append('%s: the client counted %d calls, the gateway %d'
+                         % (label, run['client_calls'][label], calls))
+    for kind, items in sorted(run['leaks'].items()):
+        lines.append('left behind: %s: %s' % (kind, items))
+    return lines
 
 
 def _constant(small, large, slack=16):
@@ -142,24 +187,32 @@ def main(argv=None):
     parser.add_argument('--api-version', default='3.6')
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args(argv)
-    small = measure(args.small_volumes, args.small_sdcs, args.https,
-                    args.api_version)
-    large = measure(args.volumes, args.sdcs, args.https, args.api_version)
+    small_run = measure(args.small_volumes, args.small_sdcs, args.https,
+                        args.api_version)
+    large_run = measure(args.volumes, args.sdcs, args.https,
+                        args.api_version)
+    small, large = small_run['ops'], large_run['ops']
     small_label = '%d vol/%d SDC' % (args.small_volumes, args.small_sdcs)
     large_label = '%d vol/%d SDC' % (args.volumes, args.sdcs)
     print(render(small, large, small_label, large_label))
+    print('calls and bytes counted at the emulator\'s request log '
+          '(request path + body + response body)')
     bad = [k for k in small if k not in ONE_TIME and
            not _constant(small[k], large[k])]
+    wrong = ['%s: %s' % (small_label, p) for p in problems(small_run)] + \
+        ['%s: %s' % (large_label, p) for p in problems(large_run)]
     if args.json:
         with open(args.json, 'w') as handle:
-            json.dump({'small': small, 'large': large,
+            json.dump({'small': small_run, 'large': large_run,
                        'small_label': small_label,
                        'large_label': large_label,
-                       'not_constant': bad}, handle, indent=2)
+                       'not_constant': bad, 'problems': wrong}, handle,
+                      indent=2)
     if bad:
         print('not constant: %s' % ', '.join(bad))
-        return 1
-    return 0
+    for line in wrong:
+        print(line)
+    return 1 if bad or wrong else 0
 
 
 if __name__ == '__main__':
