@@ -23,8 +23,13 @@ _POOL_FLAGS = {'nopadding': ('zero_padding', False),
 
 
 def _pool(text):
-    """Parse ``DOMAIN:POOL:CAPACITY_GB[:FLAG...]`` (flags ``nopadding``:
-    zero padding off, ``fine``: Fine Granularity layout)."""
+    """Parse ``DOMAIN:POOL:CAPACITY_GB[:FLAG...]``.
+
+    Flags: ``nopadding`` (zero padding off), ``fine`` (Fine Granularity
+    layout).
+
+    :param text: the ``--pool`` value.
+    """
     parts = text.split(':')
     if len(parts) < 3:
         raise argparse.ArgumentTypeError(

@@ -98,8 +98,8 @@ class AuthFlowTest(sio_base.EmulatorTestCase):
         self.assertEqual('3.6', self.client.get_api_version())
         paths = [(e['method'], e['path'], e['auth'])
                  for e in self.emu.request_log()]
-        self.assertEqual([('GET', '/api/version', 'basic'),
-                          ('GET', '/api/login', 'basic'),
+        self.assertEqual([('GET', '/api/login', 'basic'),
+                          ('GET', '/api/version', 'basic'),
                           ('GET', '/api/types/System/instances', 'basic')],
                          paths)
 
@@ -116,12 +116,15 @@ class AuthFlowTest(sio_base.EmulatorTestCase):
         self.emu.expire_tokens()
         self.emu.clear_log()
         vol = self.client.create_volume('after-expiry', 8, self.pool_id())
+        vol_pool = self.emu_fixture.info['pools'][0]['id']
         steps = [(e['path'], e['status']) for e in self.emu.request_log()]
         self.assertEqual([('/api/types/Domain/instances/getByName::pd1', 401),
                           ('/api/login', 200),
                           ('/api/types/Domain/instances/getByName::pd1', 200),
                           ('/api/types/Pool/instances/getByName::%s,sp1'
                            % self.client.get_protection_domain_id('pd1'),
+                           200),
+                          ('/api/instances/StoragePool::%s' % vol_pool,
                            200),
                           ('/api/types/Volume/instances', 200)], steps)
         self.assertEqual(1, len(self.emu.tokens))
@@ -191,9 +194,10 @@ class AuthFlow4xTest(sio_base.EmulatorTestCase):
         self.client.get_system_id()
         log = [(e['method'], e['path'], e['auth'], e['status'])
                for e in self.emu.request_log()]
-        self.assertEqual([('GET', '/api/version', 'basic', 401),
+        self.assertEqual([('GET', '/api/login', 'basic', 200),
+                          ('GET', '/api/version', 'basic', 200),
                           ('POST', '/rest/auth/login', 'none', 200),
-                          ('GET', '/api/version', 'bearer', 200),
+                          ('GET', '/api/logout', 'basic', 200),
                           ('GET', '/api/types/System/instances', 'bearer',
                            200)], log)
         self.assertEqual('4.5', self.client.get_api_version())

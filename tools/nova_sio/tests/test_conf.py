@@ -42,6 +42,7 @@ class ConfTest(sio_base.TestCase):
         self.assertTrue(group.verify_server_certificate)
         self.assertFalse(group.round_volume_capacity)
         self.assertFalse(group.zero_copy_boot)
+        self.assertFalse(group.allow_non_padded_volumes)
         self.assertEqual('/dev/disk/by-id', group.device_root)
         self.assertIsNone(group.default_sdcguid)
 
@@ -57,7 +58,8 @@ class ConfTest(sio_base.TestCase):
                      'connect_timeout', 'read_timeout', 'max_retries',
                      'round_volume_capacity', 'device_root',
                      'device_wait_timeout', 'drv_cfg_path',
-                     'volume_name_prefix', 'zero_copy_boot'):
+                     'volume_name_prefix', 'zero_copy_boot',
+                     'allow_non_padded_volumes'):
             self.assertIn(name, names)
         secret = [o.name for o in opts if o.secret]
         self.assertEqual(['rest_server_password'], secret)
@@ -119,10 +121,12 @@ class ConfTest(sio_base.TestCase):
         self.assertEqual((10.0, 7.0), client.timeout)
         self.assertEqual(5, client.max_retries)
         self.assertNotIn('s3cret', repr(client))
+        self.assertFalse(client.allow_non_padded_volumes)
         self.valid(verify_server_certificate=False,
-                   server_certificate_path=ca)
+                   server_certificate_path=ca, allow_non_padded_volumes=True)
         client = client_mod.Client.from_conf(self.conf)
         self.assertIs(False, client.session.verify)
+        self.assertTrue(client.allow_non_padded_volumes)
 
     def test_from_conf_validates(self):
         self.valid(rest_server_ip=None)

@@ -101,6 +101,15 @@ class FromGatewayTest(sio_base.TestCase):
         self.assertIsInstance(exc, ValueError)
         self.assertEqual('plain', str(exception.SioError('plain')))
 
+    def test_unsafe_pool_names_pool_and_option(self):
+        text = str(exception.UnsafePool(pool='0123456789abcdef',
+                                        volume='vol1'))
+        self.assertIn('0123456789abcdef', text)
+        self.assertIn('zero padding disabled', text)
+        self.assertIn('allow_non_padded_volumes', text)
+        self.assertIsInstance(exception.UnsafePool(pool='p', volume='v'),
+                              exception.SioError)
+
     def test_every_class_has_one_root(self):
         for name in dir(exception):
             obj = getattr(exception, name)

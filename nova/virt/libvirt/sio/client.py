@@ -18,7 +18,8 @@ API summary (sizes in GiB unless said otherwise; ids are 16-hex strings):
 
 ``Client(host, username, password, port=443, scheme='https',
 verify=True, connect_timeout=10, read_timeout=60, max_retries=3,
-retry_interval=0.5, max_retry_interval=8, token_refresh_interval=300)``
+retry_interval=0.5, max_retry_interval=8, token_refresh_interval=300,
+auth_flow=None, allow_non_padded_volumes=False)``
     ``verify`` is True (system CA store), False (no verification; one
     warning is logged) or the path of a CA bundle.
 ``Client.from_conf(conf)``
@@ -28,6 +29,8 @@ retry_interval=0.5, max_retry_interval=8, token_refresh_interval=300)``
 ``get_protection_domain_id(pd_name) -> id`` (cached)
 ``get_pool_id(pd_name, sp_name) -> id`` (cached)
 ``get_pool(pool_id) -> dict`` (StoragePool object)
+``pool_properties(pool_id) -> {'zero_padding', 'fine_granularity'}``
+(cached)
 ``pool_capacity(pool_id) -> {'total_bytes', 'free_bytes', 'used_bytes',
 'provisioned_bytes'}``
 ``create_volume(name, size_gb, pool_id, thin=False,
@@ -36,7 +39,10 @@ protection_domain_id=None) -> volume_id``
     ``naming.check_size``). Never retried except on "insufficient
     resources" or a refused connection, so it cannot create a duplicate.
     A :class:`~.exception.NameInUse` after a lost answer means the volume
-    exists: resolve it with ``get_volume_id(name)``.
+    exists: resolve it with ``get_volume_id(name)``. Refused with
+    :class:`~.exception.UnsafePool` in a pool without zero padding unless
+    ``allow_non_padded_volumes``; thick volumes become thin in a Fine
+    Granularity pool (a warning is logged).
 ``get_volume(volume_id) -> dict`` (Volume object; ``mappedSdcInfo`` is
 None when unmapped)
 ``get_volume_id(name) -> id or None``
@@ -44,8 +50,10 @@ None when unmapped)
 ``extend_volume(volume_id, new_size_gb)`` (new total size, multiple of 8;
 extending to the current size is a no-op)
 ``delete_volume(volume_id, remove_mode='ONLY_ME', unmap=False) -> bool``
-    False when the volume did not exist. With ``unmap=True`` a mapped
-    volume is unmapped from every SDC first.
+    False when the volume did not exist. The volume's ``mappedSdcInfo``
+    is read first: with ``unmap=True`` it is unmapped from every SDC
+    listed there, otherwise :class:`~.exception.VolumeMapped` is raised
+    before anything is removed.
 ``map_volume(volume_id, sdc_id=None, guid=None, allow_multiple=True)
 -> bool``
     False when it was already mapped to that SDC.
@@ -68,10 +76,14 @@ Errors are :mod:`.exception` classes rooted at ``SioError``.
 Behaviour:
 
 * one ``requests.Session`` with (connect, read) timeouts;
-* lazy login; ``/api/version`` detects the release: 3.x uses ``GET
-  /api/login`` and HTTP Basic ``(user, token)``; 4.x uses ``POST
-  /rest/auth/login`` and ``Authorization: Bearer`` (falling back to the
-  legacy login when the appliance endpoint is absent);
+* lazy login, as PyPowerFlex (``PyPowerFlex/base_client.py``) and
+  Cinder's PowerFlex ``rest_client`` do it: ``GET /api/login`` with the
+  password, then ``GET /api/version`` with the token. 3.x keeps that
+  token (HTTP Basic ``(user, token)``) and is never asked for
+  ``/rest/*``; 4.x then logs in with ``POST /rest/auth/login`` and uses
+  ``Authorization: Bearer`` (keeping the first token when the appliance
+  endpoint is absent, else logging it out). The 4.x logout sends the
+  session's ``refresh_token`` to ``/rest/auth/logout``;
 * on 401 or 403 it logs in again once and replays the request once with
   the *new* token; a token idle longer than ``token_refresh_interval`` is
   refreshed first, and a failed refresh keeps the old token;
@@ -219,13 +231,17 @@ class Client(object):
     :param max_retry_interval: upper bound of one backoff delay.
     :param token_refresh_interval: idle seconds after which the token is
         refreshed before use; 0 disables.
-    :param auth_flow: None to detect, or ``legacy`` / ``bearer``.
+    :param auth_flow: None to detect, or ``legacy`` / ``bearer``
+        (``bearer`` needs a 4.x gateway; 3.x always uses ``legacy``).
+    :param allow_non_padded_volumes: create volumes in pools whose zero
+        padding is off (they may expose earlier data).
     """
 
     def __init__(self, host, username, password, port=443, scheme='https',
                  verify=True, connect_timeout=10, read_timeout=60,
                  max_retries=3, retry_interval=0.5, max_retry_interval=8,
-                 token_refresh_interval=300, auth_flow=None):
+                 token_refresh_interval=300, auth_flow=None,
+                 allow_non_padded_volumes=False):
         if scheme not in ('http', 'https'):
             raise exception.InvalidConfig(option='rest_server_scheme',
                                           reason='must be http or https')
@@ -238,8 +254,10 @@ class Client(object):
         self.max_retry_interval = max_retry_interval
         self.token_refresh_interval = token_refresh_interval
         self._flow = auth_flow
+        self.allow_non_padded_volumes = bool(allow_non_padded_volumes)
         self._api_version = None
         self._token = None
+        self._refresh_token = None
         self._token_used = 0.0
         self._lock = threading.RLock()
         self._cache = {}
@@ -280,7 +298,9 @@ class Client(object):
                       connect_timeout=group.connect_timeout,
                       read_timeout=group.read_timeout,
                       max_retries=group.max_retries,
-                      retry_interval=group.retry_interval)
+                      retry_interval=group.retry_interval,
+                      allow_non_padded_volumes=(
+                          group.allow_non_padded_volumes))
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -356,9 +376,12 @@ class Client(object):
         return self._error(resp, 'POST' if path.startswith('/rest')
                            else 'GET', path, {})
 
-    def _legacy_login(self):
+    def _legacy_login(self, allow_missing=False):
+        """``GET /api/login``; None when absent and ``allow_missing``."""
         resp = self._send('GET', '/api/login', headers={
             'Authorization': _basic(self.username, self._password)})
+        if allow_missing and resp.status_code in (404, 405, 501):
+            return None
         if resp.status_code != 200:
             raise self._login_error(resp, '/api/login')
         try:
@@ -370,7 +393,10 @@ class Client(object):
         return token
 
     def _bearer_login(self):
-        """PowerFlex 4.x appliance login; None when not available."""
+        """PowerFlex 4.x appliance login; None when not available.
+
+        Keeps the session's refresh token for :meth:`logout`.
+        """
         path = '/rest/auth/login'
         resp = self._send('POST', path, body={
             'username': self.username, 'password': self._password})
@@ -379,10 +405,14 @@ class Client(object):
         if resp.status_code != 200:
             raise self._login_error(resp, path)
         try:
-            token = resp.json()['access_token']
+            body = resp.json()
+            token = body['access_token']
         except (ValueError, KeyError, TypeError):
             raise exception.MalformedResponse(
                 method='POST', path=path, reason='no access_token')
+        refresh = body.get('refresh_token')
+        self._refresh_token = refresh if isinstance(
+            refresh, (type(u''), str)) else None
         return token
 
     def _parse_version(self, resp):
@@ -411,29 +441,38 @@ class Client(object):
             self._flow = 'legacy'
         return self._legacy_login()
 
-    def _detect_and_login(self):
-        # 3.x answers /api/version to the user's password; 4.x needs a
-        # token, so a 401 there means "log in first, then ask".
-        resp = self._send('GET', '/api/version', headers={
-            'Authorization': _basic(self.username, self._password)})
-        token = None
-        if resp.status_code == 200:
-            self._api_version = self._parse_version(resp)
-            if self._flow is None:
-                self._flow = 'bearer' if self._major() >= 4 else 'legacy'
-        elif resp.status_code not in (401, 403):
+    def _read_version(self, headers):
+        resp = self._send('GET', '/api/version', headers=headers)
+        if resp.status_code != 200:
             raise self._error(resp, 'GET', '/api/version', {})
-        if self._flow in (None, 'bearer'):
-            token = self._bearer_login()
-            self._flow = 'bearer' if token is not None else 'legacy'
+        self._api_version = self._parse_version(resp)
+
+    def _detect_and_login(self):
+        # Like PyPowerFlex's base_client and Cinder's rest_client: log in
+        # with GET /api/login, then read the version with the token. Only
+        # 4.x has the appliance endpoints under /rest.
+        token = self._legacy_login(allow_missing=True)
         if token is None:
-            token = self._legacy_login()
-        if self._api_version is None:
-            resp = self._send('GET', '/api/version',
-                              headers=self._auth_headers(token))
-            if resp.status_code != 200:
-                raise self._error(resp, 'GET', '/api/version', {})
-            self._api_version = self._parse_version(resp)
+            token = self._bearer_login()
+            if token is None:
+                raise exception.MalformedResponse(
+                    method='GET', path='/api/login',
+                    reason='neither /api/login nor /rest/auth/login exists')
+            self._flow = 'bearer'
+            self._read_version(self._auth_headers(token))
+        else:
+            self._read_version({'Authorization': _basic(self.username,
+                                                        token)})
+            if self._major() < 4:
+                self._flow = 'legacy'
+            elif self._flow in (None, 'bearer'):
+                bearer = self._bearer_login()
+                if bearer is None:
+                    self._flow = 'legacy'
+                else:
+                    self._flow = 'bearer'
+                    self._legacy_logout(token)
+                    token = bearer
         LOG.info('ScaleIO gateway %s: API %s, %s authentication', self.url,
                  self._api_version, self._flow)
         return token
@@ -445,12 +484,18 @@ class Client(object):
                 self._token = self._login_with_retries()
             elif (self.token_refresh_interval and
                   now - self._token_used > self.token_refresh_interval):
+                old = (self._flow, self._token, self._refresh_token)
                 try:
                     self._token = self._login()
                 except exception.SioError as exc:
+                    self._refresh_token = old[2]
                     LOG.warning('Refreshing the ScaleIO token failed (%s); '
                                 'keeping the current one',
                                 exc.__class__.__name__)
+                else:
+                    if old[0] == 'bearer' and old[2]:
+                        # The old appliance session would stay open.
+                        self._bearer_logout(old[1], old[2])
             self._token_used = now
             return self._token
 
@@ -479,21 +524,41 @@ class Client(object):
         self._get_token()
         return self._api_version
 
+    def _legacy_logout(self, token):
+        """``GET /api/logout`` for a ``/api/login`` token (best effort)."""
+        try:
+            self._send('GET', '/api/logout', headers={
+                'Authorization': _basic(self.username, token)})
+        except exception.SioError:
+            LOG.debug('ScaleIO logout failed', exc_info=False)
+
+    def _bearer_logout(self, token, refresh):
+        """Close a 4.x appliance session (best effort).
+
+        The body names the session's refresh token, as PyPowerFlex's
+        ``_appliance_logout`` sends it; the gateway answers 204.
+        """
+        try:
+            resp = self._send('POST', '/rest/auth/logout',
+                              body={'refresh_token': refresh},
+                              headers={'Authorization': 'Bearer %s' % token})
+        except exception.SioError:
+            LOG.debug('ScaleIO logout failed', exc_info=False)
+            return
+        if resp.status_code not in (200, 204):
+            LOG.debug('ScaleIO logout answered HTTP %s', resp.status_code)
+
     def logout(self):
         """Drop the token (and tell the gateway, best effort)."""
         with self._lock:
             token, self._token = self._token, None
+            refresh, self._refresh_token = self._refresh_token, None
         if token is None:
             return
-        try:
-            if self._flow == 'bearer':
-                self._send('POST', '/rest/auth/logout', body={},
-                           headers=self._auth_headers(token))
-            else:
-                self._send('GET', '/api/logout',
-                           headers=self._auth_headers(token))
-        except exception.SioError:
-            LOG.debug('ScaleIO logout failed', exc_info=False)
+        if self._flow == 'bearer':
+            self._bearer_logout(token, refresh)
+        else:
+            self._legacy_logout(token)
 
     def close(self):
         """Log out and close the HTTP session."""
@@ -673,25 +738,59 @@ class Client(object):
                              % pool_id, context={'pool': pool_id},
                              not_found=exception.PoolNotFound, expect=dict)
 
+    def pool_properties(self, pool_id):
+        """Return what decides how volumes are made in a pool (cached).
+
+        ``zero_padding`` is the pool's ``zeroPaddingEnabled``;
+        ``fine_granularity`` is True for a ``FineGranularity`` data
+        layout, which holds thin volumes only (Cinder's PowerFlex driver,
+        ``_check_pool_support_thick_vols``). Neither can change while the
+        pool holds volumes.
+
+        :param pool_id: storage pool id.
+        :raises MalformedResponse: the pool has no ``zeroPaddingEnabled``.
+        """
+        def load():
+            pool = self.get_pool(pool_id)
+            padded = pool.get('zeroPaddingEnabled')
+            if not isinstance(padded, bool):
+                raise exception.MalformedResponse(
+                    method='GET',
+                    path='/api/instances/StoragePool::%s' % pool_id,
+                    reason='no zeroPaddingEnabled')
+            return {'zero_padding': padded,
+                    'fine_granularity':
+                        pool.get('dataLayout') == 'FineGranularity'}
+        return dict(self._cached(('pool-properties', pool_id), load))
+
     def pool_capacity(self, pool_id):
         """Return the capacity of a pool in bytes.
 
         ``total_bytes`` is the net (usable) capacity, ``free_bytes`` what
         can still be allocated to thick volumes (a multiple of 8 GiB),
-        ``used_bytes`` the difference and ``provisioned_bytes`` the sum of
-        thick and thin allocations.
+        ``used_bytes`` the difference and ``provisioned_bytes`` the size
+        of the thick and thin volumes and of the snapshots. The gateway
+        counts these allocations for both mirror copies, so their sum is
+        halved, as Cinder's PowerFlex driver does (``driver.py``,
+        ``_compute_pool_stats``); from 3.5 on the snapshot figure is
+        ``snapshotCapacityInKb``, before ``snapCapacityInUseInKb``.
 
         :param pool_id: storage pool id.
         """
-        legacy = self._api_version_tuple() < (3, 0)
+        version = self._api_version_tuple()
+        legacy = version < (3, 0)
+        snap = ('snapshotCapacityInKb' if version >= (3, 5)
+                else 'snapCapacityInUseInKb')
         if legacy:
             props = ['capacityLimitInKb', 'spareCapacityInKb',
                      'capacityAvailableForVolumeAllocationInKb',
-                     'thickCapacityInUseInKb', 'thinCapacityAllocatedInKb']
+                     'thickCapacityInUseInKb', 'thinCapacityAllocatedInKb',
+                     snap]
         else:
             props = ['netCapacityInUseInKb', 'netUnusedCapacityInKb',
                      'capacityAvailableForVolumeAllocationInKb',
-                     'thickCapacityInUseInKb', 'thinCapacityAllocatedInKb']
+                     'thickCapacityInUseInKb', 'thinCapacityAllocatedInKb',
+                     snap]
         path = '/api/types/StoragePool/instances/action/' \
             'querySelectedStatistics'
         result = self._request('POST', path,
@@ -714,12 +813,13 @@ class Client(object):
             total = (values['netCapacityInUseInKb'] +
                      values['netUnusedCapacityInKb'])
         free = min(values['capacityAvailableForVolumeAllocationInKb'], total)
+        provisioned = (values['thickCapacityInUseInKb'] +
+                       values['thinCapacityAllocatedInKb'] +
+                       values[snap]) // 2
         return {'total_bytes': total * 1024,
                 'free_bytes': free * 1024,
                 'used_bytes': max(total - free, 0) * 1024,
-                'provisioned_bytes': (values['thickCapacityInUseInKb'] +
-                                      values['thinCapacityAllocatedInKb'])
-                * 1024}
+                'provisioned_bytes': provisioned * 1024}
 
     def _api_version_tuple(self):
         version = self.get_api_version()
@@ -738,8 +838,20 @@ class Client(object):
         :param protection_domain_id: optional domain id of the pool.
         :raises NameInUse: a volume or snapshot already has this name.
         :raises CapacityExceeded: the pool cannot hold the volume.
+        :raises UnsafePool: the pool's zero padding is off and
+            ``allow_non_padded_volumes`` is not set (like Cinder's
+            ``powerflex_allow_non_padded_volumes``): a new volume could
+            show data of an earlier one, of another tenant.
         """
         size = _check_size_gb(size_gb, name)
+        props = self.pool_properties(pool_id)
+        if not props['zero_padding'] and not self.allow_non_padded_volumes:
+            raise exception.UnsafePool(pool=pool_id, volume=name)
+        if props['fine_granularity'] and not thin:
+            LOG.warning('ScaleIO storage pool %s has the Fine Granularity '
+                        'layout, which holds no thick volumes: creating '
+                        '%s thin', pool_id, name)
+            thin = True
         body = {'name': name,
                 'volumeSizeInKb': str(size * GiB_IN_KiB),
                 'storagePoolId': pool_id,
@@ -774,15 +886,25 @@ class Client(object):
                              expect=dict)
 
     def get_volume_id(self, name):
-        """Return the id of the volume called ``name``, or None."""
+        """Return the id of the volume called ``name``, or None.
+
+        "No such name" is recognised by the answer's status and code, not
+        its text: ``errorCode`` 3 (the lookup's "Not found") or a volume
+        not-found code (78, 79), or HTTP 404.
+        """
         # Quoted twice like cinder and os-brick: base64 names hold '/'.
         path = '/api/types/Volume/instances/getByName::%s' % quote(
             quote(name, ''), '')
         try:
             return self._get_string(path, {'volume': name, 'name': name},
                                     exception.VolumeNotFound)
-        except exception.VolumeNotFound:
+        except exception.NotFound:
             return None
+        except exception.SioError as exc:
+            if (exc.http_status == 404 or
+                    exc.error_code in exception.LOOKUP_NOT_FOUND):
+                return None
+            raise
 
     def rename_volume(self, volume_id, new_name):
         """Rename volume ``volume_id`` to ``new_name``.
@@ -825,17 +947,24 @@ class Client(object):
         if remove_mode not in REMOVE_MODES:
             raise ValueError('remove_mode must be one of %s'
                              % (REMOVE_MODES,))
+        # The mappings are read first, as Cinder's PowerFlex rest_client
+        # does before removeVolume: 4.x renumbered the "volume is mapped"
+        # answer, so it cannot be recognised reliably.
         try:
-            try:
-                self._volume_action(volume_id, 'removeVolume',
-                                    {'removeMode': remove_mode})
-            except exception.VolumeMapped:
-                if not unmap:
-                    raise
-                for sdc_id in self.get_mapped_sdc_ids(volume_id):
+            for attempt in (1, 2):
+                sdc_ids = self.get_mapped_sdc_ids(volume_id)
+                if sdc_ids and not unmap:
+                    raise exception.VolumeMapped(volume=volume_id)
+                for sdc_id in sdc_ids:
                     self.unmap_volume(volume_id, sdc_id=sdc_id)
-                self._volume_action(volume_id, 'removeVolume',
-                                    {'removeMode': remove_mode})
+                try:
+                    self._volume_action(volume_id, 'removeVolume',
+                                        {'removeMode': remove_mode})
+                    break
+                except exception.VolumeMapped:
+                    # Mapped again in between (3.x code): once more.
+                    if attempt == 2 or not unmap:
+                        raise
         except exception.VolumeNotFound:
             return False
         LOG.info('Removed ScaleIO volume %s (%s)', volume_id, remove_mode)
@@ -981,3 +1110,16 @@ class Client(object):
         return self._request('GET', '/api/instances/Sdc::%s' % sdc_id,
                              context={'sdc': sdc_id},
                              not_found=exception.SdcNotFound, expect=dict)
+
+    def get_sdc_volumes(self, sdc_id):
+        """Return the Volume objects mapped to SDC ``sdc_id`` (dicts).
+
+        :raises SdcNotFound: no such SDC.
+        """
+        path = '/api/instances/Sdc::%s/relationships/Volume' % sdc_id
+        volumes = self._request('GET', path, context={'sdc': sdc_id},
+                                not_found=exception.SdcNotFound, expect=list)
+        if not all(isinstance(v, dict) and v.get('id') for v in volumes):
+            raise exception.MalformedResponse(method='GET', path=path,
+                                              reason='volume without id')
+        return volumes

@@ -125,6 +125,13 @@ class VolumeMapped(SioError):
                "removed")
 
 
+class UnsafePool(SioError):
+    msg_fmt = ("ScaleIO storage pool %(pool)s has zero padding disabled, so "
+               "volume %(volume)s could expose data of earlier volumes; "
+               "enable zero padding on the pool or set [scaleio] "
+               "allow_non_padded_volumes = True")
+
+
 class MultipleMappingsRefused(SioError):
     msg_fmt = ("ScaleIO volume %(volume)s is mapped to another SDC and "
                "cannot be mapped to SDC %(sdc)s")
@@ -191,6 +198,8 @@ INVALID_NAME = 227
 TOO_MUCH_THIN_CAPACITY = 300
 SINGLE_MAPPING_ONLY = 306
 CAPACITY_TOO_LOW_FOR_THIN = 337
+# Codes that mean "no object by that name" on a lookup by name.
+LOOKUP_NOT_FOUND = (NOT_FOUND, OLD_VOLUME_NOT_FOUND, VOLUME_NOT_FOUND)
 
 _BY_CODE = (
     ((OLD_VOLUME_NOT_FOUND, VOLUME_NOT_FOUND), VolumeNotFound),
