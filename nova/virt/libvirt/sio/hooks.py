@@ -109,7 +109,7 @@ def _conf_key():
         'rest_server_ip', 'rest_server_port', 'rest_server_scheme',
         'rest_server_username', 'rest_server_password',
         'verify_server_certificate', 'server_certificate_path',
-        'default_sdcguid', 'drv_cfg_path'))
+        'default_sdcguid', 'drv_cfg_path', 'allow_non_padded_volumes'))
 
 
 def get_client():
