@@ -1258,6 +1258,14 @@ def served_pools():
 
 
 def _pool_numbers(cap, provisioned):
+    """Return ``(total, free)`` bytes of one pool.
+
+    :param cap: :meth:`~.client.Client.pool_capacity` of the pool; its
+        ``provisioned_bytes`` already counts one copy of every volume and
+        snapshot (the gateway's figures count both mirror copies and the
+        client halves them, as Cinder's PowerFlex driver does).
+    :param provisioned: count thin volumes at their full size.
+    """
     total = int(cap['total_bytes'])
     free = min(int(cap['free_bytes']), total)
     if provisioned:
