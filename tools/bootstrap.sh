@@ -66,10 +66,79 @@ case "$job" in
         exit $?
         ;;
     test)
+        # Each step prints failures, summaries and progress lines; the
+        # closing lines sum what ran and name every skip.
+        logs="$(mktemp -d)"
+        trap 'rm -rf "$logs"' EXIT
         rc=0
-        run_tox py3 "$@" || rc=1
-        "$tox" -e nova-newest || rc=1
-        "$tox" -e kilo || rc=1
+        step() {
+            local name="$1"
+            shift
+            echo "== $name"
+            if ! "$@" 2>&1 | tee "$logs/$name.log"; then
+                echo "FAILED step $name" | tee -a "$logs/$name.log"
+                rc=1
+            fi
+        }
+        # The verify table lists every release: show only the ones that
+        # are not ok, and the totals.
+        verify_all() {
+            "$tox" -e verify -- --quiet |
+                awk '$2 == "ok" && NF >= 3 { next } { print }'
+        }
+        step py3 run_tox py3 "$@"
+        step verify verify_all
+        step nova-newest "$tox" -e nova-newest
+        # Kilo comes only from git: without access the summary lists it.
+        step kilo "$tox" -e kilo
+        "$py" - "$logs" <<'PYEOF' || rc=1
+import os
+import re
+import sys
+
+total = {'passed': 0, 'failed': 0, 'skipped': 0}
+skips = []
+bad = []
+for name in ('py3', 'verify', 'nova-newest', 'kilo'):
+    path = os.path.join(sys.argv[1], name + '.log')
+    text = open(path, errors='replace').read() if os.path.exists(path) \
+        else ''
+    found = False
+    if name == 'py3':
+        for key, label in (('passed', 'Passed'), ('failed', 'Failed'),
+                           ('skipped', 'Skipped')):
+            m = re.search(r'^ - %s: (\d+)' % label, text, re.M)
+            if m:
+                total[key] += int(m.group(1))
+                found = True
+    elif name == 'verify':
+        m = re.search(r'^(\d+) ok, (\d+) failed, (\d+) skipped$', text,
+                      re.M)
+        if m:
+            for key, value in zip(('passed', 'failed', 'skipped'),
+                                  m.groups()):
+                total[key] += int(value)
+            found = True
+    else:
+        for m in re.finditer(r'^nova-sio test: (\d+) passed, (\d+) '
+                             r'failed, (\d+) skipped; releases: \d+ '
+                             r'passed, (\d+) failed, (\d+) skipped$',
+                             text, re.M):
+            total['passed'] += int(m.group(1))
+            total['failed'] += int(m.group(2)) + int(m.group(4))
+            total['skipped'] += int(m.group(3)) + int(m.group(5))
+            found = True
+    skips += [ln for ln in text.splitlines() if ln.startswith('SKIPPED ')]
+    bad += [ln for ln in text.splitlines()
+            if ln.startswith('FAILED ') or ln.startswith('FAILED step')]
+    if not found:
+        bad.append('FAILED step %s: it printed no totals' % name)
+print('== summary')
+for line in sorted(set(skips)) + sorted(set(bad), key=bad.index):
+    print(line)
+print('%(passed)d passed, %(failed)d failed, %(skipped)d skipped' % total)
+sys.exit(1 if total['failed'] or bad else 0)
+PYEOF
         if [ $rc = 0 ]; then echo "nova-sio tests: all passed"; else
             echo "nova-sio tests: FAILED"; fi
         exit $rc
