@@ -7,11 +7,20 @@
    unrescue, resize, confirm, live migration, delete) through Nova's
    functional stack with the emulator holding 10 and 10,000 volumes;
    the target is the same count for both.
-2. Device wait latency: how long the backend waited for each by-id
-   device after mapping a volume (emulated SDC, 50 ms udev delay).
-3. Bytes copied per boot: the data written into the root volume by the
-   image conversion, against the image and the volume size.
+   Calls are counted at the emulator's request log.
+2. Device wait: how long the backend waited in ``wait_for_device`` for
+   each by-id device after mapping a volume, next to the delay the
+   emulated SDC is set to take before the device appears, and the part
+   of the wait beyond that delay (the backend's polling).
+3. Bytes written per boot: what the spawn wrote into the emulator's
+   volumes, counted at the storage (growth of the allocated blocks of
+   the volumes' backing files, ``nova_sio.emulator.usage``), against the
+   image and the volume size.
 4. Engine emit + verify time per release (``nova_sio.bench.engine_bench``).
+
+Exit status 1 when the functional benchmark fails (a leak fails its
+clean-up check), does not give both sizes, or an operation's call count
+differs between them, or when the engine benchmark fails.
 
 Figures 1-3 come from ``SioBenchTest`` in
 ``nova/tests/functional/libvirt/test_sio_faults.py`` run on a patched
@@ -52,19 +61,25 @@ def load_figures(path):
 
 
 def nova_figures(version):
-    """Run the functional benchmark; return ``{volumes: figures}``."""
+    """Run the functional benchmark.
+
+    :returns: ``({volumes: figures}, test run exit status)``.
+    """
     handle, path = tempfile.mkstemp(prefix='sio-bench-', suffix='.jsonl')
     os.close(handle)
     os.environ['NOVA_SIO_BENCH_JSON'] = path
     try:
         returncode, output = faults.run_suite(version, NOVA_TESTS, 1,
                                               path + '.cells')
+        figures = load_figures(path)
     finally:
         del os.environ['NOVA_SIO_BENCH_JSON']
-    figures = load_figures(path)
+        for scratch in (path, path + '.cells'):
+            if os.path.exists(scratch):
+                os.unlink(scratch)
     if returncode or len(figures) < 2:
         sys.stderr.write(output[-3000:])
-    return figures
+    return figures, returncode
 
 
 def render_calls(figures):
@@ -87,31 +102,47 @@ def render_calls(figures):
 
 
 def render_waits(figures):
+    """Return the device wait lines: measured waits and configured delay."""
     lines = []
     for size in sorted(figures):
-        every = figures[size]['device_waits']
+        f = figures[size]
+        every = f['device_waits']
+        delay = f.get('device_delay')
         # A device already present (mapped before) is found at once.
         waits = sorted(w for w in every if w > 0.001)
         if not waits:
             continue
         mid = waits[len(waits) // 2]
-        lines.append('device wait after a new mapping (%d volumes): %d '
-                     'waits, median %.0f ms, max %.0f ms; %d devices '
-                     'already present' % (
-                         size, len(waits), mid * 1000, waits[-1] * 1000,
-                         len(every) - len(waits)))
+        line = ('device wait after a new mapping (%d volumes): %d waits, '
+                'median %.0f ms, max %.0f ms; %d devices already present'
+                % (size, len(waits), mid * 1000, waits[-1] * 1000,
+                   len(every) - len(waits)))
+        if delay is None:
+            line += '; emulated SDC delay not recorded'
+        else:
+            beyond = sorted(w - delay for w in waits)
+            line += ('; emulated SDC delay %.0f ms, waited beyond it: '
+                     'median %.0f ms, max %.0f ms' % (
+                         delay * 1000, beyond[len(beyond) // 2] * 1000,
+                         beyond[-1] * 1000))
+        lines.append(line)
     return '\n'.join(lines)
 
 
 def render_copy(figures):
+    """Return the bytes-per-boot lines (measured at the storage)."""
     lines = []
     for size in sorted(figures):
         f = figures[size]
-        lines.append('bytes copied per boot (%d volumes): %d into a %d GiB '
-                     'root volume from a %d byte image' % (
-                         size, f['boot_bytes_copied'],
+        if 'boot_bytes_written' not in f:
+            lines.append('bytes written per boot (%d volumes): not '
+                         'measured' % size)
+            continue
+        lines.append('bytes written per boot (%d volumes): %d into a %d GiB '
+                     'root volume from a %d byte image (%s)' % (
+                         size, f['boot_bytes_written'],
                          f['root_volume_bytes'] // 1024 ** 3,
-                         f['image_bytes']))
+                         f['image_bytes'], f['bytes_method']))
     return '\n'.join(lines)
 
 
@@ -157,10 +188,11 @@ def main(argv=None):
     result = {'version': args.version}
     status = 0
     if not args.skip_nova:
+        returncode = 0
         if args.figures:
             figures = load_figures(args.figures)
         else:
-            figures = nova_figures(args.version)
+            figures, returncode = nova_figures(args.version)
         result['nova'] = dict((str(k), v) for k, v in figures.items())
         if len(figures) >= 2:
             table, differ = render_calls(figures)
@@ -174,6 +206,9 @@ def main(argv=None):
             status = 1 if differ else 0
         else:
             print('functional benchmark did not produce both sizes')
+            status = 1
+        if returncode:
+            print('functional benchmark failed (exit %d)' % returncode)
             status = 1
     if not args.skip_engine:
         report = engine_figures(args.engine_versions)
