@@ -43,6 +43,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -173,6 +174,8 @@ def run_suite(version, tests, concurrency, cells_path):
         for name in ('NOVA_SIO_BENCH_JSON', 'NOVA_SIO_CONCURRENCY'):
             if os.environ.get(name):
                 env[name] = os.environ[name]
+        # A fresh repository: no result of an earlier run is read.
+        shutil.rmtree(os.path.join(tree, '.stestr'), ignore_errors=True)
         cmd = [os.path.join(venv, 'bin', 'stestr'), '--test-path',
                './nova/tests/functional', 'run', '--concurrency',
                str(concurrency), tests]
@@ -317,13 +320,14 @@ def render_concurrency(entry, status):
 def git_commit():
     """Return the commit of the checkout.
 
-    ``-dirty`` is appended when the runtime or our tests have local
-    changes.
+    ``-dirty`` is appended when tracked files of the runtime, our tests
+    or the release diffs have local changes.
     """
     root = paths.project_root()
     head = util.run(['git', 'rev-parse', 'HEAD'], cwd=root,
                     isolated=False).stdout.decode().strip()
-    dirty = util.run(['git', 'status', '--porcelain', '--', 'nova'],
+    dirty = util.run(['git', 'status', '--porcelain',
+                      '--untracked-files=no', '--', 'nova', 'releases'],
                      cwd=root, isolated=False).stdout.strip()
     return head + ('-dirty' if dirty else '')
 
