@@ -909,13 +909,29 @@ def live_snapshot(driver, context, instance, image_meta, disk, target,
 #
 # With ``[scaleio] zero_copy_boot`` the image of a root disk is copied once
 # per pool into a base volume, and every root disk is a ScaleIO snapshot
-# of it. A vTree holds a limited number of volumes; when it is full a new
-# base volume (the next *generation*) is filled. Generations are numbered
-# from 0 without gaps: lookups probe 0, 1, ... up to the first miss.
+# of it. A vTree holds a limited number of snapshots
+# (``[scaleio] vtree_snapshot_limit``), and the resize and live snapshots
+# of the instances booted from a base volume belong to its vTree too, so
+# boots stop at ``zero_copy_max_vtree_snapshots`` and fill a new base
+# volume (the next *generation*). Generations are numbered from 0 without
+# gaps: lookups probe 0, 1, ... up to the first miss.
+#
+# A base volume being filled has a ``#`` name. A fill is *stale* when its
+# filler is gone: the ``#`` volume is mapped to this host's SDC but no
+# fill of this process runs (nova-compute stopped mid-fill), or it is
+# older than ``zero_copy_fill_timeout`` by the gateway's creation time.
+# A stale fill is removed and filled again by the next boot; creating
+# the ``#`` volume is the lock, so of two hosts taking over only one
+# fills. The image cache pass removes stale fills too.
 
 BASE_CODE = 'B'
 MAX_GENERATIONS = 1000
 _FILL_POLL = 2.0
+_FILL_ATTEMPTS = 3
+# Ids of the ``#`` volumes this process is filling now.
+_ACTIVE_FILLS = set()
+# Returned by _wait_for_fill: the fill is gone, try to fill it here.
+_RETRY = object()
 
 
 def base_volume_name(image_id, pool_id, generation=0, filling=False):
@@ -956,8 +972,56 @@ def base_volumes(image_id, pool_id):
     return found
 
 
+def _stale_fill(client, fill_id):
+    """Say why the fill of the ``#`` volume ``fill_id`` is stale, or None.
+
+    A fill is stale when this process does not run it and the volume is
+    mapped to this host's SDC (nova-compute stopped mid-fill and started
+    again), or when it is older than ``[scaleio] zero_copy_fill_timeout``
+    (0: never by age) by the creation time the gateway reports.
+
+    :param client: the gateway client.
+    :param fill_id: the id of the ``#`` volume.
+    """
+    if fill_id in _ACTIVE_FILLS:
+        return None
+    try:
+        info = client.get_volume(fill_id)
+    except sio_exc.VolumeNotFound:
+        return None
+    mapped = [entry.get('sdcId') for entry in info.get('mappedSdcInfo') or ()
+              if isinstance(entry, dict)]
+    if mapped and sdc_id() in mapped:
+        return 'left by an earlier run of nova-compute on this host'
+    timeout = CONF.scaleio.zero_copy_fill_timeout
+    created = info.get('creationTime')
+    if timeout and created:
+        try:
+            age = time.time() - float(created)
+        except (TypeError, ValueError):
+            return None
+        if age > timeout:
+            return ('started %d seconds ago, more than [scaleio] '
+                    'zero_copy_fill_timeout (%d)' % (age, timeout))
+    return None
+
+
+def _remove_stale_fill(client, name, fill_id, reason):
+    """Delete a stale ``#`` volume; return whether this call deleted it."""
+    LOG.warning('Removing the abandoned fill of ScaleIO base volume %s '
+                '(%s): %s', name, fill_id, reason)
+    return delete_volume(fill_id)
+
+
 def _wait_for_fill(client, image_id, pool_id, generation):
-    """Wait for another host to finish a base volume; return its id."""
+    """Wait for another fill of a base volume.
+
+    :returns: the base volume's id once it is published; ``_RETRY`` when
+        the fill is gone (it failed, or it was stale and this call removed
+        it), so that the caller fills it; None when it is still running
+        after ``[scaleio] zero_copy_fill_timeout`` seconds of waiting (the
+        caller copies the image instead).
+    """
     name = base_volume_name(image_id, pool_id, generation)
     filling = base_volume_name(image_id, pool_id, generation, filling=True)
     deadline = time.time() + CONF.scaleio.zero_copy_fill_timeout
@@ -965,8 +1029,14 @@ def _wait_for_fill(client, image_id, pool_id, generation):
         volume_id = client.get_volume_id(name)
         if volume_id is not None:
             return volume_id
-        if time.time() >= deadline or \
-                client.get_volume_id(filling) is None:
+        fill_id = client.get_volume_id(filling)
+        if fill_id is None:
+            return _RETRY
+        reason = _stale_fill(client, fill_id)
+        if reason is not None:
+            _remove_stale_fill(client, filling, fill_id, reason)
+            return _RETRY
+        if time.time() >= deadline:
             return None
         time.sleep(_FILL_POLL)
 
@@ -978,34 +1048,105 @@ def _fill_base_volume(client, image_id, pool_id, generation, size_bytes,
     The volume is made under its ``#`` name, filled through this host's
     SDC, unmapped and renamed: a base volume under its final name is
     always complete. A host that finds the ``#`` name taken waits for the
-    other host's copy; None is returned when that copy does not appear.
+    other host's copy, and takes the fill over when that copy is stale
+    (see :func:`_stale_fill`). None is returned when no base volume could
+    be had: the other copy is still running after the wait, or this
+    host's fill was removed as stale by another host.
     """
     filling = base_volume_name(image_id, pool_id, generation, filling=True)
-    try:
-        volume_id = client.create_volume(
-            filling, naming.size_in_gb(size_bytes), pool_id, thin=True)
-    except sio_exc.NameInUse:
-        LOG.info('Waiting for another host to fill base volume %s',
-                 filling)
-        return _wait_for_fill(client, image_id, pool_id, generation)
+    for _attempt in range(_FILL_ATTEMPTS):
+        try:
+            volume_id = client.create_volume(
+                filling, naming.size_in_gb(size_bytes), pool_id, thin=True)
+        except sio_exc.NameInUse:
+            LOG.info('Waiting for another fill of base volume %s',
+                     filling)
+            found = _wait_for_fill(client, image_id, pool_id, generation)
+            if found is _RETRY:
+                continue
+            return found
+        return _fill_created(client, volume_id, image_id, pool_id,
+                             generation, fill)
+    return None
+
+
+def _fill_created(client, volume_id, image_id, pool_id, generation, fill):
+    """Fill and publish the ``#`` volume this host created."""
+    filling = base_volume_name(image_id, pool_id, generation, filling=True)
+    final = base_volume_name(image_id, pool_id, generation)
+    published = client.get_volume_id(final)
+    if published is not None:
+        # Another host published it between the lookup and the create.
+        delete_volume(volume_id)
+        return published
+    record_base_image(image_id)
     LOG.info('Filling ScaleIO base volume %s (generation %d) with image %s',
              filling, generation, image_id)
+    _ACTIVE_FILLS.add(volume_id)
     try:
         fill(map_volume(volume_id))
         unmap_volume(volume_id)
-        client.rename_volume(
-            volume_id, base_volume_name(image_id, pool_id, generation))
-    except Exception:
+        client.rename_volume(volume_id, final)
+    except sio_exc.NameInUse:
+        # Another host took the fill over and published it first.
         delete_volume(volume_id)
+        return client.get_volume_id(final)
+    except Exception:
+        if not delete_volume(volume_id):
+            LOG.warning('The fill of ScaleIO base volume %s was removed as '
+                        'stale by another host; not using it', filling)
+            return None
         raise
+    finally:
+        _ACTIVE_FILLS.discard(volume_id)
     return volume_id
+
+
+def boot_snapshot_mark():
+    """Return how many snapshots boots take of one base volume's vTree."""
+    return (CONF.scaleio.zero_copy_max_vtree_snapshots or
+            CONF.scaleio.vtree_snapshot_limit // 2) or 1
+
+
+def _vtree_snapshots(client, volume_id):
+    """Return how many snapshots the vTree of ``volume_id`` holds."""
+    return max(_vtree_volume_count(client, volume_id) - 1, 0)
+
+
+def _pick_base(client, image_id, pool_id, full):
+    """Choose the base volume a boot snapshots.
+
+    The newest generation whose vTree holds fewer than
+    :func:`boot_snapshot_mark` snapshots, else the next generation.
+
+    :param full: ids of base volumes found full by this boot.
+    :returns: ``(generation, volume id or None)``; None means that the
+        generation is to be filled.
+    """
+    existing = base_volumes(image_id, pool_id)
+    mark = boot_snapshot_mark()
+    for generation, volume_id in reversed(existing):
+        if volume_id in full:
+            continue
+        try:
+            count = _vtree_snapshots(client, volume_id)
+        except sio_exc.VolumeNotFound:
+            continue
+        if count < mark:
+            return generation, volume_id
+        LOG.debug('Base volume %s holds %d snapshots (at most %d for '
+                  'boots)', base_volume_name(image_id, pool_id, generation),
+                  count, mark)
+    return (existing[-1][0] + 1 if existing else 0), None
 
 
 def snapshot_from_base(image_id, flavor, image_size, name, fill):
     """Make the volume ``name`` a snapshot of the image's base volume.
 
     The base volume of the image in the flavor's pool is filled first
-    when there is none; a full vTree starts the next generation.
+    when there is none; a base volume whose vTree holds
+    :func:`boot_snapshot_mark` snapshots (or that the system finds full)
+    is not used, the next generation is.
 
     :param image_id: the Glance image id.
     :param flavor: the flavor (its extra specs pick the pool).
@@ -1020,11 +1161,14 @@ def snapshot_from_base(image_id, flavor, image_size, name, fill):
     domain, pool, _thin = storage_for(flavor)
     pool_id = client.get_pool_id(domain, pool)
     size = naming.check_size(name, image_size, round_up=True)
-    existing = base_volumes(image_id, pool_id)
-    generation = existing[-1][0] if existing else 0
-    base_id = existing[-1][1] if existing else None
-    for _attempt in range(3):
+    full = set()
+    for _attempt in range(_FILL_ATTEMPTS):
+        generation, base_id = _pick_base(client, image_id, pool_id, full)
+        if generation >= MAX_GENERATIONS:
+            return None
         if base_id is None:
+            LOG.info('Starting generation %d of the base volume of image '
+                     '%s in pool %s', generation, image_id, pool_id)
             base_id = _fill_base_volume(client, image_id, pool_id,
                                         generation, size, fill)
             if base_id is None:
@@ -1032,11 +1176,9 @@ def snapshot_from_base(image_id, flavor, image_size, name, fill):
         try:
             snap_id = client.snapshot_volume(base_id, name)
         except sio_exc.VTreeLimitReached:
-            LOG.info('The vTree of base volume %s is full; starting '
-                     'generation %d', base_volume_name(
-                         image_id, pool_id, generation), generation + 1)
-            generation += 1
-            base_id = None
+            LOG.info('The vTree of base volume %s is full',
+                     base_volume_name(image_id, pool_id, generation))
+            full.add(base_id)
             continue
         record_base_image(image_id)
         return snap_id, volume_size(base_id)
@@ -1054,6 +1196,43 @@ def _vtree_volume_count(client, volume_id):
                            context={'volume': volume_id},
                            not_found=sio_exc.VolumeNotFound, expect=dict)
     return int(tree.get('numOfVolumes') or 0)
+
+
+def check_snapshot_room(instance, disk_names=None, kind=RESIZE_SNAPSHOT):
+    """Refuse a snapshot of an instance's disks that its vTree cannot take.
+
+    Meant to run before anything is changed: before the power-off of a
+    resize (its resize snapshots are taken on the destination) and
+    before the freeze of a live snapshot. A disk whose vTree holds
+    ``[scaleio] vtree_snapshot_limit`` snapshots has no room, unless a
+    snapshot of the same kind left by an earlier operation is there to
+    be replaced.
+
+    :param instance: the instance.
+    :param disk_names: the disks to check (default: every disk volume).
+    :param kind: the snapshot to be taken: ``'snapshot'`` (resize) or
+        ``'temporary'`` (live snapshot).
+    :raises VTreeLimitReached: naming the first disk volume without room.
+    """
+    client = get_client()
+    limit = CONF.scaleio.vtree_snapshot_limit
+    for volume in instance_volumes(instance, kinds=('',)):
+        if disk_names is not None and volume.disk_name not in disk_names:
+            continue
+        try:
+            count = _vtree_snapshots(client, volume.id)
+        except sio_exc.VolumeNotFound:
+            continue
+        if count < limit:
+            continue
+        stale = client.get_volume_id(volume_name(
+            instance.uuid, volume.disk_name, kind))
+        if stale is not None:
+            continue
+        LOG.warning('The vTree of ScaleIO volume %s holds %d snapshots, '
+                    '[scaleio] vtree_snapshot_limit is %d', volume.name,
+                    count, limit)
+        raise sio_exc.VTreeLimitReached(volume=volume.name)
 
 
 def remove_unused_base_volumes(image_ids, pools=None):
@@ -1094,6 +1273,46 @@ def remove_unused_base_volumes(image_ids, pools=None):
                     client.rename_volume(
                         volume_id, base_volume_name(image_id, pool_id,
                                                     wanted))
+    return removed
+
+
+def _fills(client, image_id, pool_id):
+    """Return ``[(name, volume id)]`` of the ``#`` volumes of an image.
+
+    A fill is made at the generation after the last published one, or at
+    a published generation's number when the numbering moved down; so
+    the ``#`` names of generations 0 .. last + 1 are looked up.
+    """
+    found = []
+    count = len(base_volumes(image_id, pool_id))
+    for generation in range(min(count + 1, MAX_GENERATIONS)):
+        name = base_volume_name(image_id, pool_id, generation, filling=True)
+        volume_id = client.get_volume_id(name)
+        if volume_id is not None:
+            found.append((name, volume_id))
+    return found
+
+
+def remove_stale_fills(image_ids, pools=None):
+    """Delete the stale ``#`` volumes of images (see :func:`_stale_fill`).
+
+    :param image_ids: Glance image ids to look at.
+    :param pools: ``(domain, pool)`` pairs; default :func:`served_pools`.
+    :returns: the names of the deleted ``#`` volumes.
+    """
+    client = get_client()
+    removed = []
+    for domain, pool in pools or served_pools():
+        try:
+            pool_id = client.get_pool_id(domain, pool)
+        except sio_exc.NotFound:
+            continue
+        for image_id in image_ids:
+            for name, fill_id in _fills(client, image_id, pool_id):
+                reason = _stale_fill(client, fill_id)
+                if reason is not None and _remove_stale_fill(
+                        client, name, fill_id, reason):
+                    removed.append(name)
     return removed
 
 
@@ -1186,23 +1405,31 @@ def manage_base_volumes(all_instances):
     last boot from the image on this host). A base volume is deleted only
     when no root disk anywhere is a snapshot of it
     (:func:`remove_unused_base_volumes`); the record of an image is
-    dropped once none of its base volumes remain. Gateway errors are
-    logged and the image is tried again at the next pass.
+    dropped once none of its base volumes (or fills) remain. Stale fills
+    (:func:`remove_stale_fills`) of every recorded image are removed at
+    each pass, whatever these options say. Gateway errors are logged and
+    the image is tried again at the next pass.
 
     :param all_instances: the instances Nova's image cache manager sees.
-    :returns: the names of the deleted base volumes.
+    :returns: the names of the deleted base volumes and stale fills.
     """
     recorded = recorded_base_images()
     if not recorded:
         return []
+    removed = []
+    for image_id in sorted(recorded):
+        try:
+            removed.extend(remove_stale_fills([image_id]))
+        except sio_exc.SioError as exc:
+            LOG.warning('Could not look for abandoned fills of the base '
+                        'volumes of image %s: %s', image_id, exc)
     if not _cache_option('remove_unused_base_images', True):
         LOG.debug('remove_unused_base_images is off; keeping base volumes')
-        return []
+        return removed
     min_age = int(_cache_option(
         'remove_unused_original_minimum_age_seconds', 86400))
     in_use = set(_image_ref(instance) for instance in all_instances)
     now = time.time()
-    removed = []
     for image_id, last_use in sorted(recorded.items()):
         if image_id in in_use:
             record_base_image(image_id)
@@ -1236,6 +1463,7 @@ def _remaining_base_volumes(image_id):
         except sio_exc.NotFound:
             continue
         count += len(base_volumes(image_id, pool_id))
+        count += len(_fills(client, image_id, pool_id))
     return count
 
 
