@@ -452,11 +452,17 @@ def origin_facts(version):
         commit = info.get('commit') or info['source'].rsplit('@', 1)[-1]
         tree = info.get('tree')
         if not tree:
+            # Fetched before the ids were recorded: ask the mirror (or,
+            # without one, the archive) once, and record the answer.
+            mirror = os.path.join(paths.cache_dir(), 'nova.git')
             proc = util.run(['git', 'rev-parse', '--verify', '--quiet',
                              commit + '^{tree}'], check=False,
-                            cwd=os.path.join(paths.cache_dir(), 'nova.git'))
-            tree = proc.stdout.decode().strip() if proc.returncode == 0 \
-                else git_tree_id(_archive_path(version))
+                            cwd=mirror) if os.path.isdir(mirror) else None
+            tree = proc.stdout.decode().strip() if proc and \
+                proc.returncode == 0 else git_tree_id(_archive_path(version))
+            info.update(commit=commit, tree=tree)
+            util.write_atomic(os.path.join(_src_dir(version), 'origin.json'),
+                              util.dump_json(info))
         facts.update(commit=commit, tree=tree,
                      sha256=info['archive_sha256'])
     else:
