@@ -52,6 +52,26 @@ def make_diff(files_before, files_after):
         shutil.rmtree(tmp)
 
 
+def plain_git_diff(before, after, *options):
+    """Return ``git diff <options>`` of one file, not canonical.
+
+    :param before: the old bytes of ``nova/virt/driver.py``.
+    :param after: the new bytes.
+    :param options: extra ``git diff`` options, e.g. ``-U0``.
+    """
+    tmp = tempfile.mkdtemp()
+    try:
+        workrepo.git(['init', '--quiet'], tmp)
+        _write(tmp, 'nova/virt/driver.py', before)
+        workrepo.git(['add', '--all'], tmp)
+        workrepo.git(['commit', '--quiet', '-m', 'a'], tmp)
+        _write(tmp, 'nova/virt/driver.py', after)
+        return workrepo.git(['diff', '--src-prefix=a/', '--dst-prefix=b/']
+                            + list(options), tmp).stdout
+    finally:
+        shutil.rmtree(tmp)
+
+
 class VerifyGatesTest(testtools.TestCase):
 
     def setUp(self):
@@ -189,23 +209,67 @@ class VerifyGatesTest(testtools.TestCase):
     def test_roundtrip_detects_noncanonical_body(self):
         # A valid diff that is not what emit would write (context 1).
         self.pristine(self.before)
-        tmp = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, tmp)
-        workrepo.git(['init', '--quiet'], tmp)
-        _write(tmp, 'nova/virt/driver.py', BASE)
-        workrepo.git(['add', '--all'], tmp)
-        workrepo.git(['commit', '--quiet', '-m', 'a'], tmp)
-        _write(tmp, 'nova/virt/driver.py', self.after['nova/virt/driver.py'])
-        data = workrepo.git(['diff', '-U1', '--src-prefix=a/',
-                             '--dst-prefix=b/'], tmp).stdout
+        data = plain_git_diff(BASE, self.after['nova/virt/driver.py'],
+                              '-U1')
         report = self.verify(data)
         self.assertEqual([], report['dry_run'])
         self.assertGateFails(report, 'positions', 'has 1 lines of leading '
                              'context, not 3')
         self.assertGateFails(report, 'roundtrip', 'differs from the emitted')
 
+    def test_zero_context_hunk_rejected(self):
+        self.pristine(self.before)
+        data = plain_git_diff(BASE, self.after['nova/virt/driver.py'],
+                              '-U0')
+        self.assertIn(b'\n@@ -20,0 +21 @@ line 20\n+added\n', data)
+        report = self.verify(data)
+        self.assertGateFails(report, 'positions', 'hunk #1 has 0 lines of '
+                             'leading context, not 3')
+        self.assertGateFails(report, 'positions', 'hunk #1 has 0 lines of '
+                             'trailing context, not 3')
+        self.assertGateFails(report, 'roundtrip', 'differs from the emitted')
+
+    def test_zero_context_hunk_into_another_file_rejected(self):
+        # Without context GNU patch inserts at the stated line of any
+        # file: the dry run is clean, so the positions gate must refuse.
+        self.pristine({'nova/virt/driver.py': BASE.replace(b'line',
+                                                           b'other')})
+        data = plain_git_diff(BASE, self.after['nova/virt/driver.py'],
+                              '-U0')
+        report = self.verify(data)
+        self.assertEqual([], report['dry_run'])
+        self.assertGateFails(report, 'positions', '0 lines of leading '
+                             'context')
+
+    def test_zero_context_removal_rejected(self):
+        self.pristine(self.before)
+        data = plain_git_diff(BASE, BASE.replace(b'line 7\n', b''), '-U0')
+        self.assertIn(b'\n@@ -7 +6,0 @@ line 6\n-line 7\n', data)
+        report = self.verify(data)
+        self.assertGateFails(report, 'positions', 'hunk #1 has 0 lines of '
+                             'leading context, not 3')
+
+    def test_short_context_at_file_edges_passes(self):
+        before = {'nova/virt/driver.py': BASE}
+        after = {'nova/virt/driver.py': b'first\n' + BASE.replace(
+            b'line 40\n', b'last\n')}
+        data = make_diff(before, after)
+        self.assertIn(b'@@ -1,3 +1,4 @@', data)
+        self.assertIn(b'@@ -37,4 +38,4 @@', data)
+        self.pristine(before)
+        self.assertClean(self.verify(data))
+
 
 class ParserTest(testtools.TestCase):
+
+    def test_check_positions_requires_context(self):
+        data = (b'diff --git a/nova/x b/nova/x\n--- a/nova/x\n+++ b/nova/x\n'
+                b'@@ -5 +5 @@\n-line 5\n+five\n')
+        problems = diffs.check_positions(diffs.parse(data),
+                                         lambda rel: BASE)
+        self.assertEqual(['nova/x: hunk #1 has 0 lines of leading context, '
+                          'not 3', 'nova/x: hunk #1 has 0 lines of trailing '
+                          'context, not 3'], problems)
 
     def test_counts_checked(self):
         data = (b'diff --git a/nova/x b/nova/x\n--- a/nova/x\n+++ b/nova/x\n'
