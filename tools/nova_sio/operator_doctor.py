@@ -21,7 +21,14 @@ nova-compute will see. Every check yields a result dict::
 
 A check whose prerequisite failed is skipped rather than failed again.
 Nova API credentials (``--os-*`` or ``--os-cloud``) are optional; with
-them the flavors are checked against the 8 GiB rule.
+them the flavors are checked against the 8 GiB rule, and the pools their
+``sio:*`` extra specs pick are inspected like the configured ones.
+
+``pool layout`` reports, for the configured pool and ``[scaleio]
+additional_pools``, whether zero padding is on (volumes in a pool without
+it are refused unless ``allow_non_padded_volumes``, as Cinder's PowerFlex
+driver does) and whether a Fine Granularity pool meets thick
+provisioning (such volumes are created thin).
 """
 
 import os
@@ -39,6 +46,12 @@ GRANULARITY_GB = 8
 CLOUDS_YAML = ('clouds.yaml', '~/.config/openstack/clouds.yaml',
                '/etc/openstack/clouds.yaml')
 _LABEL = {'pass': ' OK ', 'fail': 'FAIL', 'warn': 'WARN', 'skip': 'SKIP'}
+
+SPEC_DOMAIN = 'sio:pd_name'
+SPEC_POOL = 'sio:sp_name'
+SPEC_PROVISIONING = 'sio:provisioning_type'
+# Nova returns the extra specs with the flavors from 2.61 on.
+FLAVOR_MICROVERSION = '2.61'
 
 _HINTS = {
     'rest_server_ip': 'set [scaleio] rest_server_ip to the address of the '
@@ -301,10 +314,12 @@ class Doctor(object):
                      'correct [scaleio] protection_domain_name (names are '
                      'case-sensitive)')
             self.skip('storage pool', 'no protection domain')
+            self.skip('pool layout', 'no protection domain')
             return
         except exception.SioError as exc:
             self.add('protection domain', 'fail', str(exc))
             self.skip('storage pool', 'no protection domain')
+            self.skip('pool layout', 'no protection domain')
             return
         self.add('protection domain', 'pass', '%s (id %s)' % (pd, pd_id))
         try:
@@ -313,9 +328,11 @@ class Doctor(object):
             self.add('storage pool', 'fail', 'no storage pool %r in '
                      'protection domain %r' % (sp, pd),
                      'correct [scaleio] storage_pool_name')
+            self.skip('pool layout', 'no storage pool')
             return
         except exception.SioError as exc:
             self.add('storage pool', 'fail', str(exc))
+            self.skip('pool layout', 'no storage pool')
             return
         detail = '%s (id %s)' % (sp, pool_id)
         try:
@@ -325,6 +342,78 @@ class Doctor(object):
         except (exception.SioError, KeyError, TypeError):
             pass
         self.add('storage pool', 'pass', detail)
+        pools = [(pd, sp, None)]
+        for entry in group.additional_pools or ():
+            domain, _sep, pool = entry.partition(':')
+            pools.append((domain.strip(), pool.strip(), None))
+        self.check_pool_layout('pool layout', pools)
+
+    def _layout_findings(self, pd, sp, thin):
+        """Return ``(status, text)`` about one pool's layout.
+
+        :param pd: protection domain name.
+        :param sp: storage pool name.
+        :param thin: the provisioning that meets the pool; None for
+            ``[scaleio] provisioning_type``.
+        """
+        exception = runtime.load('exception')
+        group = self.conf.scaleio
+        if thin is None:
+            thin = group.provisioning_type == 'thin'
+        name = '%s:%s' % (pd, sp)
+        try:
+            props = self.client.pool_properties(
+                self.client.get_pool_id(pd, sp))
+        except exception.SioError as exc:
+            return 'fail', '%s: %s' % (name, _short(exc))
+        status, notes = 'pass', []
+        if not props['zero_padding']:
+            if group.allow_non_padded_volumes:
+                status = 'warn'
+                notes.append('zero padding off (allowed by [scaleio] '
+                             'allow_non_padded_volumes: new volumes may '
+                             'show old data)')
+            else:
+                status = 'fail'
+                notes.append('zero padding off: volumes are refused')
+        else:
+            notes.append('zero padding on')
+        if props['fine_granularity']:
+            if not thin:
+                status = 'fail' if status == 'fail' else 'warn'
+                notes.append('Fine Granularity: thick volumes are '
+                             'created thin')
+            else:
+                notes.append('Fine Granularity')
+        else:
+            notes.append('Medium Granularity')
+        return status, '%s %s' % (name, ', '.join(notes))
+
+    def check_pool_layout(self, check, pools):
+        """Report zero padding and Fine Granularity of ``pools``.
+
+        :param check: name of the result.
+        :param pools: ``(domain, pool, thin or None)`` tuples.
+        """
+        worst, texts, seen = 'pass', [], set()
+        rank = {'pass': 0, 'warn': 1, 'fail': 2}
+        for entry in pools:
+            if entry in seen:
+                continue
+            seen.add(entry)
+            status, text = self._layout_findings(*entry)
+            texts.append(text)
+            if rank[status] > rank[worst]:
+                worst = status
+        hint = None
+        if worst != 'pass':
+            hint = ('enable zero padding on the pool (possible only while '
+                    'it has no devices) or, accepting that tenants may '
+                    'read old data, set [scaleio] allow_non_padded_volumes '
+                    '= True; for Fine Granularity pools use thin '
+                    'provisioning ([scaleio] provisioning_type or the '
+                    'flavor\'s sio:provisioning_type)')
+        self.add(check, worst, '; '.join(texts), hint)
 
     # -- host ------------------------------------------------------------
 
@@ -443,6 +532,7 @@ class Doctor(object):
                      % _short(exc), 'check the --os-* credentials')
             return
         round_up = self.conf.scaleio.round_volume_capacity
+        self._check_flavor_pools(flavors)
         bad = []
         for flavor in flavors:
             problems = flavor_problems(flavor)
@@ -464,6 +554,29 @@ class Doctor(object):
                      'multiples of 8 GiB, or set [scaleio] '
                      'round_volume_capacity = True')
 
+    def _check_flavor_pools(self, flavors):
+        """Inspect the pools picked by the flavors' ``sio:*`` specs."""
+        group = self.conf.scaleio
+        pools = []
+        for flavor in flavors:
+            specs = flavor.get('extra_specs') or {}
+            if not any(k in specs for k in (SPEC_DOMAIN, SPEC_POOL,
+                                            SPEC_PROVISIONING)):
+                continue
+            wanted = (specs.get(SPEC_PROVISIONING) or '').strip().lower()
+            thin = {'thin': True, 'thinprovisioned': True, 'thick': False,
+                    'thickprovisioned': False}.get(wanted)
+            pools.append((specs.get(SPEC_DOMAIN) or
+                          group.protection_domain_name,
+                          specs.get(SPEC_POOL) or group.storage_pool_name,
+                          thin))
+        if not pools:
+            return
+        if self.client is None:
+            self.skip('flavor pools', 'no gateway login')
+            return
+        self.check_pool_layout('flavor pools', pools)
+
     # -- driver ----------------------------------------------------------
 
     def run(self):
@@ -478,15 +591,16 @@ class Doctor(object):
                 else:
                     self.skip('protection domain', 'no gateway login')
                     self.skip('storage pool', 'no gateway login')
+                    self.skip('pool layout', 'no gateway login')
             else:
                 for name in ('credentials', 'protection domain',
-                             'storage pool'):
+                             'storage pool', 'pool layout'):
                     self.skip(name, 'TLS failed')
         else:
             why = 'options are missing or invalid' if not options_ok else \
                 'the gateway is unreachable'
             names = ['tls', 'credentials', 'protection domain',
-                     'storage pool']
+                     'storage pool', 'pool layout']
             if not options_ok:
                 names.insert(0, 'gateway')
             for name in names:
@@ -572,10 +686,20 @@ def list_flavors(creds, timeout=30):
             raise ValueError('no compute endpoint in the service catalog')
         flavors = []
         next_url = endpoint.rstrip('/') + '/flavors/detail?is_public=None'
+        headers = {'X-Auth-Token': token, 'Accept': 'application/json',
+                   'OpenStack-API-Version': 'compute %s'
+                   % FLAVOR_MICROVERSION,
+                   'X-OpenStack-Nova-API-Version': FLAVOR_MICROVERSION}
         while next_url:
             resp = session.get(next_url, verify=verify, timeout=timeout,
-                               headers={'X-Auth-Token': token,
-                                        'Accept': 'application/json'})
+                               headers=headers)
+            if resp.status_code == 406 and 'X-OpenStack-Nova-API-' \
+                    'Version' in headers:
+                # Older than 2.61: no extra specs in the list.
+                for key in ('OpenStack-API-Version',
+                            'X-OpenStack-Nova-API-Version'):
+                    headers.pop(key)
+                continue
             resp.raise_for_status()
             data = resp.json()
             flavors.extend(data.get('flavors', []))

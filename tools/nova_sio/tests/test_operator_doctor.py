@@ -38,6 +38,7 @@ OS_VARS = ('OS_CLOUD', 'OS_AUTH_URL', 'OS_USERNAME', 'OS_PASSWORD',
 
 
 class DoctorTestCase(testtools.TestCase):
+    emulator_kwargs = {}
 
     def setUp(self):
         super(DoctorTestCase, self).setUp()
@@ -46,7 +47,8 @@ class DoctorTestCase(testtools.TestCase):
             self.useFixture(fixtures.EnvironmentVariable(name))
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.useFixture(fixtures.EnvironmentVariable('HOME', self.tmp))
-        self.emu = self.useFixture(emu_fixture.EmulatorFixture(https=True))
+        self.emu = self.useFixture(emu_fixture.EmulatorFixture(
+            https=True, **self.emulator_kwargs))
         info = self.emu.info
         host = self.emu.host('host-a')
         self.guid = host['guid']
@@ -151,12 +153,14 @@ class DoctorConfigTest(DoctorTestCase):
         self.assertStatuses(checks, gateway='fail', tls='skip',
                             credentials='skip',
                             protection_domain='skip', storage_pool='skip',
+                            pool_layout='skip',
                             sdc_registered='skip')
 
     def test_username_wrong(self):
         checks = self.doctor(scaleio__rest_server_username='intruder')
         self.assertStatuses(checks, credentials='fail',
                             protection_domain='skip', storage_pool='skip',
+                            pool_layout='skip',
                             sdc_registered='skip')
         self.assertIn('intruder', checks['credentials']['detail'])
 
@@ -164,21 +168,23 @@ class DoctorConfigTest(DoctorTestCase):
         checks = self.doctor(scaleio__rest_server_password='wrong')
         self.assertStatuses(checks, credentials='fail',
                             protection_domain='skip', storage_pool='skip',
+                            pool_layout='skip',
                             sdc_registered='skip')
 
     def test_protection_domain_wrong(self):
         checks = self.doctor(scaleio__protection_domain_name='pd9')
         self.assertStatuses(checks, protection_domain='fail',
-                            storage_pool='skip')
+                            storage_pool='skip', pool_layout='skip')
 
     def test_storage_pool_wrong(self):
         checks = self.doctor(scaleio__storage_pool_name='sp9')
-        self.assertStatuses(checks, storage_pool='fail')
+        self.assertStatuses(checks, storage_pool='fail', pool_layout='skip')
 
     def test_untrusted_certificate(self):
         checks = self.doctor(scaleio__server_certificate_path=None)
         self.assertStatuses(checks, tls='fail', credentials='skip',
                             protection_domain='skip', storage_pool='skip',
+                            pool_layout='skip',
                             sdc_registered='skip')
         self.assertIn('server_certificate_path', checks['tls']['hint'])
 
@@ -192,6 +198,7 @@ class DoctorConfigTest(DoctorTestCase):
         self.assertStatuses(checks, option_values='fail', gateway='skip',
                             tls='skip', credentials='skip',
                             protection_domain='skip', storage_pool='skip',
+                            pool_layout='skip',
                             sdc_registered='skip')
         self.assertIn('volume_name_prefix', checks['option values'][
             'detail'])
@@ -229,11 +236,58 @@ class DoctorConfigTest(DoctorTestCase):
                          [(r['check'], r['status']) for r in doc['checks']])
 
 
+class DoctorPoolLayoutTest(DoctorTestCase):
+    emulator_kwargs = {'pools': (
+        ('pd1', 'sp1', 64),
+        ('pd1', 'fg', 64, {'data_layout': 'FineGranularity'}),
+        ('pd1', 'raw', 64, {'zero_padding': False}))}
+
+    def test_padded_medium_pool_passes(self):
+        checks = self.doctor()
+        self.assertStatuses(checks)
+        self.assertEqual('pd1:sp1 zero padding on, Medium Granularity',
+                         checks['pool layout']['detail'])
+
+    def test_zero_padding_off(self):
+        checks = self.doctor(scaleio__storage_pool_name='raw')
+        self.assertStatuses(checks, pool_layout='fail')
+        self.assertIn('pd1:raw zero padding off: volumes are refused',
+                      checks['pool layout']['detail'])
+        self.assertIn('allow_non_padded_volumes',
+                      checks['pool layout']['hint'])
+        checks = self.doctor(scaleio__storage_pool_name='raw',
+                             scaleio__allow_non_padded_volumes='True')
+        self.assertStatuses(checks, pool_layout='warn')
+        self.assertIn('may show old data', checks['pool layout']['detail'])
+
+    def test_fine_granularity_against_provisioning(self):
+        checks = self.doctor(scaleio__storage_pool_name='fg')
+        self.assertStatuses(checks, pool_layout='warn')
+        self.assertIn('pd1:fg zero padding on, Fine Granularity: thick '
+                      'volumes are created thin',
+                      checks['pool layout']['detail'])
+        checks = self.doctor(scaleio__storage_pool_name='fg',
+                             scaleio__provisioning_type='thin')
+        self.assertStatuses(checks)
+        self.assertEqual('pd1:fg zero padding on, Fine Granularity',
+                         checks['pool layout']['detail'])
+
+    def test_additional_pools_are_inspected(self):
+        checks = self.doctor(scaleio__additional_pools='pd1:raw,pd1:fg')
+        self.assertStatuses(checks, pool_layout='fail')
+        detail = checks['pool layout']['detail']
+        for text in ('pd1:sp1 zero padding on', 'pd1:raw zero padding off',
+                     'pd1:fg zero padding on, Fine Granularity: thick'):
+            self.assertIn(text, detail)
+
+
 class _FakeCloud(http.server.BaseHTTPRequestHandler):
     """Keystone v3 password auth and the compute flavor list."""
 
     flavors = []
     token = 'tok-123'
+    max_microversion = '2.90'
+    seen_versions = []
 
     def log_message(self, *args):
         pass
@@ -268,7 +322,17 @@ class _FakeCloud(http.server.BaseHTTPRequestHandler):
             return self._send(401, {})
         if not self.path.startswith('/compute/v2.1/flavors/detail'):
             return self._send(404, {})
-        self._send(200, {'flavors': self.flavors})
+        wanted = self.headers.get('X-OpenStack-Nova-API-Version')
+        self.seen_versions.append(wanted)
+        if wanted and (tuple(int(x) for x in wanted.split('.')) >
+                       tuple(int(x) for x in
+                             self.max_microversion.split('.'))):
+            return self._send(406, {})
+        flavors = [dict(f) for f in self.flavors]
+        if not wanted:
+            for flavor in flavors:
+                flavor.pop('extra_specs', None)
+        self._send(200, {'flavors': flavors})
 
 
 class DoctorFlavorTest(DoctorTestCase):
@@ -329,6 +393,34 @@ class DoctorFlavorTest(DoctorTestCase):
             }}}, f)
         checks = self.doctor('--os-cloud', 'mycloud')
         self.assertStatuses(checks, flavors='fail')
+
+    def test_flavor_pools(self):
+        _FakeCloud.seen_versions = []
+        _FakeCloud.flavors = _FakeCloud.flavors[:1] + [
+            {'name': 'm1.fg', 'disk': 16, 'swap': '',
+             'OS-FLV-EXT-DATA:ephemeral': 0,
+             'extra_specs': {'sio:provisioning_type': 'thick'}}]
+        self.emu.admin.set_pool('sp1', data_layout='FineGranularity')
+        checks = self.doctor(*self.os_args(),
+                             scaleio__provisioning_type='thin')
+        self.assertStatuses(checks, flavors='pass', flavor_pools='warn')
+        self.assertEqual('pd1:sp1 zero padding on, Fine Granularity',
+                         checks['pool layout']['detail'])
+        self.assertIn('pd1:sp1 zero padding on, Fine Granularity: thick '
+                      'volumes are created thin',
+                      checks['flavor pools']['detail'])
+        self.assertEqual(['2.61'], _FakeCloud.seen_versions)
+
+    def test_flavor_list_before_2_61(self):
+        _FakeCloud.seen_versions = []
+        self.addCleanup(setattr, _FakeCloud, 'max_microversion', '2.90')
+        _FakeCloud.max_microversion = '2.1'
+        _FakeCloud.flavors = [dict(_FakeCloud.flavors[0], extra_specs={
+            'sio:provisioning_type': 'thick'})]
+        checks = self.doctor(*self.os_args())
+        self.assertStatuses(checks, flavors='pass')
+        self.assertNotIn('flavor pools', checks)
+        self.assertEqual(['2.61', None], _FakeCloud.seen_versions)
 
     def test_flavor_problems(self):
         self.assertEqual([], operator_doctor.flavor_problems(
