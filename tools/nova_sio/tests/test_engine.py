@@ -13,8 +13,10 @@
 """Release data, era map, and emit/verify/rebase on real Nova sources."""
 
 import io
+import json
 import os
 import shutil
+import tarfile
 import tempfile
 from unittest import mock
 
@@ -29,6 +31,9 @@ from nova_sio import releases
 from nova_sio import series as series_mod
 from nova_sio import seriesedit
 from nova_sio import source
+from nova_sio.tests import cachefix
+from nova_sio import util
+from nova_sio import workrepo
 
 NEWEST_E6 = '33.0.2'
 
@@ -244,6 +249,196 @@ class RebaseConflictTest(testtools.TestCase):
         self.assertEqual(self.before, self.snapshot())
         self.assertRaises(errors.NoRebaseInProgress,
                           seriesedit.rebase_abort)
+
+
+def _repack(archive, rel, change):
+    """Rewrite a tarball with one member's content changed.
+
+    :param archive: the tar file (compressed as its name says).
+    :param rel: the member path below the top directory.
+    :param change: ``callable(bytes) -> bytes``.
+    """
+    mode = 'w:gz' if archive.endswith('.gz') else 'w'
+    tmp = archive + '.new'
+    with tarfile.open(archive) as src:
+        dst = tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT,
+                           pax_headers=src.pax_headers)
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() \
+                else None
+            if member.isfile() and member.name.split('/', 1)[-1] == rel:
+                data = change(data)
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None
+                        else None)
+        dst.close()
+    os.replace(tmp, archive)
+
+
+class SourceTrustTest(testtools.TestCase):
+    """The cache cannot change what a release is verified against."""
+
+    def setUp(self):
+        super(SourceTrustTest, self).setUp()
+        try:
+            source.fetch(NEWEST_E6)
+        except errors.SourceUnavailable as exc:
+            self.skipTest(str(exc))
+        self.useFixture(cachefix.ScratchProject())
+        # A private copy of the archive: these tests alter it.
+        self.cache = self.useFixture(cachefix.SeededCache([NEWEST_E6],
+                                                          link=False))
+        self.manifest = engine.load_manifest()
+        self.entry = self.manifest['releases'][NEWEST_E6]
+        self.assertEqual('sdist', self.entry['origin']['kind'])
+        # The scratch runtime may be newer than the committed diff.
+        engine.emit(NEWEST_E6, self.manifest)
+        self.report = engine.verify(NEWEST_E6, self.manifest)
+        self.assertTrue(self.report['ok'], self.report)
+        info = source.origin(NEWEST_E6)
+        self.archive = os.path.join(self.cache.path, 'sources', NEWEST_E6,
+                                    info['archive'])
+        with open(engine.diff_path(NEWEST_E6), 'rb') as f:
+            self.diff = f.read()
+
+    def tamper_archive(self):
+        """Alter driver.py in the cached sdist, and make the cache lie."""
+        _repack(self.archive, 'nova/virt/libvirt/driver.py',
+                lambda data: data + b'\nEVIL = True\n')
+        digest = util.sha256_file(self.archive)
+        info = source.origin(NEWEST_E6)
+        info['archive_sha256'] = info['pypi_sha256'] = digest
+        util.write_atomic(os.path.join(os.path.dirname(self.archive),
+                                       'origin.json'), util.dump_json(info))
+        return digest
+
+    def test_clean_cache_passes_the_source_gate(self):
+        self.assertEqual([], self.report['gates']['source'])
+        self.assertEqual([], self.report['gates']['fresh_emit'])
+
+    def test_tampered_archive_fails_the_source_gate(self):
+        recorded = self.entry['origin']['sha256']
+        digest = self.tamper_archive()
+        self.assertNotEqual(recorded, digest)
+        report = engine.verify(NEWEST_E6, self.manifest)
+        self.assertFalse(report['ok'])
+        self.assertEqual(['%s: sha256 %s, manifest records %s (PyPI digest)'
+                          % (self.archive, digest, recorded)],
+                         report['gates']['source'])
+
+    def test_tampered_archive_cannot_be_emitted(self):
+        before = json.dumps(self.manifest, sort_keys=True)
+        digest = self.tamper_archive()
+        exc = self.assertRaises(errors.SourceTampered, engine.emit,
+                                NEWEST_E6, self.manifest)
+        self.assertIn(digest, str(exc))
+        self.assertIn(self.entry['origin']['sha256'], str(exc))
+        self.assertEqual(before, json.dumps(self.manifest, sort_keys=True))
+        with open(engine.diff_path(NEWEST_E6), 'rb') as f:
+            self.assertEqual(self.diff, f.read())
+
+    def test_tampered_pristine_extraction(self):
+        rel = 'nova/virt/libvirt/driver.py'
+        recorded = self.entry['pristine_sha256'][rel]
+        path = os.path.join(self.cache.path, 'pristine', NEWEST_E6, rel)
+        with open(path, 'ab') as f:
+            f.write(b'\nEVIL = True\n')
+        digest = util.sha256_file(path)
+        report = engine.verify(NEWEST_E6, self.manifest)
+        self.assertIn('%s: sha256 %s, manifest has %s' % (
+            rel, digest, recorded), report['gates']['source'])
+        exc = self.assertRaises(errors.SourceMismatch, engine.emit,
+                                NEWEST_E6, self.manifest)
+        self.assertIn(digest, str(exc))
+        self.assertEqual(recorded, self.entry['pristine_sha256'][rel])
+
+    def test_manifest_without_origin_fails_the_source_gate(self):
+        del self.entry['origin']
+        report = engine.verify(NEWEST_E6, self.manifest)
+        self.assertFalse(report['ok'])
+        self.assertIn('the manifest records no origin hash for nova %s'
+                      % NEWEST_E6, ' '.join(report['gates']['source']))
+
+    def test_diff_unlike_a_fresh_emit_fails_the_fresh_emit_gate(self):
+        edited = self.diff.replace(b'# Apply from the directory',
+                                   b'# Apply it from the directory', 1)
+        self.assertNotEqual(self.diff, edited)
+        util.write_atomic(engine.diff_path(NEWEST_E6), edited)
+        report = engine.verify(NEWEST_E6, self.manifest)
+        self.assertFalse(report['ok'])
+        gates = report['gates']
+        self.assertEqual(['committed diff differs from a fresh emit; run '
+                          '"nova-sio emit %s"' % NEWEST_E6],
+                         gates['fresh_emit'])
+        for gate in ('dry_run', 'positions', 'roundtrip', 'source'):
+            self.assertEqual([], gates[gate], gate)
+
+
+class GitArchiveTrustTest(testtools.TestCase):
+    """A git tag's archive is checked by its tree id, not its bytes."""
+
+    VERSION = '99.0.0'
+
+    def setUp(self):
+        super(GitArchiveTrustTest, self).setUp()
+        cache = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
+                                                     cache))
+        repo = self.useFixture(fixtures.TempDir()).path
+        workrepo.git(['init', '--quiet'], repo)
+        files = {'nova/__init__.py': b'', 'nova/b/x.py': b'x = 1\n',
+                 'nova/b-c.py': b'dash\n', 'nova/b.py': b'dot\n',
+                 'tools/run.sh': b'#!/bin/sh\n', 'setup.cfg': b'[x]\n'}
+        for rel, data in files.items():
+            full = os.path.join(repo, rel)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, 'wb') as f:
+                f.write(data)
+        os.chmod(os.path.join(repo, 'tools/run.sh'), 0o755)
+        os.symlink('nova/b.py', os.path.join(repo, 'link'))
+        workrepo.git(['add', '--all'], repo)
+        workrepo.git(['commit', '--quiet', '-m', 'x'], repo)
+        self.commit = workrepo.git(['rev-parse', 'HEAD'],
+                                   repo).stdout.decode().strip()
+        self.tree = workrepo.git(['rev-parse', 'HEAD^{tree}'],
+                                 repo).stdout.decode().strip()
+        dest = os.path.join(cache, 'sources', self.VERSION)
+        os.makedirs(dest)
+        self.archive = os.path.join(dest, 'nova-%s.git.tar' % self.VERSION)
+        data = workrepo.git(['archive', '--format=tar', '--prefix=nova-%s/'
+                             % self.VERSION, self.commit], repo).stdout
+        with open(self.archive, 'wb') as f:
+            f.write(data)
+        util.write_atomic(os.path.join(dest, 'origin.json'), util.dump_json(
+            {'version': self.VERSION, 'kind': 'git', 'archive':
+             os.path.basename(self.archive), 'source': 'x@' + self.commit,
+             'archive_sha256': util.sha256_bytes(data)}))
+        self.recorded = source.origin_facts(self.VERSION)
+
+    def test_tree_id_of_the_archive_is_git_s(self):
+        self.assertEqual(self.tree, source.git_tree_id(self.archive))
+        self.assertEqual({'kind': 'git', 'archive': os.path.basename(
+            self.archive), 'commit': self.commit, 'tree': self.tree,
+            'sha256': util.sha256_file(self.archive)}, self.recorded)
+        self.assertEqual([], source.check_archive(self.VERSION,
+                                                  self.recorded))
+
+    def test_other_tar_bytes_of_the_same_tree_pass(self):
+        # Another git may write other bytes; the content is what counts.
+        _repack(self.archive, 'setup.cfg', lambda data: data)
+        self.assertNotEqual(self.recorded['sha256'],
+                            util.sha256_file(self.archive))
+        self.assertEqual([], source.check_archive(self.VERSION,
+                                                  self.recorded))
+
+    def test_altered_git_archive_names_both_trees(self):
+        _repack(self.archive, 'nova/b/x.py', lambda data: b'x = 2\n')
+        tree = source.git_tree_id(self.archive)
+        self.assertNotEqual(self.tree, tree)
+        self.assertEqual(['%s: git tree %s, manifest records tree %s of '
+                          'commit %s' % (self.archive, tree, self.tree,
+                                         self.commit)],
+                         source.check_archive(self.VERSION, self.recorded))
 
 
 class CliTest(testtools.TestCase):
