@@ -8,7 +8,13 @@ and a fake ``drv_cfg`` script. Mapping a volume to the host's SDC makes
 ``emc-vol-<systemId>-<volumeId>`` appear there after ``device_delay``
 seconds, as a symbolic link to the volume's sparse backing file, which
 every host shares: data written through one host is visible on another.
-Unmapping removes the link after ``linger`` seconds. ``never_appear``
+Unmapping removes the link after ``linger`` seconds.
+
+The SDC's own view is a second directory of links made at once on a
+mapping: ``drv_cfg --rescan`` creates every by-id link missing from it
+(a device that udev lost). A grown volume keeps its old size on the hosts
+it is mapped to until one of them runs ``drv_cfg --rescan`` (the size
+is applied to the shared backing file then) or maps it again. ``never_appear``
 models a broken data network (REST says mapped, no device shows up),
 ``connected=False`` a disconnected SDC and ``registered=False`` an SDC
 that is not registered or not approved (restricted SDC mode).
@@ -35,6 +41,8 @@ DEVICE_PREFIX = 'emc-vol'
 _DRV_CFG = r'''#!/bin/sh
 # Fake ScaleIO drv_cfg for emulated host %(name)s.
 ROOT='%(root)s'
+SDC='%(sdc_dir)s'
+GROWN='%(grown_dir)s'
 case "$1" in
 --query_guid)
     echo '%(guid)s' ;;
@@ -54,7 +62,14 @@ case "$1" in
         echo 'Retrieved 0 volume(s)'
     fi ;;
 --rescan)
-    : ;;
+    for f in "$SDC"/%(prefix)s-*; do
+        [ -L "$f" ] || continue
+        n=${f##*/}
+        if [ -f "$GROWN/$n" ]; then
+            truncate -s "$(cat "$GROWN/$n")" "$f" && rm -f "$GROWN/$n"
+        fi
+        [ -L "$ROOT/$n" ] || ln -s "$(readlink "$f")" "$ROOT/$n" || :
+    done ;;
 *)
     echo "drv_cfg: unknown option $1" >&2
     exit 1 ;;
@@ -228,10 +243,14 @@ class HostSimulator(object):
         sdc = self.system.add_sdc(guid or str(uuid.uuid4()),
                                   ip or '192.0.2.%d' % index,
                                   'sdc-%s' % name, host=name)
+        for sub in ('sdc', 'grown'):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
         drv_cfg = os.path.join(base, 'drv_cfg')
         with open(drv_cfg, 'w') as handle:
             handle.write(_DRV_CFG % {
                 'name': name, 'root': root, 'guid': sdc.guid,
+                'sdc_dir': os.path.join(base, 'sdc'),
+                'grown_dir': os.path.join(base, 'grown'),
                 'system_id': self.system.id, 'sdc_id': sdc.id,
                 'prefix': DEVICE_PREFIX})
         os.chmod(drv_cfg, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP)
@@ -257,6 +276,24 @@ class HostSimulator(object):
     def link_path(self, host, vol_id):
         return os.path.join(host.device_root, '%s-%s-%s' % (
             DEVICE_PREFIX, self.system.id, vol_id))
+
+    def _side_path(self, host, sub, vol_id):
+        """The SDC-view link or the pending-growth file of a volume."""
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            host.device_root))), sub, os.path.basename(
+                self.link_path(host, vol_id)))
+
+    def _apply_growth(self, vol):
+        """Give the backing file the volume's size (a host sees it)."""
+        path = self.backing_file(vol.id)
+        if os.path.exists(path) and os.path.getsize(path) < vol.size_kb * 1024:
+            with open(path, 'r+b') as handle:
+                handle.truncate(vol.size_kb * 1024)
+        for host in self.hosts.values():
+            try:
+                os.unlink(self._side_path(host, 'grown', vol.id))
+            except FileNotFoundError:
+                pass
 
     def _ensure_backing(self, vol):
         path = self.backing_file(vol.id)
@@ -297,10 +334,15 @@ class HostSimulator(object):
         if host is None:
             return
         backing = self._ensure_backing(vol)
+        self._apply_growth(vol)
         gen = self._bump(sdc.id, vol.id)
         if host.never_appear:
             return
         link = self.link_path(host, vol.id)
+        try:
+            os.symlink(backing, self._side_path(host, 'sdc', vol.id))
+        except FileExistsError:
+            pass
 
         def appear():
             if not self._current(sdc.id, vol.id, gen):
@@ -317,6 +359,11 @@ class HostSimulator(object):
             return
         gen = self._bump(sdc.id, vol.id)
         link = self.link_path(host, vol.id)
+        for sub in ('sdc', 'grown'):
+            try:
+                os.unlink(self._side_path(host, sub, vol.id))
+            except FileNotFoundError:
+                pass
 
         def vanish():
             if not self._current(sdc.id, vol.id, gen):
@@ -328,10 +375,15 @@ class HostSimulator(object):
         self._later(host.linger, vanish)
 
     def resized(self, vol):
-        path = self.backing_file(vol.id)
-        if os.path.exists(path):
-            with open(path, 'r+b') as handle:
-                handle.truncate(vol.size_kb * 1024)
+        seen_by = [host for sdc_id, host in self.by_sdc.items()
+                   if vol.id in self.system.sdc_volumes.get(sdc_id, ())]
+        if not seen_by:
+            self._apply_growth(vol)
+            return
+        # Mapped: the hosts see the old size until a rescan.
+        for host in seen_by:
+            with open(self._side_path(host, 'grown', vol.id), 'w') as out:
+                out.write('%d\n' % (vol.size_kb * 1024))
 
     def snapshotted(self, source, snap):
         src = self.backing_file(source.id)

@@ -518,6 +518,9 @@ class MappingTest(RawTestCase):
             dev.write(b'after  snapshot')
         self.raw.ok(self.raw.action(self.vol, 'setVolumeSize',
                                     {'sizeInGB': '16'}))
+        # The SDC shows the new size after a rescan.
+        subprocess.check_call([self.emu_fixture.host()['drv_cfg'],
+                               '--rescan'])
         self.assertEqual(16 * 1024 ** 3, os.path.getsize(link))
         self.raw.ok(self.raw.action(snap_id, 'addMappedSdc',
                                     {'sdcId': self.b}))
