@@ -16,8 +16,9 @@ and on Python 2.7 as well as 3.x.
 
 Every instance disk is one ScaleIO volume named by
 :func:`~nova.virt.libvirt.sio.naming.volume_name`; the volumes of an
-instance are found by looking their names up, never by listing the whole
-system.
+instance are found by looking up the names of the disks its flavor and
+state give it (:func:`disk_plan`) and by one listing of the volumes
+mapped to this host's SDC, never by listing the whole system.
 
 Functions for the driver:
 
@@ -25,6 +26,10 @@ Functions for the driver:
 * :func:`cleanup_volumes` - ``_cleanup``: delete, or unmap when the
   instance lives elsewhere now;
 * :func:`destroy_volumes` / :func:`unmap_volumes` / :func:`map_volumes`;
+  ``unmap_volumes`` never fails: a mapping it cannot remove is recorded
+  and removed by :func:`sweep_stale_mappings` at the next image cache
+  manager pass;
+* :func:`wait_for_growth` - rescan the SDC after growing a mapped volume;
 * :func:`cleanup_resize` - confirmed resize: drop the resize snapshots and
   unmap on the old host;
 * :func:`remove_rescue_volume` - unrescue;
@@ -43,6 +48,7 @@ Functions for the driver:
 from __future__ import absolute_import
 
 import base64
+import errno
 import hashlib
 import logging
 import os
@@ -165,11 +171,22 @@ if _PCTXT is not None:
         """Run ``<drv_cfg> --query_*`` as root; nothing else is allowed."""
         from oslo_concurrency import processutils
         if path not in _drv_cfg_paths() or flag not in (
-                '--query_guid', '--query_mdms', '--query_vols'):
+                '--query_guid', '--query_mdms', '--query_vols',
+                '--rescan'):
             raise ValueError('refusing to run %s %s' % (path, flag))
         return processutils.execute(path, flag)
+
+    @_PCTXT.entrypoint
+    def _privileged_device_size(path):
+        """Return the size of a ScaleIO device; nothing else is read."""
+        root = os.path.normpath(CONF.scaleio.device_root)
+        if os.path.dirname(os.path.normpath(path)) != root or \
+                not is_sio_path(path):
+            raise ValueError('refusing to read the size of %s' % path)
+        return sio_host.device_size(path)
 else:
     _privileged_drv_cfg = None
+    _privileged_device_size = None
 
 
 def sdc_guid():
@@ -369,13 +386,72 @@ def create_volume(instance_uuid, disk_name, size_bytes, flavor,
         return volume_id
 
 
+def rescan():
+    """Ask this host's SDC to rescan; return whether it could.
+
+    A failure is logged, not raised: the caller waits for the device (or
+    its size) anyway and reports the timeout.
+    """
+    try:
+        sio_host.rescan(CONF.scaleio.drv_cfg_path, execute=_root_execute)
+    except Exception as exc:  # executors raise their own errors
+        LOG.warning('Could not rescan the ScaleIO SDC of this host: %s', exc)
+        return False
+    return True
+
+
+def _device_size(path):
+    """Return the size a device shows here, reading it as root if needed."""
+    try:
+        return sio_host.device_size(path)
+    except (IOError, OSError) as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM):
+            raise
+    if _privileged_device_size is not None:
+        return _privileged_device_size(path)
+    from nova import utils as nova_utils
+    out = nova_utils.execute('blockdev', '--getsize64', path,
+                             run_as_root=True)[0]
+    return int(out.strip())
+
+
+def wait_for_growth(volume_id, size_bytes):
+    """Make this host's device of a grown volume show its new size.
+
+    The SDC shows the new size of a mapped volume only after a rescan,
+    as os-brick does before it reads the size of an extended volume.
+    Nothing happens when the volume has no device on this host: a later
+    mapping shows the current size.
+
+    :param volume_id: the volume that was extended.
+    :param size_bytes: its new size.
+    :returns: whether the device is here (and shows the new size).
+    :raises DeviceTimeout: the device kept its old size.
+    """
+    path = device_path(volume_id)
+    if not os.path.exists(path):
+        return False
+    if _device_size(path) >= size_bytes:
+        return True
+    LOG.info('Rescanning the SDC for the new size of ScaleIO volume %s',
+             volume_id)
+    rescan()
+    sio_host.wait_for_size(path, size_bytes,
+                           CONF.scaleio.device_wait_timeout,
+                           read_size=_device_size)
+    return True
+
+
 def _map(volume_id, wait=True):
     """Map a volume here; return ``(device path, newly mapped)``.
 
-    A volume that is mapped already but has no device on this host is
-    unmapped and mapped again, once. When the device does not appear in
-    time the volume is unmapped from this SDC before the error is raised,
-    so that no mapping without a device is left behind.
+    A volume that is mapped already but has no device on this host may
+    be in use (a guest whose XML names the device), so it is never
+    unmapped to repair the device: the SDC is rescanned and the device
+    waited for. When the device of a volume this call mapped does not
+    appear in time the volume is unmapped from this SDC before the error
+    is raised, so that no mapping without a device is left behind; a
+    mapping that was there before stays.
     """
     client = get_client()
     guid = sdc_guid()
@@ -387,13 +463,16 @@ def _map(volume_id, wait=True):
         return path, newly
     if not newly and not os.path.exists(path):
         LOG.warning('ScaleIO volume %s is mapped to this host but %s is '
-                    'missing; mapping it again', volume_id, path)
-        client.unmap_volume(volume_id, guid=guid)
-        newly = client.map_volume(volume_id, guid=guid,
-                                  allow_multiple=True)
+                    'missing; rescanning the SDC', volume_id, path)
+        rescan()
     try:
         sio_host.wait_for_device(path, CONF.scaleio.device_wait_timeout)
     except sio_exc.DeviceTimeout:
+        if not newly:
+            LOG.error('The device of ScaleIO volume %s, mapped to this '
+                      'host before, did not appear after a rescan; the '
+                      'mapping is left in place', volume_id)
+            raise
         LOG.error('The device of ScaleIO volume %s did not appear; '
                   'unmapping it from this host', volume_id)
         try:
@@ -518,16 +597,8 @@ def _probe(client, instance_uuid, disk_name, kinds):
     return found
 
 
-def instance_volumes(instance, kinds=KINDS):
-    """Return the :class:`Volume` list of an instance.
-
-    Ephemeral disks are probed from ``disk.eph0`` up to the first index
-    with no volume of any kind.
-
-    :param instance: the instance (only ``uuid`` is read).
-    :param kinds: the kinds to look for.
-    """
-    client = get_client()
+def _probe_every_name(client, instance, kinds):
+    """Look up every name an instance disk may have (state unknown)."""
     found = []
     for disk_name in FIXED_DISKS:
         found.extend(_probe(client, instance.uuid, disk_name, kinds))
@@ -539,13 +610,153 @@ def instance_volumes(instance, kinds=KINDS):
     return found
 
 
+def _field(obj, name):
+    """Read a field of a Nova object or dict; None when it is not set."""
+    try:
+        if hasattr(obj, 'obj_attr_is_set'):
+            if not obj.obj_attr_is_set(name):
+                return None
+            return getattr(obj, name)
+        if isinstance(obj, dict):
+            return obj.get(name)
+        return getattr(obj, name, None)
+    except Exception:  # lazy loads outside a context, old objects
+        return None
+
+
+def _flavor_value(flavor, key):
+    value = _field(flavor, key)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+# Task states in which a disk may have a resize snapshot or a temporary
+# volume (a pool move or an interrupted revert).
+_RESIZE_TASKS = ('resize_prep', 'resize_migrating', 'resize_migrated',
+                 'resize_finish', 'resize_reverting', 'resize_confirming')
+_RESCUE_TASKS = ('rescuing', 'unrescuing')
+
+
+def disk_plan(instance):
+    """Return the disks an instance may have, from its flavors and state.
+
+    :param instance: a Nova instance.
+    :returns: ``(disk names, kinds, ephemeral)``: the disk names to look
+        up, the kinds that may exist now (resize snapshots and temporary
+        volumes only around a resize), and whether the flavor has
+        ephemeral space (``disk.local`` or ``disk.eph<n>``); None when the
+        state or the flavor is unknown or the instance is in ERROR, then
+        every possible name is looked up.
+    """
+    vm_state = _field(instance, 'vm_state')
+    flavors = [f for f in (_field(instance, 'flavor'),
+                           _field(instance, 'old_flavor'),
+                           _field(instance, 'new_flavor')) if f is not None]
+    if not vm_state or vm_state == 'error' or not flavors:
+        return None
+    task = _field(instance, 'task_state') or ''
+    disks = ['disk']
+    ephemeral = any(_flavor_value(f, 'ephemeral_gb') for f in flavors)
+    if any(_flavor_value(f, 'swap') for f in flavors):
+        disks.append('disk.swap')
+    if vm_state == 'rescued' or task in _RESCUE_TASKS:
+        disks.append('disk.rescue')
+    resizing = vm_state == 'resized' or task in _RESIZE_TASKS
+    return disks, (KINDS if resizing else ('',)), ephemeral
+
+
+def _parse_own(name, instance_uuid):
+    """Return ``(disk_name, kind)`` of a volume of this instance, or None."""
+    try:
+        owner, disk_name, prefix, kind = naming.parse_volume_name_full(name)
+    except sio_exc.InvalidName:
+        return None
+    if owner != str(instance_uuid) or \
+            prefix != (CONF.scaleio.volume_name_prefix or ''):
+        return None
+    return disk_name, kind
+
+
+def mapped_here(instance, kinds=KINDS):
+    """Return the volumes of an instance mapped to this host's SDC.
+
+    One gateway call, whatever the size of the system: the list of the
+    volumes mapped to this SDC.
+
+    :param instance: the instance (only ``uuid`` is read).
+    :param kinds: the kinds to return.
+    """
+    found = []
+    for info in get_client().get_sdc_volumes(sdc_id()):
+        own = _parse_own(info.get('name'), instance.uuid)
+        if own is None or own[1] not in kinds:
+            continue
+        found.append(Volume(info['name'], own[0], own[1], info['id']))
+    return found
+
+
+def instance_volumes(instance, kinds=KINDS, known=()):
+    """Return the :class:`Volume` list of an instance.
+
+    The names looked up come from :func:`disk_plan`: the disks the
+    flavors give the instance, the rescue disk while it is rescued, and
+    resize snapshots and temporary volumes only around a resize (or when
+    only those kinds are asked for). Ephemeral disks are ``disk.local``
+    or ``disk.eph0`` up to the first index with no volume. When the plan
+    is unknown every possible name is looked up.
+
+    :param instance: the instance.
+    :param kinds: the kinds to look for.
+    :param known: volumes found already (e.g. :func:`mapped_here`); their
+        names are not looked up again and they are part of the result.
+    """
+    client = get_client()
+    plan = disk_plan(instance)
+    if plan is None:
+        found = dict((v.name, v) for v in known if v.kind in kinds)
+        for volume in _probe_every_name(client, instance, kinds):
+            found.setdefault(volume.name, volume)
+        return list(found.values())
+    disks, may_exist, ephemeral = plan
+    if '' in kinds:
+        kinds = tuple(k for k in kinds if k in may_exist)
+    found = dict((v.name, v) for v in known if v.kind in kinds)
+
+    def probe(disk_name):
+        hits = []
+        for kind in kinds:
+            name = volume_name(instance.uuid, disk_name, kind)
+            volume = found.get(name)
+            if volume is None:
+                volume_id = client.get_volume_id(name)
+                if volume_id is None:
+                    continue
+                volume = found[name] = Volume(name, disk_name, kind,
+                                              volume_id)
+            hits.append(volume)
+        return hits
+
+    for disk_name in disks:
+        probe(disk_name)
+    if ephemeral and not probe('disk.local'):
+        for index in range(MAX_EPHEMERALS):
+            if not probe('disk.eph%d' % index):
+                break
+    return list(found.values())
+
+
 def map_volumes(instance):
     """Map every disk volume of an instance to this host (idempotent).
 
     Snapshots and temporary volumes are never mapped. When one volume
     cannot be mapped, the volumes this call mapped are unmapped again
-    before the error is raised; mappings that were there stay.
+    before the error is raised; mappings that were there stay. A stale
+    mapping of the instance recorded here (see :func:`unmap_volumes`) is
+    forgotten: the instance uses this host again.
     """
+    forget_stale_mappings(instance.uuid)
     paths = []
     mapped = []
     try:
@@ -568,27 +779,219 @@ def map_volumes(instance):
 
 
 def unmap_volumes(instance):
-    """Unmap every volume of an instance from this host (idempotent)."""
+    """Unmap every volume of an instance from this host (idempotent).
+
+    The volumes are the ones the gateway lists as mapped to this SDC (one
+    call). This is clean-up after the instance left this host (live
+    migration source, confirmed resize, evacuation): it never fails the
+    operation. A volume that cannot be unmapped is logged and recorded
+    under the instances directory; :func:`sweep_stale_mappings` unmaps it
+    later. A device that lingers after the unmap is only logged.
+
+    :returns: the number of volumes unmapped.
+    """
+    try:
+        volumes = mapped_here(instance)
+    except Exception as exc:  # never fail the operation for a clean-up
+        LOG.warning('Could not list the ScaleIO volumes mapped to this '
+                    'host for instance %s (%s); its mappings here are '
+                    'left for a later clean-up', instance.uuid, exc)
+        record_stale_mapping(instance.uuid, None)
+        return 0
     count = 0
-    for volume in instance_volumes(instance):
-        if unmap_volume(volume.id):
+    for volume in volumes:
+        if _unmap_or_record(instance.uuid, volume.id):
             count += 1
+    if volumes:
+        forget_stale_mappings(instance.uuid, only_instance_wide=True)
     LOG.debug('Unmapped %d ScaleIO volumes of instance %s', count,
               instance.uuid)
     return count
 
 
+def _unmap_or_record(instance_uuid, volume_id):
+    """Unmap a volume here; on failure record it; return whether unmapped.
+    """
+    try:
+        return unmap_volume(volume_id)
+    except sio_exc.DeviceTimeout as exc:
+        LOG.warning('ScaleIO volume %s of instance %s is unmapped but its '
+                    'device is still there: %s', volume_id, instance_uuid,
+                    exc)
+        return True
+    except Exception as exc:  # never fail the operation for a clean-up
+        LOG.warning('Could not unmap ScaleIO volume %s of instance %s '
+                    'from this host (%s); it is left for a later clean-up',
+                    volume_id, instance_uuid, exc)
+        record_stale_mapping(instance_uuid, volume_id)
+        return False
+
+
 def destroy_volumes(instance):
-    """Delete every volume of an instance, snapshots first (idempotent)."""
-    volumes = instance_volumes(instance)
+    """Delete every volume of an instance, snapshots first (idempotent).
+
+    The volumes mapped to this host come from one listing (they are
+    unmapped everywhere, then deleted); the other disks the instance may
+    have are looked up by name (:func:`instance_volumes`).
+    """
+    client = get_client()
+    try:
+        mapped = mapped_here(instance)
+    except (sio_exc.SdcNotFound, sio_exc.SdcGuidUnavailable):
+        mapped = []  # no usable SDC here: nothing can be mapped here
+    mapped_ids = set(v.id for v in mapped)
+    volumes = instance_volumes(instance, known=mapped)
+    plan = disk_plan(instance)
+    if plan is not None and RESIZE_SNAPSHOT not in plan[1] and \
+            lookup(instance.uuid, 'disk', RESIZE_SNAPSHOT) is not None:
+        # The root disk's resize snapshot is made first and removed last
+        # (see snapshot_volumes): a resize left snapshots behind.
+        LOG.warning('Instance %s has resize snapshots left; looking up '
+                    'every volume name it may have', instance.uuid)
+        names = set(v.name for v in volumes)
+        volumes.extend(v for v in _probe_every_name(client, instance, KINDS)
+                       if v.name not in names)
     volumes.sort(key=lambda v: v.kind == '')
     count = 0
     for volume in volumes:
+        if volume.id in mapped_ids:
+            try:
+                client.unmap_volume(volume.id, all_sdcs=True)
+            except sio_exc.VolumeNotFound:
+                continue
         if delete_volume(volume.id):
             count += 1
+    forget_stale_mappings(instance.uuid)
     if count:
         LOG.info('Deleted %d ScaleIO volumes of instance %s', count,
                  instance.uuid)
+    return count
+
+
+# -- stale mappings ----------------------------------------------------------
+#
+# A mapping that could not be removed after the instance left this host
+# is recorded as an empty file ``<instance uuid>.<volume id>`` (``.all``
+# when not even the list of mapped volumes could be read) under
+# ``<instances_path>/_sio_stale_mappings``; :func:`sweep_stale_mappings`
+# unmaps them at the next image cache manager pass.
+
+STALE_DIR = '_sio_stale_mappings'
+_ALL = 'all'
+
+
+def _stale_dir():
+    try:
+        base = CONF.instances_path
+    except (AttributeError, cfg.NoSuchOptError):
+        return None
+    return os.path.join(base, STALE_DIR) if base else None
+
+
+def record_stale_mapping(instance_uuid, volume_id):
+    """Record a mapping to remove later (None: all of the instance's).
+
+    :param instance_uuid: the instance the volume belongs to.
+    :param volume_id: the volume id, or None.
+    """
+    directory = _stale_dir()
+    if directory is None:
+        return
+    path = os.path.join(directory, '%s.%s' % (instance_uuid,
+                                              volume_id or _ALL))
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+        with open(path, 'a'):
+            pass
+    except (IOError, OSError) as exc:
+        LOG.warning('Could not record the stale mapping %s: %s', path, exc)
+
+
+def stale_mappings():
+    """Return the recorded ``[(instance_uuid, volume_id or None)]``."""
+    directory = _stale_dir()
+    try:
+        names = os.listdir(directory) if directory else ()
+    except (IOError, OSError):
+        return []
+    found = []
+    for name in sorted(names):
+        owner, _sep, volume_id = name.partition('.')
+        if owner and volume_id:
+            found.append((owner, None if volume_id == _ALL else volume_id))
+    return found
+
+
+def _drop_stale(instance_uuid, volume_id):
+    try:
+        os.unlink(os.path.join(_stale_dir(), '%s.%s' % (
+            instance_uuid, volume_id or _ALL)))
+    except (IOError, OSError, TypeError, AttributeError):
+        pass
+
+
+def forget_stale_mappings(instance_uuid, only_instance_wide=False):
+    """Drop the records of an instance (it uses this host again).
+
+    :param only_instance_wide: drop only the "all mappings" record.
+    """
+    for owner, volume_id in stale_mappings():
+        if owner == str(instance_uuid) and \
+                (volume_id is None or not only_instance_wide):
+            _drop_stale(owner, volume_id)
+
+
+class _Owner(object):
+    """The part of an instance :func:`mapped_here` reads."""
+
+    def __init__(self, uuid):
+        self.uuid = uuid
+
+
+def sweep_stale_mappings(all_instances):
+    """Remove the recorded stale mappings of this host; never raises.
+
+    A record whose instance lives on this host again (or is moving here)
+    is dropped without unmapping anything. Other records are unmapped; a
+    record stays until its unmap succeeds.
+
+    :param all_instances: the instances Nova's image cache manager sees.
+    :returns: the number of volumes unmapped.
+    """
+    records = stale_mappings()
+    if not records:
+        return 0
+    here = {}
+    for instance in all_instances or ():
+        if _field(instance, 'host') == CONF.host or \
+                _field(instance, 'task_state') == 'migrating':
+            here[str(_field(instance, 'uuid'))] = instance
+    count = 0
+    for owner, volume_id in records:
+        if owner in here:
+            _drop_stale(owner, volume_id)
+            continue
+        try:
+            if volume_id is None:
+                ids = [v.id for v in mapped_here(_Owner(owner))]
+            else:
+                ids = [volume_id]
+            for one in ids:
+                try:
+                    if unmap_volume(one):
+                        count += 1
+                except sio_exc.DeviceTimeout:
+                    count += 1  # unmapped; the device lingers
+                except sio_exc.VolumeNotFound:
+                    pass
+        except Exception as exc:  # tried again at the next pass
+            LOG.warning('Could not remove the stale mapping of instance %s '
+                        '(%s): %s', owner, volume_id or 'all volumes', exc)
+            continue
+        _drop_stale(owner, volume_id)
+        LOG.info('Removed the stale ScaleIO mapping of instance %s (%s) '
+                 'from this host', owner, volume_id or 'all volumes')
     return count
 
 
@@ -647,10 +1050,17 @@ def cleanup_resize(instance):
 
 def remove_rescue_volume(instance):
     """Delete the rescue disk volume(s) of an instance (unrescue)."""
+    rescue = ('disk.rescue', 'disk.config.rescue')
+    known = [v for v in mapped_here(instance) if v.disk_name in rescue]
+    names = set(v.name for v in known)
+    client = get_client()
+    name = volume_name(instance.uuid, 'disk.rescue')
+    if name not in names:
+        volume_id = client.get_volume_id(name)
+        if volume_id is not None:
+            known.append(Volume(name, 'disk.rescue', '', volume_id))
     count = 0
-    for volume in (_probe(get_client(), instance.uuid, 'disk.rescue', KINDS) +
-                   _probe(get_client(), instance.uuid, 'disk.config.rescue',
-                          KINDS)):
+    for volume in known:
         if delete_volume(volume.id):
             count += 1
     return count
@@ -667,7 +1077,10 @@ def snapshot_volumes(instance):
     """
     client = get_client()
     names = []
-    for volume in instance_volumes(instance, kinds=('',)):
+    volumes = instance_volumes(instance, kinds=('',))
+    # The root disk first: see remove_snapshots.
+    volumes.sort(key=lambda v: (v.disk_name != 'disk', v.disk_name))
+    for volume in volumes:
         snap_name = volume_name(instance.uuid, volume.disk_name,
                                 RESIZE_SNAPSHOT)
         stale = client.get_volume_id(snap_name)
@@ -680,9 +1093,16 @@ def snapshot_volumes(instance):
 
 
 def remove_snapshots(instance):
-    """Delete the resize snapshots of an instance (idempotent)."""
+    """Delete the resize snapshots of an instance (idempotent).
+
+    The snapshot of the root disk goes last (and is made first): while
+    any resize snapshot is left, the root disk's is, which is what
+    :func:`destroy_volumes` looks for.
+    """
     count = 0
-    for volume in instance_volumes(instance, kinds=(RESIZE_SNAPSHOT,)):
+    volumes = instance_volumes(instance, kinds=(RESIZE_SNAPSHOT,))
+    volumes.sort(key=lambda v: (v.disk_name == 'disk', v.disk_name))
+    for volume in volumes:
         if delete_volume(volume.id):
             count += 1
     return count
@@ -1413,6 +1833,7 @@ def manage_base_volumes(all_instances):
     :param all_instances: the instances Nova's image cache manager sees.
     :returns: the names of the deleted base volumes and stale fills.
     """
+    sweep_stale_mappings(all_instances)
     recorded = recorded_base_images()
     if not recorded:
         return []

@@ -9,7 +9,10 @@
   ``drv_cfg --query_mdms`` / ``--query_vols``;
 * :func:`device_path` is ``<device_root>/emc-vol-<systemId>-<volumeId>``;
 * :func:`wait_for_device` / :func:`wait_for_removal` poll for it with a
-  short, growing interval and a deadline.
+  short, growing interval and a deadline;
+* :func:`rescan` asks the SDC to look for new volumes and sizes
+  (``drv_cfg --rescan``); :func:`device_size` / :func:`wait_for_size`
+  read the size a device shows on this host.
 
 Commands run through an *executor*: a callable ``execute(*argv)`` that
 returns ``(stdout, stderr)`` and raises on a non-zero exit, such as
@@ -22,6 +25,7 @@ from __future__ import absolute_import
 import logging
 import os
 import re
+import stat
 import subprocess
 import time
 
@@ -181,3 +185,43 @@ def wait_for_removal(path, timeout, interval=0.05, max_interval=0.5,
     """
     return _poll(lambda p: not os.path.lexists(p), path, timeout,
                  'disappear', interval, max_interval, sleep, clock)
+
+
+def rescan(drv_cfg_path=None, execute=None, candidates=DRV_CFG_PATHS):
+    """Make the SDC look again for mapped volumes and their sizes.
+
+    ``drv_cfg --rescan``, as os-brick runs it: the SDC then creates the
+    devices of mapped volumes it has no device for and shows the current
+    size of grown volumes.
+
+    :raises SdcGuidUnavailable: drv_cfg is missing or failed.
+    """
+    _run_drv_cfg('--rescan', drv_cfg_path, execute, candidates)
+
+
+def device_size(path):
+    """Return the size in bytes that the device at ``path`` shows here.
+
+    :param path: a by-id path (a link to a block device, or to a file).
+    :raises OSError: the device cannot be opened.
+    """
+    info = os.stat(path)
+    if stat.S_ISREG(info.st_mode):
+        return info.st_size
+    with open(path, 'rb') as handle:
+        handle.seek(0, os.SEEK_END)
+        return handle.tell()
+
+
+def wait_for_size(path, size, timeout, read_size=device_size,
+                  interval=0.05, max_interval=0.5, sleep=time.sleep,
+                  clock=time.time):
+    """Wait until the device at ``path`` shows at least ``size`` bytes.
+
+    :param read_size: ``read_size(path)`` returns the size shown now.
+    :returns: ``path``.
+    :raises DeviceTimeout: the device kept a smaller size.
+    """
+    return _poll(lambda p: read_size(p) >= size, path, timeout,
+                 'grow to %d bytes' % size, interval, max_interval, sleep,
+                 clock)

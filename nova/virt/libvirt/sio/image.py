@@ -411,7 +411,12 @@ class Sio(imagebackend.Image):
                                       *args, **kwargs)
 
     def resize_image(self, size):
-        """Grow the volume to ``size`` bytes (never shrink it)."""
+        """Grow the volume to ``size`` bytes (never shrink it).
+
+        When the volume is mapped here the SDC is rescanned and the device
+        waited for until it shows the new size, so that what runs next
+        (a file system resize, the guest) sees the whole volume.
+        """
         volume_id = self._lookup()
         if volume_id is None or not size:
             return
@@ -423,6 +428,7 @@ class Sio(imagebackend.Image):
                  self.volume_name, current // hooks.GiB, wanted // hooks.GiB)
         hooks.get_client().extend_volume(volume_id,
                                          naming.size_in_gb(wanted))
+        hooks.wait_for_growth(volume_id, wanted)
 
     def get_disk_size(self, name):
         """Size of ``name``: the volume's for its device, else the file's."""

@@ -17,6 +17,7 @@ is visible on the others, as with a real shared volume.
 
 from __future__ import absolute_import
 
+import errno
 import os
 import shutil
 
@@ -29,6 +30,7 @@ except ImportError:  # Python 2.7
 from nova.virt.libvirt.sio import client as sio_client
 from nova.virt.libvirt.sio import exception as sio_exc
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import host as sio_host
 
 GiB = 1024 ** 3
 SYSTEM_ID = '1a2b3c4d5e6f7a8b'
@@ -75,6 +77,7 @@ class FakeScaleIO(object):
         self.capacity = {'total_bytes': 800 * GiB, 'free_bytes': 640 * GiB,
                          'used_bytes': 160 * GiB, 'provisioned_bytes': 0}
         self.calls = []
+        self.blind = set()    # SDC GUIDs whose rescan shows no device
         self._next = 1
         self.closed = False
 
@@ -274,6 +277,34 @@ class FakeScaleIO(object):
     def get_sdc_id(self, guid):
         return self._sdc(guid=guid)[0]
 
+    def rescan(self, guid):
+        """The SDC ``guid`` looks again: devices for its mapped volumes.
+
+        SDCs in ``blind`` (upper-case GUIDs) never show a device.
+        """
+        sid, root = self._sdc(guid=guid)
+        self.calls.append(('rescan', sid))
+        if guid.upper() in self.blind:
+            return
+        for volume in self.volumes.values():
+            path = os.path.join(root, 'emc-vol-%s-%s' % (SYSTEM_ID,
+                                                         volume.id))
+            if sid in volume.mapped and not os.path.exists(path):
+                with open(path, 'wb') as handle:
+                    handle.write(volume.data)
+
+    def device_size(self, path):
+        """The size a fake device shows: its volume's, at once."""
+        if not os.path.exists(path):
+            raise OSError(errno.ENOENT, 'no such device', path)
+        return self._volume(path.rsplit('-', 1)[1]).size_gb * GiB
+
+    def get_sdc_volumes(self, sdc_id):
+        self._sdc(sdc_id=sdc_id)
+        return [v.as_dict() for v in sorted(self.volumes.values(),
+                                            key=lambda v: v.id)
+                if sdc_id in v.mapped]
+
 
 def patch_object(owner, target, attribute, **kwargs):
     """Patch ``target.attribute`` with a mock until ``owner`` cleans up.
@@ -317,6 +348,10 @@ class SioFixture(fixtures.Fixture):
         self.use_host('host-a')
         patch_object(self, sio_client.Client, 'from_conf',
                      return_value=self.sio)
+        patch_object(self, sio_host, 'rescan', side_effect=lambda *a, **k:
+                     self.sio.rescan(sio_hooks.CONF.scaleio.default_sdcguid))
+        patch_object(self, sio_host, 'device_size',
+                     side_effect=self.sio.device_size)
         sio_hooks.reset()
         self.addCleanup(sio_hooks.reset)
 

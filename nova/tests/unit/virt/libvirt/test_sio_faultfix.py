@@ -146,13 +146,15 @@ class SioFaultFixTestCase(test.NoDBTestCase):
             self.assertEqual(b'guest', handle.read())
         self.assertEqual([self.sdc(self.fx.GUID_A)], self.mapped(volume_id))
 
-    def test_mapped_without_device_that_stays_absent_is_unmapped(self):
+    def test_mapped_without_device_that_stays_absent_stays_mapped(self):
+        # The mapping was there before: a guest may use it; never unmap.
         volume_id = self.make('disk', map_to=(self.fx.GUID_A,))
         os.remove(self.sio.device(self.fx.GUID_A, volume_id))
         self.lost.add('host-a')
+        self.sio.blind.add(self.fx.GUID_A.upper())
         self.assertRaises(sio_exc.DeviceTimeout, sio_hooks.map_volume,
                           volume_id)
-        self.assertEqual([], self.mapped(volume_id))
+        self.assertEqual([self.sdc(self.fx.GUID_A)], self.mapped(volume_id))
 
     # -- 2. map_volumes undoes its own mappings ------------------------------
 
