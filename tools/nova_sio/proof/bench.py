@@ -101,6 +101,39 @@ def render_calls(figures):
     return '\n'.join(lines), differ
 
 
+#: Gateway-call targets per operation: ``(calls per disk, constant)``.
+CALL_TARGETS = {'delete': (2, 3), 'live_migration': (2, 3),
+                'confirm': (3, 3)}
+
+
+def check_call_targets(figures):
+    """Compare the calls per operation with :data:`CALL_TARGETS`.
+
+    The instance's disk count is ``disks`` in the figures (the benchmark
+    flavor has a root disk only when it is absent).
+
+    :param figures: ``{volumes: figures}`` of ``SioBenchTest``.
+    :returns: ``(table text, [missed (operation, volumes)])``.
+    """
+    head = ('operation', 'volumes', 'calls', 'target', 'ok')
+    lines = ['%-16s %9s %7s %7s  %s' % head]
+    missed = []
+    for size in sorted(figures):
+        disks = int(figures[size].get('disks') or 1)
+        for op in sorted(CALL_TARGETS):
+            calls = figures[size]['calls'].get(op)
+            if calls is None:
+                continue
+            per_disk, constant = CALL_TARGETS[op]
+            target = per_disk * disks + constant
+            ok = calls <= target
+            if not ok:
+                missed.append((op, size))
+            lines.append('%-16s %9d %7d %7d  %s' % (op, size, calls, target,
+                                                    'yes' if ok else 'NO'))
+    return '\n'.join(lines), missed
+
+
 def render_waits(figures):
     """Return the device wait lines: measured waits and configured delay."""
     lines = []
@@ -211,7 +244,12 @@ def main(argv=None):
             print(render_waits(figures))
             print(render_copy(figures))
             result['calls_differ'] = differ
-            status = 1 if differ else 0
+            targets, missed = check_call_targets(figures)
+            print()
+            print('Gateway calls against the targets (per disk + constant)')
+            print(targets)
+            result['calls_missed'] = ['%s@%d' % m for m in missed]
+            status = 1 if differ or missed else 0
         else:
             print('functional benchmark did not produce both sizes')
             status = 1
