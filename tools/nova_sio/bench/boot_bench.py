@@ -41,7 +41,7 @@ driver's destroy hook) and, for zero copy, the base volume
 (``hooks.manage_base_volumes``, the image cache manager hook). Then
 nothing may be left: no volume, mapping or device link in the emulator,
 no backing file, no file in the instances directory but the cached
-image and Nova's lock files.
+image and Nova's lock files, no file in the run's temporary directory.
 
 Exit status 1 when a target is missed or something leaked:
 
@@ -321,6 +321,8 @@ def run_path(backend, image, size_gb, data, zero_copy, boots, storage_dir,
         emulator.stop()
         backend.hooks.reset()
         shutil.rmtree(backend.instances, ignore_errors=True)
+    # Temporary files of the run (Nova's, qemu-img's, the emulator's).
+    found['temp_files'] = sorted(os.listdir(tempfile.gettempdir()))
     return {'image_gb': size_gb, 'image_data_bytes': data,
             'path': PATHS[1] if zero_copy else PATHS[0],
             'boots': boots, 'device_delay': delay,
@@ -345,6 +347,11 @@ def measure(sizes, boots, data_percent, storage_dir=None,
         (None: the emulator's default).
     """
     workdir = tempfile.mkdtemp(prefix='boot-bench-')
+    previous = tempfile.tempdir, os.environ.get('TMPDIR')
+    # A temporary directory of the run's own: what is left in it leaked.
+    tmp = os.path.join(workdir, 'tmp')
+    os.mkdir(tmp)
+    tempfile.tempdir = os.environ['TMPDIR'] = tmp
     try:
         backend = Backend(workdir)
         results = []
@@ -357,6 +364,11 @@ def measure(sizes, boots, data_percent, storage_dir=None,
                                         device_delay))
             os.unlink(image)
     finally:
+        tempfile.tempdir = previous[0]
+        if previous[1] is None:
+            del os.environ['TMPDIR']
+        else:
+            os.environ['TMPDIR'] = previous[1]
         shutil.rmtree(workdir, ignore_errors=True)
     return results
 
@@ -413,13 +425,13 @@ def _median(values):
 
 
 def _ms(value):
-    return '-' if value is None else '%.0f' % (value * 1000)
+    return '-' if value is None else '%.1f' % (value * 1000)
 
 
 def render(results, checks):
     """Format :func:`measure` results and :func:`targets` checks."""
-    head = ('%-6s %-9s %-11s %11s %11s %7s %11s %11s %7s %6s %9s %6s')
-    row = ('%-6s %-9s %-11s %11d %11d %7.3f %11d %11d %7.3f %6.3f %9s %6s')
+    head = ('%-6s %-9s %-11s %11s %11s %7s %11s %11s %7s %6s %11s %6s')
+    row = ('%-6s %-9s %-11s %11d %11d %7.3f %11d %11d %7.3f %6.3f %11s %6s')
     lines = [head % ('image', 'path', 'snapshots', 'boot1 bytes',
                      'boot1 io', 'boot1 s', 'bootN bytes', 'bootN io',
                      'bootN s', 'snap s', 'dev wait', 'leaks')]
