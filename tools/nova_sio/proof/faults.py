@@ -162,7 +162,8 @@ def run_suite(version, tests, concurrency, cells_path):
     :param version: the Nova release.
     :param tests: the test regex.
     :param concurrency: stestr workers.
-    :param cells_path: the file the tests append their JSON lines to.
+    :param cells_path: the file the tests append their JSON lines to;
+        the runner's output is written beside it (``<cells_path>.out``).
     """
     with _tree_lock(version):
         tree = testenv.build_tree(version)
@@ -182,6 +183,8 @@ def run_suite(version, tests, concurrency, cells_path):
         proc = util.run(cmd, cwd=tree, check=False, isolated=False,
                         env=env, timeout=4 * 3600)
     out = (proc.stdout + proc.stderr).decode('utf-8', 'replace')
+    with open(cells_path + '.out', 'w') as handle:
+        handle.write(out)
     return proc.returncode, out
 
 
@@ -427,8 +430,10 @@ def main(argv=None):
         result['series_sha256'] = engine.load_manifest()['releases'].get(
             args.version, {}).get('series_sha256')
         record(args.version, args.tests, result)
-    if output and (returncode and not cells):
-        sys.stderr.write(output[-3000:])
+    if output:
+        print('runner output: %s.out' % cells_path)
+        if returncode and not cells:
+            sys.stderr.write(output[-3000:])
     return 1 if failed else 0
 
 

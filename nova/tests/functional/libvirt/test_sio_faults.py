@@ -155,6 +155,9 @@ class _GroupView(object):
                 'device_root']
         if name == 'default_sdcguid':
             return self._identity.hosts[self._identity.host()]['guid']
+        if name == 'drv_cfg_path':
+            # The emulated host's drv_cfg (--rescan shows grown sizes).
+            return self._identity.hosts[self._identity.host()]['drv_cfg']
         return getattr(self._group, name)
 
     def __getitem__(self, name):
@@ -331,10 +334,10 @@ class SioFunctionalBase(base.ServersTestBase):
             _managed_save_remove))
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.libvirt.utils.fetch_raw_image', fake_fetch))
-        if self.real_qemu_img:
-            # privsep-decorated calls run in this process (as root).
-            self.useFixture(nova_fixtures.PrivsepFixture())
-        else:
+        # privsep-decorated calls (drv_cfg, device sizes, qemu-img) run
+        # in this process, as root.
+        self.useFixture(nova_fixtures.PrivsepFixture())
+        if not self.real_qemu_img:
             self.useFixture(fixtures.MonkeyPatch(
                 'nova.virt.images.convert_image', fake_convert))
             self.useFixture(fixtures.MonkeyPatch(
@@ -495,6 +498,9 @@ NOT_APPLICABLE = {
         'a delete creates, grows, renames and maps no volume',
     ('delete', 'no_device'):
         'a delete maps no volume and waits for no device',
+    ('snapshot', 'no_device'):
+        'a cold snapshot reads the root disk through the device already '
+        'mapped on the compute; it maps no volume',
 }
 #: A POST that maps a volume to an SDC: with ``no_device`` armed, its
 #: device never appears.
