@@ -45,11 +45,12 @@ image and Nova's lock files, no file in the run's temporary directory.
 
 Exit status 1 when a target is missed or something leaked:
 
-* zero-copy boot N writes at most ``--max-bootn-bytes`` (default 0);
-* zero-copy boot N of the largest image takes at most ``--max-ratio``
-  (default 1.5) times that of the smallest plus ``--slack`` seconds
-  (default 0.02) (needs two sizes);
-* with ``--max-bootn-seconds``: zero-copy boot N takes at most that.
+* every zero-copy boot after the first writes at most
+  ``--max-bootn-bytes`` (default 0);
+* the median time of those boots for the largest image is at most
+  ``--max-ratio`` (default 1.5) times that of the smallest plus
+  ``--slack`` seconds (default 0.02) (needs two sizes);
+* with ``--max-bootn-seconds``: that median is at most this.
 
 Where the emulator keeps its volumes: ``--storage-dir DIR``, or
 ``--reflink-fs`` (root) for a scratch XFS with reflink in a loop-mounted
@@ -382,40 +383,58 @@ def leaked(result):
     return dict((k, v) for k, v in sorted(result['leaks'].items()) if v)
 
 
+def _later_boots(result):
+    """The boots after the first (the first fills the base volume)."""
+    return result['runs'][1:] or result['runs']
+
+
+def _boots_label(result):
+    return 'boots 2..%d' % result['boots'] if result['boots'] > 1 \
+        else 'boot 1'
+
+
 def targets(results, max_bootn_bytes=0, max_ratio=1.5, slack=0.02,
             max_bootn_seconds=None):
-    """Check the targets; return ``[(met, line)]``.
+    """Check the targets on the zero-copy boots after the first.
+
+    Every one of them writes at most ``max_bootn_bytes``; their median
+    time (one slow boot on a busy host does not decide) is at most
+    ``max_bootn_seconds``, and for the largest image at most
+    ``max_ratio`` times that of the smallest plus ``slack``.
 
     :param results: :func:`measure` results.
     :param max_bootn_bytes: bytes a zero-copy boot N may write.
     :param max_ratio: zero-copy boot N time, largest over smallest image.
     :param slack: seconds of noise allowed on top of the ratio.
     :param max_bootn_seconds: seconds a zero-copy boot N may take.
+    :returns: ``[(met, line)]``.
     """
     zero = sorted((r for r in results if r['path'] == PATHS[1]),
                   key=lambda r: r['image_gb'])
     checks = []
     for r in zero:
-        written = r['last']['bytes']
+        written = max(run['bytes'] for run in _later_boots(r))
         checks.append((written <= max_bootn_bytes,
-                       'zero-copy boot %d, %d GiB image: %d bytes written '
-                       '(target <= %d)' % (r['boots'], r['image_gb'],
-                                           written, max_bootn_bytes)))
+                       'zero-copy %s, %d GiB image: at most %d bytes '
+                       'written (target <= %d)' % (
+                           _boots_label(r), r['image_gb'], written,
+                           max_bootn_bytes)))
         if max_bootn_seconds is not None:
-            took = r['last']['seconds']
+            took = _median(run['seconds'] for run in _later_boots(r))
             checks.append((took <= max_bootn_seconds,
-                           'zero-copy boot %d, %d GiB image: %.3f s '
-                           '(target <= %g s)' % (r['boots'], r['image_gb'],
-                                                 took, max_bootn_seconds)))
+                           'zero-copy %s, %d GiB image: median %.3f s '
+                           '(target <= %g s)' % (
+                               _boots_label(r), r['image_gb'], took,
+                               max_bootn_seconds)))
     if len(zero) >= 2:
         small, large = zero[0], zero[-1]
-        t_small = small['last']['seconds']
-        t_large = large['last']['seconds']
+        t_small = _median(run['seconds'] for run in _later_boots(small))
+        t_large = _median(run['seconds'] for run in _later_boots(large))
         checks.append((
             t_large <= max_ratio * t_small + slack,
-            'zero-copy boot %d, %d GiB vs %d GiB image: %.3f s vs %.3f s '
-            '(x%.2f; target <= x%g + %g s)' % (
-                large['boots'], small['image_gb'], large['image_gb'],
+            'zero-copy %s, %d GiB vs %d GiB image: median %.3f s vs '
+            '%.3f s (x%.2f; target <= x%g + %g s)' % (
+                _boots_label(large), small['image_gb'], large['image_gb'],
                 t_small, t_large, t_large / t_small if t_small else 0.0,
                 max_ratio, slack)))
     return checks

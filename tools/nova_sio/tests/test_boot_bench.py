@@ -157,3 +157,35 @@ class BootThroughNovaTest(sio_base.TestCase):
                          [t['met'] for t in report['targets']])
         self.assertEqual([{}, {}], [boot_bench.leaked(r)
                                     for r in report['results']])
+
+
+class TargetsTest(sio_base.TestCase):
+    """The targets look at every zero-copy boot after the first."""
+
+    def _zero_copy(self, size_gb, runs):
+        runs = [{'bytes': b, 'seconds': s} for b, s in runs]
+        return {'image_gb': size_gb, 'path': boot_bench.PATHS[1],
+                'boots': len(runs), 'runs': runs, 'first': runs[0],
+                'last': runs[-1], 'leaks': {}}
+
+    def test_a_write_in_any_later_boot_misses(self):
+        result = self._zero_copy(1, [(MiB, 1.0), (0, 0.3), (4096, 0.3),
+                                     (0, 0.3)])
+        checks = boot_bench.targets([result])
+        self.assertEqual([False], [met for met, _line in checks])
+        self.assertIn('boots 2..4, 1 GiB image: at most 4096 bytes',
+                      checks[0][1])
+        self.assertEqual(1, boot_bench.status([result], checks))
+
+    def test_time_targets_take_the_median(self):
+        small = self._zero_copy(1, [(MiB, 1.0), (0, 0.3), (0, 0.4),
+                                    (0, 0.3)])
+        large = self._zero_copy(10, [(10 * MiB, 9.0), (0, 0.4), (0, 5.0),
+                                     (0, 0.4)])
+        checks = boot_bench.targets([small, large], max_bootn_seconds=0.4)
+        self.assertEqual([True] * 5, [met for met, _line in checks])
+        self.assertIn('median 0.300 s vs 0.400 s (x1.33', checks[-1][1])
+        checks = boot_bench.targets([small, large], max_ratio=1.2,
+                                    slack=0.0, max_bootn_seconds=0.35)
+        self.assertEqual([True, True, True, False, False],
+                         [met for met, _line in checks])
