@@ -69,30 +69,22 @@ FUNCTIONAL = 'nova.tests.functional'
 RESULTS = 'tested.json'
 UNIT_PACKAGE = 'nova.tests.unit.virt.libvirt.'
 FUNCTIONAL_PACKAGE = 'nova.tests.functional.libvirt.'
-# Our unit test modules that must pass tests in every era, and per era the
-# ones written for its driver seams.  A module listed here that a run
-# selects must pass at least one test: a module that skips as a whole in
-# an era it was written for (its era check misfired) fails the run.
-_UNIT_COMMON = ('test_sio_image', 'test_sio_hooks', 'test_sio_faultfix',
-                'test_sio_beyond_emulator')
-# test_sio_beyond needs fixtures with Fixture._setUp (Liberty's 1.4.0 on).
-_UNIT_E2_ON = _UNIT_COMMON + ('test_sio_beyond',)
-REQUIRED_UNIT = {
-    'E1': _UNIT_COMMON + ('test_sio_kilo',),
-    'E2a': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
-    'E2': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
-    'E3': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
-    'E3b': _UNIT_E2_ON + ('test_sio_e2e3_driver',),
-    'E4': _UNIT_E2_ON + ('test_sio_e4e5_driver',),
-    'E5': _UNIT_E2_ON + ('test_sio_e4e5_driver',),
-    'E6-zed': _UNIT_E2_ON + ('test_sio_driver', 'test_sio_lifecycle'),
-    'E6': _UNIT_E2_ON + ('test_sio_driver', 'test_sio_lifecycle'),
+# The eras of releases/eras.txt.  In each, every test_sio* module of ours
+# that a run selects must pass at least one test, except the modules
+# written for some eras only (their era checks skip them elsewhere): a
+# module that skips as a whole where it should run fails the run.
+ERAS = ('E1', 'E2a', 'E2', 'E3', 'E3b', 'E4', 'E5', 'E6-zed', 'E6')
+UNIT_ERAS = {
+    'test_sio_kilo': ('E1',),
+    # Needs fixtures with Fixture._setUp (Liberty's 1.4.0 on).
+    'test_sio_beyond': ERAS[1:],
+    'test_sio_e2e3_driver': ('E2a', 'E2', 'E3', 'E3b'),
+    'test_sio_e4e5_driver': ('E4', 'E5'),
+    'test_sio_driver': ('E6-zed', 'E6'),
+    'test_sio_lifecycle': ('E6-zed', 'E6'),
 }
 # Our functional tests run on the newest era's functional base only.
-REQUIRED_FUNCTIONAL = {
-    'E6': ('test_sio', 'test_sio_beyond', 'test_sio_concurrency',
-           'test_sio_faults'),
-}
+FUNCTIONAL_ERAS = ('E6',)
 # Test ids the unittest loaders give a module that failed to import.
 IMPORT_FAILURE_RE = re.compile(
     r'^unittest\.loader\.(?:_FailedTest|ModuleImportFailure)\.(.+)$')
@@ -598,20 +590,35 @@ def _run_tests(version, tests, concurrency, python, record):
     return result
 
 
+def our_modules(package):
+    """Return the names of our ``test_sio*`` modules in a test package.
+
+    :param package: ``UNIT_PACKAGE`` or ``FUNCTIONAL_PACKAGE``.
+    :returns: sorted module names, without the package.
+    """
+    path = os.path.join(paths.project_root(), *package.split('.')[:-1])
+    if not os.path.isdir(path):
+        return []
+    return sorted(fn[:-3] for fn in os.listdir(path)
+                  if fn.startswith('test_sio') and fn.endswith('.py'))
+
+
 def required_modules(era_name):
     """Return the full names of our modules that must pass in an era.
 
     :param era_name: an era of ``releases/eras.txt`` (``'E4'``).
-    :raises TestEnvError: when the era has no entry in
-        :data:`REQUIRED_UNIT`.
+    :raises TestEnvError: when the era is not in :data:`ERAS`.
     """
-    if era_name not in REQUIRED_UNIT:
+    if era_name not in ERAS:
         raise TestEnvError(version='(era %s)' % era_name, reason='no '
                            'required test modules are defined for this era '
-                           '(nova_sio.testenv.REQUIRED_UNIT)')
-    return [UNIT_PACKAGE + m for m in REQUIRED_UNIT[era_name]] + [
-        FUNCTIONAL_PACKAGE + m for m in REQUIRED_FUNCTIONAL.get(
-            era_name, ())]
+                           '(nova_sio.testenv.ERAS)')
+    result = [UNIT_PACKAGE + m for m in our_modules(UNIT_PACKAGE)
+              if era_name in UNIT_ERAS.get(m, ERAS)]
+    if era_name in FUNCTIONAL_ERAS:
+        result += [FUNCTIONAL_PACKAGE + m
+                   for m in our_modules(FUNCTIONAL_PACKAGE)]
+    return result
 
 
 def check_modules(required, tests, results):

@@ -35,7 +35,6 @@ from nova_sio import engine
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases
-from nova_sio import series as series_mod
 from nova_sio import source
 from nova_sio import testenv
 
@@ -258,21 +257,45 @@ class RequiredModulesTest(testtools.TestCase):
     UNIT = testenv.UNIT_PACKAGE
 
     def test_every_era_has_its_modules(self):
-        eras = set(e.name for e in releases.load_eras())
-        self.assertEqual(eras, set(testenv.REQUIRED_UNIT))
-        self.assertLessEqual(set(testenv.REQUIRED_FUNCTIONAL), eras)
+        eras = [e.name for e in releases.load_eras()]
+        self.assertEqual(sorted(eras), sorted(testenv.ERAS))
+        self.assertLessEqual(set(testenv.FUNCTIONAL_ERAS), set(eras))
+        ours = testenv.our_modules(testenv.UNIT_PACKAGE)
+        for mod, mod_eras in testenv.UNIT_ERAS.items():
+            self.assertIn(mod, ours)
+            self.assertLessEqual(set(mod_eras), set(eras), mod)
 
-    def test_every_module_of_ours_is_required_somewhere(self):
-        files = series_mod.runtime_files(with_tests=True)
-        ours = set()
-        for rel in files:
-            base = os.path.basename(rel)
-            if base.startswith('test_sio') and base.endswith('.py'):
-                ours.add(rel[:-3].replace('/', '.'))
-        required = set()
-        for era in testenv.REQUIRED_UNIT:
-            required |= set(testenv.required_modules(era))
-        self.assertEqual(set(), ours - required)
+    def short(self, era):
+        return set(m[len(self.UNIT):] for m in
+                   testenv.required_modules(era)
+                   if m.startswith(self.UNIT))
+
+    def test_era_modules(self):
+        self.assertIn('test_sio_kilo', self.short('E1'))
+        self.assertNotIn('test_sio_beyond', self.short('E1'))
+        self.assertNotIn('test_sio_driver', self.short('E1'))
+        self.assertIn('test_sio_e2e3_driver', self.short('E3b'))
+        self.assertNotIn('test_sio_e4e5_driver', self.short('E3b'))
+        self.assertIn('test_sio_e4e5_driver', self.short('E5'))
+        self.assertLessEqual({'test_sio_driver', 'test_sio_lifecycle',
+                              'test_sio_beyond'}, self.short('E6-zed'))
+        self.assertNotIn('test_sio_kilo', self.short('E6'))
+        func = [m for m in testenv.required_modules('E6')
+                if m.startswith(testenv.FUNCTIONAL_PACKAGE)]
+        self.assertIn(testenv.FUNCTIONAL_PACKAGE + 'test_sio', func)
+        self.assertFalse([m for m in testenv.required_modules('E5')
+                          if m.startswith(testenv.FUNCTIONAL_PACKAGE)])
+
+    def test_a_new_module_is_required_in_every_era(self):
+        co = self.useFixture(ScratchCheckout(cache=False))
+        new = os.path.join(co.root, 'nova', 'tests', 'unit', 'virt',
+                           'libvirt', 'test_sio_brand_new.py')
+        for era in testenv.ERAS:
+            self.assertNotIn('test_sio_brand_new', self.short(era))
+        with open(new, 'w') as f:
+            f.write('')
+        for era in testenv.ERAS:
+            self.assertIn('test_sio_brand_new', self.short(era))
 
     def test_unknown_era_is_an_error(self):
         exc = self.assertRaises(testenv.TestEnvError,
