@@ -553,8 +553,10 @@ def measure_in(python, nova_tree, args, storage_dir):
     :param nova_tree: Nova's source root to import it from (None: the
         ``nova`` that ``python`` has).
     """
-    handle, raw = tempfile.mkstemp(prefix='boot-bench-', suffix='.json')
-    os.close(handle)
+    # The measurement's temporary files all go into this directory, so
+    # that they are removed even when it is killed.
+    scratch = tempfile.mkdtemp(prefix='boot-bench-')
+    raw = os.path.join(scratch, 'results.json')
     cmd = [python, '-m', 'nova_sio.bench.boot_bench', '--in-nova', raw,
            '--boots', str(args.boots), '--data-percent',
            str(args.data_percent), '--sizes'] + [str(s) for s in args.sizes]
@@ -566,13 +568,12 @@ def measure_in(python, nova_tree, args, storage_dir):
     path = [os.path.join(root, 'tools')]
     if nova_tree:
         path.insert(0, nova_tree)
-    env = dict(os.environ, NOVA_SIO_ROOT=root,
+    env = dict(os.environ, NOVA_SIO_ROOT=root, TMPDIR=scratch,
                PYTHONPATH=os.pathsep.join(path), PYTHONDONTWRITEBYTECODE='1')
     try:
         # Not from the checkout root: its nova/ would shadow Nova's.
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT,
-                              cwd=tempfile.gettempdir())
+                              stderr=subprocess.STDOUT, cwd=scratch)
         if proc.returncode:
             sys.stderr.write(proc.stdout.decode('utf-8', 'replace')[-5000:])
             raise RuntimeError('the measurement failed (exit %d)'
@@ -580,7 +581,7 @@ def measure_in(python, nova_tree, args, storage_dir):
         with open(raw) as handle:
             return json.load(handle)
     finally:
-        os.unlink(raw)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _raise_interrupt(signum, frame):
