@@ -100,13 +100,16 @@ class Emulator(object):
         with a fourth item, a dict of :meth:`set_pool` options
         (``zero_padding``, ``data_layout``).
     :param seed: seed for ids and fault probabilities.
+    :param simulator: class of the SDC host simulator, called like
+        ``sdc.HostSimulator`` (default); e.g.
+        ``blockdev.BlockDeviceSimulator`` for real loop devices.
     """
 
     def __init__(self, state_dir=None, version='3.6', https=False, port=0,
                  username='admin', password=None, hosts=('host-a',),
                  pools=(('pd1', 'sp1', 1024),), seed=None,
                  token_idle_timeout=600, token_lifetime=8 * 3600,
-                 storage_dir=None):
+                 storage_dir=None, simulator=None):
         self._own_dir = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='sio-emu-')
         os.makedirs(self.state_dir, exist_ok=True)
@@ -117,8 +120,8 @@ class Emulator(object):
         self.token_idle_timeout = token_idle_timeout
         self.token_lifetime = token_lifetime
         self.system = state_mod.System(version=version, seed=seed)
-        self.sim = sdc_mod.HostSimulator(self.state_dir, self.system,
-                                         storage_dir=storage_dir)
+        self.sim = (simulator or sdc_mod.HostSimulator)(
+            self.state_dir, self.system, storage_dir=storage_dir)
         self.system.listener = self.sim
         self.faults = faults_mod.FaultSet(seed)
         self.tokens = {}
