@@ -362,6 +362,8 @@ def measure(sizes, boots, data_percent, storage_dir=None,
             image = os.path.join(workdir, 'image-%d.raw' % size_gb)
             data = make_image(image, size_gb * GiB, data_percent)
             for zero_copy in (False, True):
+                # The write-back of the path before must not slow this one.
+                os.sync()
                 results.append(run_path(backend, image, size_gb, data,
                                         zero_copy, boots, storage_dir,
                                         device_delay))
