@@ -1,0 +1,62 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Opt-in of the end-to-end tests and their leak checks.
+
+Tests that need root, loop devices, QEMU or libvirt run only with
+``NOVA_SIO_E2E=1`` in the environment (``tools/e2e-setup.sh`` prepares
+the machine). Without it they are skipped, naming the variable; with it,
+a machine that lacks something fails them with the list of what is
+missing, never a traceback of a missing tool.
+"""
+
+import os
+
+from nova_sio.e2e import cleanup
+from nova_sio.e2e import machine
+
+OPT_IN = 'NOVA_SIO_E2E'
+
+
+def require_e2e(test, need_guest_kernel=False):
+    """Skip ``test`` unless opted in; fail it if the machine is unfit.
+
+    :param test: the running ``TestCase``.
+    :param need_guest_kernel: also require the guest kernel.
+    """
+    if os.environ.get(OPT_IN) != '1':
+        test.skipTest('end-to-end test (root, loop devices, QEMU): set '
+                      '%s=1 to run it, after tools/e2e-setup.sh' % OPT_IN)
+    missing = machine.check(need_guest_kernel=need_guest_kernel)
+    if missing:
+        test.fail('%s=1 but this machine cannot run the end-to-end tests:'
+                  '\n%s' % (OPT_IN, '\n'.join('  - %s' % m
+                                               for m in missing)))
+
+
+def loops_backed_under(directory):
+    """Return ``{device: backing file}`` of loop devices whose backing
+    file is inside ``directory``.
+
+    :param directory: a path prefix.
+    """
+    prefix = os.path.realpath(directory).rstrip('/') + '/'
+    found = {}
+    for name in sorted(os.listdir('/sys/block')):
+        if not name.startswith('loop'):
+            continue
+        backing = cleanup.loop_backing_file('/dev/' + name)
+        if backing and backing.startswith(prefix):
+            found['/dev/' + name] = backing
+    return found
+
+
+def mounts_under(directory):
+    """Return the mount points inside ``directory``.
+
+    :param directory: a path prefix.
+    """
+    prefix = os.path.realpath(directory).rstrip('/') + '/'
+    with open('/proc/self/mounts') as handle:
+        points = [line.split()[1] for line in handle if line.strip()]
+    return [p for p in points if p.startswith(prefix)]
