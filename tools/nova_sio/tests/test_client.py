@@ -37,6 +37,8 @@ class LifecycleMixin(object):
         self.assertTrue(client.is_mapped(vol, sdc))
         path = host.wait_for_device(self.device(vol), 5)
         client.extend_volume(vol, 24)
+        # The SDC shows the new size after a rescan, as os-brick runs it.
+        host.rescan(drv_cfg_path=self.emu_fixture.host()['drv_cfg'])
         self.assertEqual(24 * sio_base.GiB, os.path.getsize(
             os.path.realpath(path)))
         self.assertTrue(client.unmap_volume(vol, sdc_id=sdc))

@@ -17,6 +17,7 @@ from nova_sio.tests import sio_base
 
 exception = sio_base.exception
 GiB = sio_base.GiB
+VOL = r'^/api/instances/Volume::'
 
 
 class Login3xTest(sio_base.EmulatorTestCase):
@@ -101,17 +102,24 @@ class Delete4xTest(sio_base.EmulatorTestCase):
         self.assertEqual([], self.emu.volumes())
         self.assertEqual(2, len(self.log_entries('removeMappedSdc')))
         removals = self.log_entries('removeVolume')
-        self.assertEqual([200], [e['status'] for e in removals])
+        # The refusal is not retried: mappedSdcInfo is read instead.
+        self.assertEqual([(500, 4063), (200, None)],
+                         [(e['status'], e.get('error_code'))
+                          for e in removals])
+        self.assertEqual(1, len(self.log_entries(VOL + '[0-9a-f]+$',
+                                                 'GET')))
         audit = self.emu.audit()
         self.assertEqual([], audit['leaked_volumes'])
         self.assertEqual([], audit['stray_mappings'])
 
-    def test_mapped_without_unmap_is_refused_before_removal(self):
+    def test_mapped_without_unmap_raises_volume_mapped(self):
         vol = self.mapped_volume('keep4')
         exc = self.assertRaises(exception.VolumeMapped,
                                 self.client.delete_volume, vol)
         self.assertIn(vol, str(exc))
-        self.assertEqual([], self.log_entries('removeVolume'))
+        self.assertEqual(1, len(self.log_entries('removeVolume')))
+        self.assertEqual([], self.log_entries('removeMappedSdc'))
+        self.assertEqual(2, len(self.client.get_mapped_sdc_ids(vol)))
 
     def test_unknown_removal_error_is_not_taken_for_mapped(self):
         vol = self.client.create_volume('odd4', 8, self.pool_id())
@@ -121,6 +129,28 @@ class Delete4xTest(sio_base.EmulatorTestCase):
         self.assertRaises(exception.GatewayError, self.client.delete_volume,
                           vol, unmap=True)
         self.assertEqual([], self.log_entries('removeMappedSdc'))
+        self.emu.clear_faults()
+        self.emu.clear_log()
+        self.emu.add_fault('status', path='removeVolume', status=400,
+                           error_code=4100, message='Refused', count=None)
+        self.assertRaises(exception.GatewayError, self.client.delete_volume,
+                          vol, unmap=True)
+        self.assertEqual(1, len(self.log_entries('removeVolume')))
+        self.assertEqual([], self.log_entries('removeMappedSdc'))
+
+    def test_transient_failure_is_retried(self):
+        vol = self.client.create_volume('flaky4', 8, self.pool_id())
+        self.emu.add_fault('server_error', path='removeVolume', count=1)
+        self.assertTrue(self.client.delete_volume(vol, unmap=True))
+        self.assertEqual([], self.emu.volumes())
+
+    def test_delete_unmapped_volume_is_one_call(self):
+        vol = self.client.create_volume('plain4', 8, self.pool_id())
+        self.emu.clear_log()
+        self.assertTrue(self.client.delete_volume(vol, unmap=True))
+        self.assertEqual(['removeVolume'],
+                         [e['path'].rsplit('/', 1)[1]
+                          for e in self.emu.request_log()])
 
     def test_missing_volume(self):
         self.assertFalse(self.client.delete_volume('0123456789abcdef',

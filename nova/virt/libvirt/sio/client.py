@@ -50,10 +50,12 @@ None when unmapped)
 ``extend_volume(volume_id, new_size_gb)`` (new total size, multiple of 8;
 extending to the current size is a no-op)
 ``delete_volume(volume_id, remove_mode='ONLY_ME', unmap=False) -> bool``
-    False when the volume did not exist. The volume's ``mappedSdcInfo``
-    is read first: with ``unmap=True`` it is unmapped from every SDC
-    listed there, otherwise :class:`~.exception.VolumeMapped` is raised
-    before anything is removed.
+    False when the volume did not exist. When the removal is refused,
+    whatever the answer's code, the volume's ``mappedSdcInfo`` is read:
+    with ``unmap=True`` it is unmapped from every SDC listed there and
+    removed again, otherwise :class:`~.exception.VolumeMapped` is
+    raised; an unmapped volume's error is raised (after the usual
+    retries when transient).
 ``map_volume(volume_id, sdc_id=None, guid=None, allow_multiple=True)
 -> bool``
     False when it was already mapped to that SDC.
@@ -947,28 +949,48 @@ class Client(object):
         if remove_mode not in REMOVE_MODES:
             raise ValueError('remove_mode must be one of %s'
                              % (REMOVE_MODES,))
-        # The mappings are read first, as Cinder's PowerFlex rest_client
-        # does before removeVolume: 4.x renumbered the "volume is mapped"
-        # answer, so it cannot be recognised reliably.
+        body = {'removeMode': remove_mode}
         try:
-            for attempt in (1, 2):
-                sdc_ids = self.get_mapped_sdc_ids(volume_id)
-                if sdc_ids and not unmap:
-                    raise exception.VolumeMapped(volume=volume_id)
-                for sdc_id in sdc_ids:
-                    self.unmap_volume(volume_id, sdc_id=sdc_id)
-                try:
-                    self._volume_action(volume_id, 'removeVolume',
-                                        {'removeMode': remove_mode})
-                    break
-                except exception.VolumeMapped:
-                    # Mapped again in between (3.x code): once more.
-                    if attempt == 2 or not unmap:
-                        raise
+            try:
+                # One attempt, not retried: whatever a refusal says, the
+                # volume's mappedSdcInfo decides what comes next.
+                self._volume_action(volume_id, 'removeVolume', body,
+                                    idempotent=False)
+            except (exception.VolumeNotFound, exception.AuthenticationFailed,
+                    exception.Forbidden):
+                raise
+            except exception.SioError as exc:
+                self._remove_after_refusal(volume_id, body, unmap, exc)
         except exception.VolumeNotFound:
             return False
         LOG.info('Removed ScaleIO volume %s (%s)', volume_id, remove_mode)
         return True
+
+    def _remove_after_refusal(self, volume_id, body, unmap, exc):
+        """Unmap and remove again after a failed ``removeVolume``.
+
+        4.x renumbered the "volume is mapped" answer (and os-brick knows
+        only the mapping codes' new numbers), so the refusal is not
+        trusted: like Cinder's PowerFlex ``rest_client.remove_volume``,
+        the volume's ``mappedSdcInfo`` tells whether it is mapped. An
+        unmapped volume is removed again only when ``exc`` is transient
+        (retried as usual); otherwise ``exc`` is raised.
+
+        :param volume_id: volume id.
+        :param body: the ``removeVolume`` body.
+        :param unmap: unmap it from every SDC when it is mapped.
+        :param exc: the error of the first ``removeVolume``.
+        :raises VolumeMapped: mapped, and ``unmap`` is False.
+        """
+        sdc_ids = self.get_mapped_sdc_ids(volume_id)
+        if sdc_ids:
+            if not unmap:
+                raise exception.VolumeMapped(volume=volume_id)
+            for sdc_id in sdc_ids:
+                self.unmap_volume(volume_id, sdc_id=sdc_id)
+        elif not self._may_retry(exc, True, 0):
+            raise exc
+        self._volume_action(volume_id, 'removeVolume', body)
 
     def _volume_action(self, volume_id, action, body, idempotent=True,
                        **context):
