@@ -30,9 +30,9 @@ Behaviour taken from public clients of the real gateway:
   "not mapped" 84 -> 4039 (os-brick, ``os_brick/initiator/connectors/
   scaleio.py``). The 4.x answer to removing a mapped volume is not
   published; the emulator answers it with a code and text that no
-  client's table holds ([U]), so that a client has to read
-  ``mappedSdcInfo`` first, as Cinder's ``rest_client.remove_volume``
-  does, instead of recognising the error.
+  client's table holds ([U]), so that a client has to consult the
+  volume's ``mappedSdcInfo`` (Cinder's ``rest_client.remove_volume``
+  reads it before removing) instead of recognising the error.
 """
 
 import itertools
