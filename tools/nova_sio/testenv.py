@@ -458,7 +458,7 @@ class Emulator(object):
     """The gateway + SDC emulator as a process of the tool's Python.
 
     Nova-side tests read its JSON description from ``NOVA_SIO_EMULATOR``
-    (a file path); old-Python Nova venvs talk to it over HTTP.
+    (a file path) and talk HTTPS to it, verified against its CA.
 
     :param hosts: emulated SDC host names.
     """
@@ -475,7 +475,7 @@ class Emulator(object):
         env = dict(os.environ, PYTHONPATH=os.path.join(
             paths.project_root(), 'tools'))
         self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'nova_sio.emulator', '--hosts',
+            [sys.executable, '-m', 'nova_sio.emulator', '--https', '--hosts',
              ','.join(self.hosts), '--state-dir',
              os.path.join(self.state, 'hosts'),
              # sp1 is shared by every test; sp-capacity is for tests that

@@ -32,6 +32,18 @@ def emulator_info():
     return json.loads(raw)
 
 
+#: The name the tests reach the emulator by, one of the DNS names of its
+#: certificate: the ``ssl.match_hostname`` of Python 2.7 (used by the
+#: requests of the Python 2.7 venvs, Kilo to Train) matches DNS names
+#: only, never the IP addresses of a certificate's subjectAltName.
+GATEWAY_HOST = 'localhost'
+
+
+def gateway_url(emu):
+    """Return the base URL of the emulator, by :data:`GATEWAY_HOST`."""
+    return '%s://%s:%s' % (emu['scheme'], GATEWAY_HOST, emu['port'])
+
+
 def scaleio_flags(emu, name, **extra):
     """Return the ``[scaleio]`` options of emulated compute host ``name``.
 
@@ -40,11 +52,14 @@ def scaleio_flags(emu, name, **extra):
     :param extra: more options, e.g. ``zero_copy_boot=True``.
     """
     host = emu['hosts'][name]
-    flags = dict(rest_server_ip=emu['host'], rest_server_port=emu['port'],
+    # HTTPS with the certificate checked against the emulator's CA, as
+    # the production defaults want it.
+    flags = dict(rest_server_ip=GATEWAY_HOST, rest_server_port=emu['port'],
                  rest_server_scheme=emu['scheme'],
                  rest_server_username=emu['username'],
                  rest_server_password=emu['password'],
-                 verify_server_certificate=False,
+                 verify_server_certificate=True,
+                 server_certificate_path=emu['ca_cert'],
                  protection_domain_name='pd1', storage_pool_name='sp1',
                  default_sdcguid=host['guid'], drv_cfg_path=host['drv_cfg'],
                  device_root=host['device_root'], device_wait_timeout=10.0,
@@ -60,8 +75,8 @@ def admin(emu, what, method='get', body=None):
     :param what: the admin path, e.g. ``audit``.
     """
     resp = getattr(requests, method)(
-        '%s/__admin__/%s' % (emu['url'], what), json=body, verify=False,
-        timeout=30)
+        '%s/__admin__/%s' % (gateway_url(emu), what), json=body,
+        verify=emu['ca_cert'] or True, timeout=30)
     resp.raise_for_status()
     return resp.json()['result']
 

@@ -65,9 +65,12 @@ class VTreeScaleIO(fake_sio.FakeScaleIO):
 
     def _request(self, method, path, body=None, **kwargs):
         assert method == 'GET' and path.startswith('/api/instances/VTree::')
-        vtree_id = path.rsplit('::', 1)[1]
-        return {'id': vtree_id, 'baseVolumeId': vtree_id,
-                'numOfVolumes': len(self._tree(vtree_id))}
+        vtree_id, _sep, rest = path.split('::', 1)[1].partition('/')
+        count = len(self._tree(vtree_id))
+        if rest == 'relationships/Statistics':
+            return {'numOfVolumes': count, 'numOfSnapshots': count - 1}
+        assert not rest, path
+        return {'id': vtree_id, 'baseVolumeId': vtree_id}
 
 
 class _Base(test.NoDBTestCase):
@@ -86,10 +89,10 @@ class _Base(test.NoDBTestCase):
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
         self.convert = self.useFixture(fixtures.MockPatchObject(
-            images, 'convert_image',
+            images, 'convert_image', autospec=True,
             side_effect=test_sio_image.fake_convert)).mock
         self.useFixture(fixtures.MockPatchObject(
-            images, 'qemu_img_info',
+            images, 'qemu_img_info', autospec=True,
             side_effect=test_sio_image.fake_qemu_img_info))
         self.base = os.path.join(self.instances_path, 'base-image')
         self.instance = test_sio_image.make_instance()

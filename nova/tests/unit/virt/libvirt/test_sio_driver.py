@@ -86,8 +86,9 @@ class SioDriverTestCase(test.NoDBTestCase):
         self.assertEqual('lvm', libvirt_utils.get_disk_type_from_path(
             '/dev/vg/lv'))
 
-    @mock.patch.object(objects.Instance, 'save')
-    @mock.patch.object(libvirt_driver.LibvirtDriver, '_undefine_domain')
+    @mock.patch.object(objects.Instance, 'save', autospec=True)
+    @mock.patch.object(libvirt_driver.LibvirtDriver, '_undefine_domain',
+                       autospec=True)
     def test_cleanup_destroy_disks_deletes_every_volume(self, mock_undef,
                                                         mock_save):
         self.make('disk', map_to=(self.fx.GUID_A, self.fx.GUID_B))
@@ -99,7 +100,8 @@ class SioDriverTestCase(test.NoDBTestCase):
         self.assertEqual([], os.listdir(self.fx.dev_a))
         self.assertEqual([], os.listdir(self.fx.dev_b))
 
-    @mock.patch.object(libvirt_driver.LibvirtDriver, '_undefine_domain')
+    @mock.patch.object(libvirt_driver.LibvirtDriver, '_undefine_domain',
+                       autospec=True)
     def test_cleanup_after_evacuation_unmaps_only(self, mock_undef):
         self.make('disk', map_to=(self.fx.GUID_A, self.fx.GUID_B))
         self.instance.host = 'host-b'
@@ -109,7 +111,8 @@ class SioDriverTestCase(test.NoDBTestCase):
         self.assertEqual([], os.listdir(self.fx.dev_a))
         self.assertEqual(1, len(os.listdir(self.fx.dev_b)))
 
-    @mock.patch.object(libvirt_driver.LibvirtDriver, 'unplug_vifs')
+    @mock.patch.object(libvirt_driver.LibvirtDriver, 'unplug_vifs',
+                       autospec=True)
     def test_post_live_migration_at_source_unmaps(self, mock_unplug):
         self.make('disk', map_to=(self.fx.GUID_A, self.fx.GUID_B))
         self.drvr.post_live_migration_at_source(self.context, self.instance,
@@ -117,8 +120,10 @@ class SioDriverTestCase(test.NoDBTestCase):
         self.assertEqual([], os.listdir(self.fx.dev_a))
         self.assertEqual(1, len(os.listdir(self.fx.dev_b)))
 
-    @mock.patch.object(libvirt_driver.LibvirtDriver, 'unplug_vifs')
-    @mock.patch.object(libvirt_driver.LibvirtDriver, '_undefine_domain')
+    @mock.patch.object(libvirt_driver.LibvirtDriver, 'unplug_vifs',
+                       autospec=True)
+    @mock.patch.object(libvirt_driver.LibvirtDriver, '_undefine_domain',
+                       autospec=True)
     def test_confirm_resize_on_old_host(self, mock_undef, mock_unplug):
         self.make('disk', map_to=(self.fx.GUID_A, self.fx.GUID_B))
         self.make('disk', kind='snapshot', map_to=())
@@ -137,8 +142,8 @@ class SioDriverTestCase(test.NoDBTestCase):
         os.makedirs(inst_dir)
         with open(os.path.join(inst_dir, 'unrescue.xml'), 'w') as handle:
             handle.write('<domain/>')
-        with mock.patch.object(self.drvr, '_destroy'), \
-                mock.patch.object(self.drvr, '_create_guest'):
+        with mock.patch.object(self.drvr, '_destroy', autospec=True), \
+                mock.patch.object(self.drvr, '_create_guest', autospec=True):
             self.drvr.unrescue(self.context, self.instance)
         self.assertEqual([sio_hooks.volume_name(UUID, 'disk')],
                          self.sio.names())
@@ -167,9 +172,9 @@ class SioDriverTestCase(test.NoDBTestCase):
             instance_relative_path=UUID, serial_listen_addr=None)
 
     @mock.patch.object(libvirt_driver.LibvirtDriver,
-                       '_pre_live_migration_plug_vifs')
+                       '_pre_live_migration_plug_vifs', autospec=True)
     @mock.patch.object(libvirt_driver.LibvirtDriver,
-                       '_fetch_instance_kernel_ramdisk')
+                       '_fetch_instance_kernel_ramdisk', autospec=True)
     def test_pre_live_migration_maps_and_fetches_config_drive(
             self, mock_fetch, mock_plug):
         self.make('disk', map_to=(self.fx.GUID_A,))
@@ -178,7 +183,9 @@ class SioDriverTestCase(test.NoDBTestCase):
         self.instance.config_drive = 'True'
         copies = []
         with mock.patch.object(self.drvr._remotefs, 'copy_file',
-                               side_effect=lambda s, d: copies.append(s)):
+                               autospec=True,
+                               side_effect=lambda s, d, **kw:
+                               copies.append(s)):
             self.drvr.pre_live_migration(
                 self.context, self.instance, None, [], None,
                 self._migrate_data(False))

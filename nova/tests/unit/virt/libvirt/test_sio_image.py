@@ -64,15 +64,19 @@ def fake_qemu_img_info(path, format=None):
     return FakeImageInfo(path)
 
 
-def convert_args(source, dest, in_format, out_format):
-    """The positional arguments of this release's ``convert_image``.
+# Nova's ``convert_image`` took the input format with OSSA-2016-001
+# (2015.1.3, 12.0.1); earlier releases take the output format only. Read
+# from Nova itself, not from the backend under test.
+NOVA_CONVERT_TAKES_IN_FORMAT = 'in_format' in (
+    getattr(inspect, 'getfullargspec', None) or
+    getattr(inspect, 'getargspec'))(images.convert_image).args
 
-    The input format argument came with OSSA-2016-001 (2015.1.3, 12.0.1);
-    earlier releases take only the output format.
-    """
-    if 'in_format' in sio_image._CONVERT_ARGS:
-        return (source, dest, in_format, out_format)
-    return (source, dest, out_format)
+
+def formats(in_format, out_format):
+    """The format arguments of this release's ``convert_image``."""
+    if NOVA_CONVERT_TAKES_IN_FORMAT:
+        return (in_format, out_format)
+    return (out_format,)
 
 
 def fake_convert(source, dest, *args, **kwargs):
@@ -101,9 +105,11 @@ class SioImageTestCase(test.NoDBTestCase):
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
         self.convert = fake_sio.patch_object(
-            self, images, 'convert_image', side_effect=fake_convert)
+            self, images, 'convert_image', autospec=True,
+            side_effect=fake_convert)
         self.img_info = fake_sio.patch_object(
-            self, images, 'qemu_img_info', side_effect=fake_qemu_img_info)
+            self, images, 'qemu_img_info', autospec=True,
+            side_effect=fake_qemu_img_info)
         self.base = os.path.join(self.instances_path, 'base-image')
         self.instance = make_instance()
 
@@ -159,7 +165,7 @@ class SioImageTestCase(test.NoDBTestCase):
         path = self.sio.device(self.fx.GUID_A, volume.id)
         self.assertEqual(path, image.path)
         self.convert.assert_called_once_with(
-            *convert_args(self.base, path, 'raw', 'raw'), run_as_root=True)
+            self.base, path, *formats('raw', 'raw'), run_as_root=True)
         with open(path, 'rb') as handle:
             self.assertEqual(b'glance image bytes', handle.read())
         self.assertTrue(image.exists())
@@ -333,7 +339,7 @@ class SioImageTestCase(test.NoDBTestCase):
         target = os.path.join(self.instances_path, 'snap')
         image.snapshot_extract(target, 'qcow2')
         self.convert.assert_called_with(
-            *convert_args(path, target, 'raw', 'qcow2'), run_as_root=True)
+            path, target, *formats('raw', 'qcow2'), run_as_root=True)
         with open(target, 'rb') as handle:
             self.assertEqual(b'root data', handle.read())
 
