@@ -323,14 +323,15 @@ def render_concurrency(entry, status):
 def git_commit():
     """Return the commit of the checkout.
 
-    ``-dirty`` is appended when tracked files of the runtime, our tests
-    or the release diffs have local changes.
+    ``-dirty`` is appended when tracked files of the runtime or of our
+    tests have local changes (the diff tested is identified by its
+    sha256).
     """
     root = paths.project_root()
     head = util.run(['git', 'rev-parse', 'HEAD'], cwd=root,
                     isolated=False).stdout.decode().strip()
     dirty = util.run(['git', 'status', '--porcelain',
-                      '--untracked-files=no', '--', 'nova', 'releases'],
+                      '--untracked-files=no', '--', 'nova'],
                      cwd=root, isolated=False).stdout.strip()
     return head + ('-dirty' if dirty else '')
 
@@ -429,6 +430,8 @@ def main(argv=None):
             datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
         result['series_sha256'] = engine.load_manifest()['releases'].get(
             args.version, {}).get('series_sha256')
+        result['diff_sha256'] = util.sha256_file(os.path.join(
+            paths.releases_dir(), '%s.diff' % args.version))
         record(args.version, args.tests, result)
     if output:
         print('runner output: %s.out' % cells_path)
