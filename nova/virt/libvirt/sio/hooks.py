@@ -1552,6 +1552,11 @@ def _pick_base(client, image_id, pool_id, full):
             count = _vtree_snapshots(client, volume_id)
         except sio_exc.VolumeNotFound:
             continue
+        except sio_exc.MalformedResponse as exc:
+            # Without the figure the system's own limit still holds.
+            LOG.warning('Cannot count the snapshots of base volume %s: %s',
+                        volume_id, exc)
+            return generation, volume_id
         if count < mark:
             return generation, volume_id
         LOG.debug('Base volume %s holds %d snapshots (at most %d for '
@@ -1606,16 +1611,28 @@ def snapshot_from_base(image_id, flavor, image_size, name, fill):
 
 
 def _vtree_volume_count(client, volume_id):
-    """Return how many volumes share the vTree of ``volume_id``."""
+    """Return how many volumes share the vTree of ``volume_id``.
+
+    The figure is ``numOfVolumes`` of the vTree's statistics, where
+    Cinder's PowerFlex driver reads it too; the vTree object is read when
+    the statistics lack it.
+
+    :raises MalformedResponse: neither has the figure.
+    """
     info = client.get_volume(volume_id)
     vtree_id = info.get('vtreeId')
     if not vtree_id:
         raise sio_exc.MalformedResponse(method='GET', path=volume_id,
                                         reason='no vtreeId')
-    tree = client._request('GET', '/api/instances/VTree::%s' % vtree_id,
-                           context={'volume': volume_id},
-                           not_found=sio_exc.VolumeNotFound, expect=dict)
-    return int(tree.get('numOfVolumes') or 0)
+    path = '/api/instances/VTree::%s' % vtree_id
+    for where in (path + '/relationships/Statistics', path):
+        found = client._request('GET', where, context={'volume': volume_id},
+                                not_found=sio_exc.VolumeNotFound,
+                                expect=dict)
+        if found.get('numOfVolumes') is not None:
+            return int(found['numOfVolumes'])
+    raise sio_exc.MalformedResponse(method='GET', path=path,
+                                    reason='no numOfVolumes')
 
 
 def check_snapshot_room(instance, disk_names=None, kind=RESIZE_SNAPSHOT):
@@ -1642,6 +1659,10 @@ def check_snapshot_room(instance, disk_names=None, kind=RESIZE_SNAPSHOT):
         try:
             count = _vtree_snapshots(client, volume.id)
         except sio_exc.VolumeNotFound:
+            continue
+        except sio_exc.MalformedResponse as exc:
+            LOG.warning('Cannot count the snapshots in the vTree of ScaleIO '
+                        'volume %s: %s', volume.name, exc)
             continue
         if count < limit:
             continue

@@ -399,6 +399,18 @@ class VTreeRoomTestCase(_Base):
                           sio_hooks.check_snapshot_room, instances[1])
         self.assertEqual(1, len(sio_hooks.snapshot_volumes(instances[0])))
 
+    def test_vtree_count_read_from_the_statistics(self):
+        first = self.boot()
+        root_id = self.root(first).id
+        self.assertEqual(2, sio_hooks._vtree_volume_count(self.sio, root_id))
+        # A gateway without the figure: the system's limit still holds.
+        fake_sio.patch_object(self, self.sio, '_request', return_value={})
+        self.assertRaises(sio_exc.MalformedResponse,
+                          sio_hooks._vtree_volume_count, self.sio, root_id)
+        second = self.boot()
+        self.assertEqual([0, 0], self.generations([first, second]))
+        sio_hooks.check_snapshot_room(second)
+
 
 class VTreeOptionsTestCase(test.NoDBTestCase):
 
