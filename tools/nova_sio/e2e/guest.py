@@ -44,6 +44,7 @@ import time
 
 from nova_sio.e2e import machine
 from nova_sio import errors
+from nova_sio import paths
 
 MiB = 1024 * 1024
 
@@ -122,11 +123,8 @@ class GuestError(errors.NovaSioError):
 
 
 def cache_root():
-    """Return the harness cache (``$NOVA_SIO_CACHE``/e2e)."""
-    base = os.environ.get('NOVA_SIO_CACHE') or os.path.join(
-        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
-        'nova-sio')
-    return os.path.join(base, 'e2e')
+    """Return the harness cache: ``e2e`` in the nova-sio cache."""
+    return os.path.join(paths.cache_dir(), 'e2e')
 
 
 def deb_cache():

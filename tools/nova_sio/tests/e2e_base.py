@@ -11,11 +11,34 @@ missing, never a traceback of a missing tool.
 """
 
 import os
+import shutil
+import tempfile
+
+import fixtures
 
 from nova_sio.e2e import cleanup
 from nova_sio.e2e import machine
+from nova_sio import paths
 
 OPT_IN = 'NOVA_SIO_E2E'
+
+# The cache holding the guest kernel package, taken before a test case
+# replaces HOME with a temporary directory.
+CACHE = paths.cache_dir()
+# The system temporary directory, before a test case replaces TMPDIR
+# with a private one (that QEMU run by libvirt cannot enter).
+SYSTEM_TMP = tempfile.gettempdir()
+
+
+def shared_dir(test):
+    """Return a new directory QEMU's user can enter; removed after.
+
+    :param test: the running ``TestCase``.
+    """
+    path = tempfile.mkdtemp(prefix='nova-sio-e2e-', dir=SYSTEM_TMP)
+    test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+    os.chmod(path, 0o755)
+    return path
 
 
 def require_e2e(test, need_guest_kernel=False):
@@ -27,6 +50,7 @@ def require_e2e(test, need_guest_kernel=False):
     if os.environ.get(OPT_IN) != '1':
         test.skipTest('end-to-end test (root, loop devices, QEMU): set '
                       '%s=1 to run it, after tools/e2e-setup.sh' % OPT_IN)
+    test.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE', CACHE))
     missing = machine.check(need_guest_kernel=need_guest_kernel)
     if missing:
         test.fail('%s=1 but this machine cannot run the end-to-end tests:'
