@@ -104,6 +104,27 @@ def mounted(target, source=None):
     return False
 
 
+def loops_backed_under(directory):
+    """Return ``{device: backing file}`` of the loop devices whose
+    backing file is inside ``directory``.
+
+    :param directory: a path prefix.
+    """
+    prefix = os.path.realpath(directory).rstrip('/') + '/'
+    found = {}
+    try:
+        names = sorted(os.listdir('/sys/block'))
+    except OSError:
+        return found
+    for name in names:
+        if not name.startswith('loop'):
+            continue
+        backing = loop_backing_file('/dev/' + name)
+        if backing and backing.startswith(prefix):
+            found['/dev/' + name] = backing
+    return found
+
+
 def _release(record):
     """Release one resource if it is still the recorded one.
 
@@ -124,6 +145,10 @@ def _release(record):
         target = record['target']
         if not mounted(target, record.get('source')):
             return False
+        # Loop devices over files in it would keep it busy: once lazily
+        # unmounted, their backing paths no longer name the mount point.
+        for device in loops_backed_under(target):
+            _run(['losetup', '-d', device])
         for _attempt in range(5):
             if _run(['umount', target])[0] == 0:
                 return True

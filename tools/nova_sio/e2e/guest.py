@@ -78,7 +78,9 @@ for arg in $(cat /proc/cmdline); do
 done
 first=${DISKS%%%%,*}; first=${first%%%%:*}
 n=0
-while [ ! -b "/dev/$first" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
+while [ ! -b "/dev/$first" ] && [ $n -lt 100 ]; do
+    sleep 0.1; n=$((n+1))
+done
 sector() {  # print the marker in the 512-byte sector at $2 of $1
     dd if="$1" bs=512 skip="$2" count=1 2>/dev/null |
         tr -c 'A-Za-z0-9:._\n-' ' ' | head -n 1 | {
@@ -86,27 +88,33 @@ sector() {  # print the marker in the 512-byte sector at $2 of $1
 }
 for entry in $(echo "$DISKS" | tr ',' ' '); do
     dev=${entry%%%%:*}; role=${entry#*:}
-    if [ ! -b "/dev/$dev" ]; then say "DISK $dev role=$role missing"; continue; fi
+    if [ ! -b "/dev/$dev" ]; then
+        say "DISK $dev role=$role missing"; continue
+    fi
     size=$(( $(cat /sys/block/$dev/size) * 512 ))
     if [ "$role" = root ]; then
         say "ROOT-IMAGE $(sector /dev/$dev %(root_sector)d)"
     fi
     if [ "$role" = swap ]; then
         sig=missing
-        [ "$(dd if=/dev/$dev bs=1 skip=4086 count=10 2>/dev/null)" = SWAPSPACE2 ] && sig=ok
+        magic=$(dd if=/dev/$dev bs=1 skip=4086 count=10 2>/dev/null)
+        [ "$magic" = SWAPSPACE2 ] && sig=ok
         sw=failed
-        swapon "/dev/$dev" 2>/dev/null && grep -q "^/dev/$dev " /proc/swaps && sw=ok
+        swapon "/dev/$dev" 2>/dev/null &&
+            grep -q "^/dev/$dev " /proc/swaps && sw=ok
         swapoff "/dev/$dev" 2>/dev/null
         say "SWAP $dev signature=$sig swapon=$sw"
     fi
     before=$(sector /dev/$dev %(data_sector)d)
     mark="NSIO-DATA:$role:$BOOT_ID"
     printf '%%-511s\n' "$mark" |
-        dd of="/dev/$dev" bs=512 seek=%(data_sector)d count=1 conv=notrunc,fsync 2>/dev/null
+        dd of="/dev/$dev" bs=512 seek=%(data_sector)d count=1 \
+            conv=notrunc,fsync 2>/dev/null
     sync; echo 3 > /proc/sys/vm/drop_caches
     back=$(sector /dev/$dev %(data_sector)d)
     ok=BAD; [ "$back" = "$mark" ] && ok=ok
-    say "DISK $dev role=$role size=$size before=$before wrote=$mark readback=$ok"
+    say "DISK $dev role=$role size=$size before=$before wrote=$mark" \
+        "readback=$ok"
 done
 say READY
 i=0

@@ -88,6 +88,12 @@ def configure_parser(parser):
                              'followed by :nopadding (zero padding off) '
                              'and :fine (Fine Granularity layout) '
                              '(repeatable; default pd1:sp1:1024)')
+    parser.add_argument('--sdc-mode', choices=('file', 'block'),
+                        default='file',
+                        help='file: by-id links to the backing files; '
+                             'block: loop devices (root; what a crashed '
+                             'run left is swept first, see '
+                             'emulator/blockdev.py)')
     parser.add_argument('--device-delay', type=float, default=0.05,
                         help='seconds before a mapped device appears')
     parser.add_argument('--preload-volumes', type=int, default=0)
@@ -105,15 +111,32 @@ def add_parser(subparsers):
     return configure_parser(parser)
 
 
+def _block_simulator():
+    """Sweep what dead runs left; return the loop-device simulator."""
+    import atexit
+    import functools
+
+    from nova_sio.e2e import cleanup
+    from nova_sio.emulator import blockdev
+    cleanup.sweep()
+    ledger = cleanup.Ledger()
+    atexit.register(ledger.release_all)
+    return functools.partial(blockdev.BlockDeviceSimulator, ledger=ledger)
+
+
 def build(args):
     """Create (not start) an Emulator from parsed ``args``."""
     hosts = [h for h in (args.hosts or '').split(',') if h]
+    simulator = None
+    if getattr(args, 'sdc_mode', 'file') == 'block':
+        simulator = _block_simulator()
     emu = server.Emulator(state_dir=args.state_dir,
                           version=args.api_version, https=args.https,
                           port=args.port, username=args.username,
                           password=args.password, hosts=hosts,
                           pools=args.pool or [('pd1', 'sp1', 1024)],
-                          seed=args.seed, storage_dir=args.storage_dir)
+                          seed=args.seed, storage_dir=args.storage_dir,
+                          simulator=simulator)
     for name in hosts:
         emu.set_host(name, device_delay=args.device_delay)
     if args.preload_volumes or args.preload_sdcs:

@@ -53,26 +53,18 @@ def require_e2e(test, need_guest_kernel=False):
     test.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE', CACHE))
     missing = machine.check(need_guest_kernel=need_guest_kernel)
     if missing:
+        lines = '\n'.join('  - %s' % m for m in missing)
         test.fail('%s=1 but this machine cannot run the end-to-end tests:'
-                  '\n%s' % (OPT_IN, '\n'.join('  - %s' % m
-                                               for m in missing)))
+                  '\n%s' % (OPT_IN, lines))
 
 
 def loops_backed_under(directory):
-    """Return ``{device: backing file}`` of loop devices whose backing
-    file is inside ``directory``.
+    """Return ``{device: backing file}`` of the loop devices whose
+    backing file is inside ``directory`` (see ``cleanup``).
 
     :param directory: a path prefix.
     """
-    prefix = os.path.realpath(directory).rstrip('/') + '/'
-    found = {}
-    for name in sorted(os.listdir('/sys/block')):
-        if not name.startswith('loop'):
-            continue
-        backing = cleanup.loop_backing_file('/dev/' + name)
-        if backing and backing.startswith(prefix):
-            found['/dev/' + name] = backing
-    return found
+    return cleanup.loops_backed_under(directory)
 
 
 def mounts_under(directory):

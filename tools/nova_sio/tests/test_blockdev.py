@@ -385,3 +385,78 @@ class CrashCleanupTest(sio_base.TestCase):
         self.assertEqual({}, e2e_base.loops_backed_under(self.dir))
         self.assertFalse(cleanup.mounted(made['mount']))
         self.assertEqual([], os.listdir(self.ledger_dir))
+
+
+class EmulatorProcessTest(sio_base.TestCase):
+    """``nova-sio emulator --sdc-mode block`` (``NOVA_SIO_E2E=1``)."""
+
+    def setUp(self):
+        super().setUp()
+        e2e_base.require_e2e(self)
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        self.ledger_dir = os.path.join(self.dir, 'ledger')
+        self.useFixture(fixtures.EnvironmentVariable(
+            'NOVA_SIO_E2E_LEDGER', self.ledger_dir))
+        self.addCleanup(self.assert_nothing_leaked)
+        self.addCleanup(cleanup.sweep, self.ledger_dir)
+        # The storage belongs to this test, the loop devices of the
+        # volumes to the emulator process.
+        own = cleanup.Ledger(os.path.join(self.dir, 'own'))
+        xfs = blockdev.ScratchXfs(own, size=2 * GiB, parent=self.dir)
+        self.storage = xfs.__enter__()
+        self.addCleanup(xfs.close)
+
+    def assert_nothing_leaked(self):
+        self.assertEqual({}, e2e_base.loops_backed_under(self.dir))
+        self.assertEqual([], e2e_base.mounts_under(self.dir))
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=TOOLS)
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'nova_sio.emulator', '--sdc-mode',
+             'block', '--storage-dir', self.storage, '--device-delay', '0',
+             '--state-dir', os.path.join(self.dir, 'state')],
+            env=env, stdout=subprocess.PIPE)
+        self.addCleanup(_reap_quiet, proc)
+        info = json.loads(proc.stdout.readline())
+        client = sio_base.client_mod.Client(
+            host=info['host'], port=info['port'], scheme=info['scheme'],
+            username=info['username'], password=info['password'],
+            connect_timeout=5, read_timeout=10, retry_interval=0.01)
+        self.addCleanup(client.session.close)
+        vol = client.create_volume('v1', 8, client.get_pool_id('pd1',
+                                                               'sp1'))
+        client.map_volume(vol, sdc_id=info['hosts']['host-a']['sdc_id'])
+        link = os.path.join(info['hosts']['host-a']['device_root'],
+                            'emc-vol-%s-%s' % (info['system_id'], vol))
+        self.assertTrue(sio_base.wait_until(lambda: os.path.exists(link)))
+        self.assertRegex(os.path.realpath(link), r'^/dev/loop\d+$')
+        return proc
+
+    def test_killed_emulator_leaves_what_the_next_start_sweeps(self):
+        proc = self.start()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.assertEqual(1, len(e2e_base.loops_backed_under(self.storage)))
+        # The next emulator in block mode sweeps before it starts.
+        self.start().terminate()
+        self.assertTrue(sio_base.wait_until(
+            lambda: not e2e_base.loops_backed_under(self.storage),
+            timeout=10))
+
+    def test_sigterm_detaches_the_loop_devices(self):
+        proc = self.start()
+        proc.terminate()
+        self.assertEqual(0, proc.wait(timeout=30))
+        self.assertEqual({}, e2e_base.loops_backed_under(self.storage))
+
+
+def _reap_quiet(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()
+    proc.stdout.close()
