@@ -309,8 +309,8 @@ class DriverTestCase(KiloSioTestCase):
         self.spawn_root(instance)
         self.assertTrue(self.volumes_of(instance))
         with mock.patch.object(drv, 'delete_instance_files',
-                               return_value=True), \
-                mock.patch.object(instance, 'save'):
+                               return_value=True, autospec=True), \
+                mock.patch.object(instance, 'save', autospec=True):
             drv.cleanup(None, instance, [], destroy_disks=True)
         self.assertEqual({}, self.volumes_of(instance))
 
@@ -348,7 +348,7 @@ class DriverTestCase(KiloSioTestCase):
         # What get_instance_disk_info returns once sio disks are left out:
         # Kilo's substring test alone would call this boot-from-volume.
         with mock.patch.object(drv, 'get_instance_disk_info',
-                               return_value='[]'):
+                               return_value='[]', autospec=True):
             self.assertRaises(exception.InstanceFaultRollback,
                               drv.migrate_disk_and_power_off, None,
                               instance, 'host-b', flavor, [])
@@ -383,8 +383,10 @@ class DriverTestCase(KiloSioTestCase):
                         'is_shared_instance_path': False,
                         'block_migration': False}
         self.use_host('host-b')
-        with mock.patch.object(libvirt_utils, 'copy_image') as copy, \
-                mock.patch.object(drv, '_fetch_instance_kernel_ramdisk'):
+        with mock.patch.object(libvirt_utils, 'copy_image',
+                               autospec=True) as copy, \
+                mock.patch.object(drv, '_fetch_instance_kernel_ramdisk',
+                                  autospec=True):
             drv.pre_live_migration(None, instance, None, [], '[]',
                                    migrate_data=migrate_data)
         inst_dir = os.path.join(self.instances_path, instance.uuid)
@@ -404,11 +406,11 @@ class DriverTestCase(KiloSioTestCase):
                      size=None, context=None, image_id='rescue',
                      user_id='fake', project_id='fake')
         self.assertIn(('disk.rescue', ''), self.volumes_of(instance))
-        with mock.patch.object(libvirt_utils, 'load_file'), \
-                mock.patch.object(drv._host, 'get_domain'), \
-                mock.patch.object(drv, '_destroy'), \
-                mock.patch.object(drv, '_create_domain'), \
-                mock.patch.object(libvirt_utils, 'file_delete'):
+        with mock.patch.object(libvirt_utils, 'load_file', autospec=True), \
+                mock.patch.object(drv._host, 'get_domain', autospec=True), \
+                mock.patch.object(drv, '_destroy', autospec=True), \
+                mock.patch.object(drv, '_create_domain', autospec=True), \
+                mock.patch.object(libvirt_utils, 'file_delete', autospec=True):
             drv.unrescue(instance, [])
         self.assertEqual([('disk', '')], list(self.volumes_of(instance)))
 
@@ -436,20 +438,21 @@ class DriverTestCase(KiloSioTestCase):
             uploaded.append(data.read(len(IMAGE_DATA))))
         drv._image_api = image_api
         with mock.patch.object(drv._host, 'get_domain',
-                               return_value=domain), \
+                               return_value=domain, autospec=True), \
                 mock.patch.object(drv._host, 'has_min_version',
-                                  return_value=True), \
+                                  return_value=True, autospec=True), \
                 mock.patch.object(drv, '_get_power_state',
-                                  return_value=power_state.RUNNING), \
+                                  return_value=power_state.RUNNING,
+                                  autospec=True), \
                 mock.patch.object(libvirt_utils, 'find_disk',
-                                  return_value=found), \
+                                  return_value=found, autospec=True), \
                 mock.patch.object(drv, '_create_snapshot_metadata',
-                                  return_value={}), \
+                                  return_value={}, autospec=True), \
                 mock.patch('nova.pci.manager.get_instance_pci_devs',
-                           return_value=[]), \
-                mock.patch.object(drv, '_detach_sriov_ports'), \
-                mock.patch.object(drv, '_attach_sriov_ports'), \
-                mock.patch.object(drv, '_create_domain'):
+                           return_value=[], autospec=True), \
+                mock.patch.object(drv, '_detach_sriov_ports', autospec=True), \
+                mock.patch.object(drv, '_attach_sriov_ports', autospec=True), \
+                mock.patch.object(drv, '_create_domain', autospec=True):
             drv.snapshot(None, instance, 'image-1', lambda **kwargs: None)
         return domain, uploaded[-1]
 
@@ -462,7 +465,8 @@ class DriverTestCase(KiloSioTestCase):
         path = self.spawn_root(instance).path
         with mock.patch.object(self.hooks, 'live_snapshot',
                                wraps=self.hooks.live_snapshot) as live, \
-                mock.patch.object(drv, '_live_snapshot') as libvirt_live, \
+                mock.patch.object(drv, '_live_snapshot',
+                                  autospec=True) as libvirt_live, \
                 mock.patch.object(drv, '_set_quiesced',
                                   wraps=drv._set_quiesced) as quiesced:
             domain, uploaded = self._snapshot_running_guest(
@@ -493,8 +497,10 @@ class DriverTestCase(KiloSioTestCase):
         drv = self.driver()
         instance = self.make_instance()
         path = self.spawn_root(instance).path
-        with mock.patch.object(self.hooks, 'live_snapshot') as live, \
-                mock.patch.object(drv, '_live_snapshot') as libvirt_live:
+        with mock.patch.object(self.hooks, 'live_snapshot',
+                               autospec=True) as live, \
+                mock.patch.object(drv, '_live_snapshot',
+                                  autospec=True) as libvirt_live:
             domain, uploaded = self._snapshot_running_guest(
                 drv, instance, path)
 
@@ -505,14 +511,16 @@ class DriverTestCase(KiloSioTestCase):
 
     def test_image_cache_pass_removes_unused_base_volumes(self):
         drv = self.driver()
-        with mock.patch.object(self.hooks, 'manage_base_volumes') as manage:
+        with mock.patch.object(self.hooks, 'manage_base_volumes',
+                               autospec=True) as manage:
             drv.manage_image_cache(None, [])
         manage.assert_called_once_with([])
 
     def test_image_cache_pass_of_other_image_types(self):
         drv = self.driver()
         self.flags(images_type='lvm', group='libvirt')
-        with mock.patch.object(self.hooks, 'manage_base_volumes') as manage:
+        with mock.patch.object(self.hooks, 'manage_base_volumes',
+                               autospec=True) as manage:
             drv.manage_image_cache(None, [])
         self.assertFalse(manage.called)
 
@@ -522,9 +530,10 @@ class DriverTestCase(KiloSioTestCase):
         instance.task_state = task_states.RESIZE_FINISH
         migration = mock.Mock(source_compute='host-a')
         with mock.patch('nova.virt.libvirt.blockinfo.get_disk_info',
-                        return_value={'mapping': {}}), \
-                mock.patch.object(drv, '_get_guest_xml'), \
-                mock.patch.object(drv, '_create_domain_and_network'):
+                        return_value={'mapping': {}}, autospec=True), \
+                mock.patch.object(drv, '_get_guest_xml', autospec=True), \
+                mock.patch.object(drv, '_create_domain_and_network',
+                                  autospec=True):
             drv.finish_migration(None, migration, instance, '[]', [], {},
                                  True, power_on=False)
         self.assertIn(('disk', 'snapshot'), self.volumes_of(instance))
@@ -547,10 +556,13 @@ class DriverTestCase(KiloSioTestCase):
         self.assertIn(('disk', 'snapshot'), volumes)
 
         instance.task_state = task_states.RESIZE_REVERTING
-        with mock.patch('nova.compute.utils.get_image_metadata'), \
-                mock.patch('nova.virt.libvirt.blockinfo.get_disk_info'), \
-                mock.patch.object(drv, '_get_guest_xml'), \
-                mock.patch.object(drv, '_create_domain_and_network'):
+        with mock.patch('nova.compute.utils.get_image_metadata',
+                        autospec=True), \
+                mock.patch('nova.virt.libvirt.blockinfo.get_disk_info',
+                           autospec=True), \
+                mock.patch.object(drv, '_get_guest_xml', autospec=True), \
+                mock.patch.object(drv, '_create_domain_and_network',
+                                  autospec=True):
             drv.finish_revert_migration(None, instance, [], power_on=False)
 
         volumes = self.volumes_of(instance)
