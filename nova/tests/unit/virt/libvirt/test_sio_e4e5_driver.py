@@ -83,15 +83,16 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         for name in ('_unplug_vifs', 'unplug_vifs', 'unfilter_instance',
                      '_undefine_domain', '_cleanup_resize_vtpm'):
             if hasattr(self.drvr, name):
-                fake_sio.patch_object(self, self.drvr, name)
+                fake_sio.patch_object(self, self.drvr, name, autospec=True)
         if hasattr(self.drvr, '_get_vpmems'):
             fake_sio.patch_object(
-                self, self.drvr, '_get_vpmems', return_value=[])
+                self, self.drvr, '_get_vpmems', return_value=[], autospec=True)
         self.delete_files = fake_sio.patch_object(
-            self, self.drvr, 'delete_instance_files', return_value=True)
+            self, self.drvr, 'delete_instance_files', return_value=True,
+            autospec=True)
         self.instance = test_sio_image.make_instance()
         self.instance.system_metadata = {}
-        fake_sio.patch_object(self, self.instance, 'save')
+        fake_sio.patch_object(self, self.instance, 'save', autospec=True)
 
     def make_volumes(self, map_to=(fake_sio.SioFixture.GUID_A,),
                      snapshot=False):
@@ -181,9 +182,9 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                      '_finish_revert_migration_vtpm',
                      '_get_all_assigned_mediated_devices'):
             if hasattr(self.drvr, name):
-                fake_sio.patch_object(self, self.drvr, name)
+                fake_sio.patch_object(self, self.drvr, name, autospec=True)
         fake_sio.patch_object(
-            self, libvirt_driver.blockinfo, 'get_disk_info')
+            self, libvirt_driver.blockinfo, 'get_disk_info', autospec=True)
         self.instance.image_ref = ''
         # Some point releases of Stein and Train look the migration up.
         self.instance.migration_context = objects.MigrationContext(
@@ -191,7 +192,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         if hasattr(objects.Migration, 'get_by_id_and_instance'):
             fake_sio.patch_object(
                 self, objects.Migration, 'get_by_id_and_instance',
-                return_value=objects.Migration())
+                return_value=objects.Migration(), autospec=True)
         kwargs = {'power_on': False}
         if 'migration' in _init_args(self.drvr.finish_revert_migration):
             kwargs['migration'] = objects.Migration()
@@ -242,6 +243,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.fx.copy_to(sio_hooks.device_path(ids['disk']),
                         b'root disk bytes')
         fake_sio.patch_object(self, images, 'convert_image',
+                              autospec=True,
                               side_effect=test_sio_image.fake_convert)
         path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
                                                   ids['disk'])
@@ -249,25 +251,28 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.flags(snapshots_directory=self.useFixture(
             fixtures.TempDir()).path, group='libvirt')
         guest = fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest').return_value
+            self, self.drvr._host, 'get_guest', autospec=True).return_value
         guest.get_power_state.return_value = power_state.RUNNING
         guest.has_persistent_configuration.return_value = True
         fake_sio.patch_object(
-            self, self.drvr._host, 'has_min_version', return_value=True)
+            self, self.drvr._host, 'has_min_version', return_value=True,
+            autospec=True)
         fake_sio.patch_object(
-            self, libvirt_utils, 'find_disk', return_value=(path, 'raw'))
+            self, libvirt_utils, 'find_disk', return_value=(path, 'raw'),
+            autospec=True)
         if hasattr(libvirt_driver.pci_manager, 'get_instance_pci_devs'):
             fake_sio.patch_object(
                 self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
-                return_value=[])
-        image_api = fake_sio.patch_object(self, self.drvr, '_image_api')
+                return_value=[], autospec=True)
+        image_api = fake_sio.patch_object(self, self.drvr, '_image_api',
+                                          autospec=True)
         image_api.get.return_value = {'name': 'snap'}
         fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
-                              side_effect=lambda *args: {})
+                              side_effect=lambda *args: {}, autospec=True)
         for name in ('_attach_pci_devices', '_attach_direct_passthrough_ports',
                      '_attach_sriov_ports', '_create_domain', 'suspend'):
             if hasattr(self.drvr, name):
-                fake_sio.patch_object(self, self.drvr, name)
+                fake_sio.patch_object(self, self.drvr, name, autospec=True)
         uploaded = []
         image_api.update.side_effect = (
             lambda ctxt, image_id, meta, data=None, **kw:
@@ -284,7 +289,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         live = fake_sio.patch_object(
             self, sio_hooks, 'live_snapshot', wraps=sio_hooks.live_snapshot)
         libvirt_live = fake_sio.patch_object(
-            self, self.drvr, '_live_snapshot')
+            self, self.drvr, '_live_snapshot', autospec=True)
         quiesced = fake_sio.patch_object(
             self, self.drvr, '_set_quiesced',
             wraps=self.drvr._set_quiesced)
@@ -316,9 +321,10 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
     def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
         ids = self.make_volumes()
-        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot')
+        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot',
+                                     autospec=True)
         libvirt_live = fake_sio.patch_object(
-            self, self.drvr, '_live_snapshot')
+            self, self.drvr, '_live_snapshot', autospec=True)
         guest, uploaded = self.snapshot_running_guest(ids)
 
         self.assertEqual(b'root disk bytes', uploaded)
@@ -329,7 +335,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                               if c[0] == 'snapshot_volume'])
 
     def test_unrescue_deletes_the_rescue_volume(self):
-        fake_sio.patch_object(self, self.drvr, '_destroy')
+        fake_sio.patch_object(self, self.drvr, '_destroy', autospec=True)
         self.make_volumes()
         name = sio_hooks.volume_name(self.instance.uuid, 'disk.rescue')
         rescue_id = self.sio.create_volume(name, 8, POOL)
@@ -340,14 +346,14 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
             create=True)
         for name_ in ('_create_guest', '_create_domain'):
             if hasattr(self.drvr, name_):
-                fake_sio.patch_object(self, self.drvr, name_)
+                fake_sio.patch_object(self, self.drvr, name_, autospec=True)
         fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest')
-        fake_sio.patch_object(self, libvirt_driver.os, 'unlink')
+            self, self.drvr._host, 'get_guest', autospec=True)
+        fake_sio.patch_object(self, libvirt_driver.os, 'unlink', autospec=True)
         fake_sio.patch_object(self, libvirt_utils, 'file_delete',
                               create=True)
         fake_sio.patch_object(
-            self, libvirt_driver.lvm, 'remove_volumes')
+            self, libvirt_driver.lvm, 'remove_volumes', autospec=True)
         self.call('unrescue')
         self.assertIsNone(self.sio.by_name(name))
         self.assertIsNotNone(self.sio.by_name(
