@@ -41,6 +41,7 @@ reflink, so that snapshots are copy-on-write clones (``sdc.clone_file``).
 """
 
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -102,12 +103,12 @@ class BlockDevError(errors.NovaSioError):
 def unavailable():
     """Return why loop devices cannot be used here, or None."""
     if os.geteuid() != 0:
-        return 'loop devices need root'
+        return 'loop devices need root: run it as root'
     if not os.path.exists('/dev/loop-control'):
-        return 'no loop device support (/dev/loop-control missing)'
-    from shutil import which
-    if which('losetup') is None:
-        return 'losetup is not installed (package util-linux / mount)'
+        return ('no loop device support (/dev/loop-control missing): '
+                'load the loop module or give the container loop devices')
+    if shutil.which('losetup') is None:
+        return 'losetup is not installed (Debian package mount)'
     return None
 
 

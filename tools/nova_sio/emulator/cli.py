@@ -16,6 +16,7 @@ import sys
 import threading
 
 from nova_sio.emulator import server
+from nova_sio import errors
 
 
 _POOL_FLAGS = {'nopadding': ('zero_padding', False),
@@ -118,6 +119,10 @@ def _block_simulator():
 
     from nova_sio.e2e import cleanup
     from nova_sio.emulator import blockdev
+    reason = blockdev.unavailable()
+    if reason:
+        raise blockdev.BlockDevError(action='--sdc-mode block',
+                                     reason=reason)
     cleanup.sweep()
     ledger = cleanup.Ledger()
     atexit.register(ledger.release_all)
@@ -167,4 +172,8 @@ def main(argv=None):
     parser = configure_parser(argparse.ArgumentParser(
         prog='nova-sio emulator', description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except errors.NovaSioError as exc:
+        sys.stderr.write('nova-sio emulator: %s\n' % exc.message)
+        return exc.exit_code

@@ -162,6 +162,40 @@ class MachineCheckTest(base.BaseTestCase):
         self.assertIn('  - cpio: not installed (Debian package cpio)', out)
         self.assertEqual(b'', proc.stderr)
 
+    def unprivileged(self, argv):
+        """``argv`` run without root (in a user namespace if root)."""
+        if os.geteuid() != 0:
+            return argv
+        probe = subprocess.run(['unshare', '--user', 'true'],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+        if probe.returncode:
+            self.skipTest('cannot drop root to test the message: "unshare '
+                          '--user true" failed: %s' % probe.stdout)
+        return ['unshare', '--user'] + argv
+
+    def test_without_root_the_cli_says_so(self):
+        env = dict(os.environ, PYTHONPATH=TOOLS)
+        proc = subprocess.run(self.unprivileged(
+            [sys.executable, '-m', 'nova_sio.e2e', 'check',
+             '--no-guest-kernel']), env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        self.assertEqual(2, proc.returncode)
+        self.assertIn('  - root: the harness attaches loop devices',
+                      proc.stdout.decode())
+        self.assertEqual(b'', proc.stderr)
+
+    def test_without_root_block_mode_fails_with_a_message(self):
+        env = dict(os.environ, PYTHONPATH=TOOLS)
+        proc = subprocess.run(self.unprivileged(
+            [sys.executable, '-m', 'nova_sio.emulator', '--sdc-mode',
+             'block']), env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(1, proc.returncode)
+        self.assertEqual(b'nova-sio emulator: --sdc-mode block failed: '
+                         b'loop devices need root: run it as root\n',
+                         proc.stderr)
+
     def test_static_busybox_is_told_from_a_dynamic_binary(self):
         self.assertFalse(machine.is_static_elf(sys.executable))
         self.assertFalse(machine.is_static_elf(__file__))
