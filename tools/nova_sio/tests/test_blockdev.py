@@ -302,6 +302,22 @@ class BlockDeviceTest(sio_base.TestCase):
         for host in ('host-a', 'host-b'):
             self.client.unmap_volume(vol, sdc_id=self.sdc_id(host))
 
+    def test_a_new_mapping_shows_the_current_size(self):
+        vol = self.client.create_volume('v1', 8, self.pool)
+        link_a = self.mapped_device(vol)
+        self.client.extend_volume(vol, 16)
+        # Unmapped: grows at once; a fresh mapping sees it, the host that
+        # had it mapped still needs its rescan.
+        link_b = self.mapped_device(vol, 'host-b')
+        self.assertEqual(16 * GiB, blockdev.device_size(link_b))
+        self.assertEqual(8 * GiB, blockdev.device_size(link_a))
+        self.client.unmap_volume(vol, sdc_id=self.sdc_id())
+        self.client.unmap_volume(vol, sdc_id=self.sdc_id('host-b'))
+        self.client.extend_volume(vol, 24)
+        link_a = self.mapped_device(vol)
+        self.assertEqual(24 * GiB, blockdev.device_size(link_a))
+        self.client.unmap_volume(vol, sdc_id=self.sdc_id())
+
     def test_unmap_of_an_open_device_is_recorded(self):
         vol = self.client.create_volume('v1', 8, self.pool)
         link = self.mapped_device(vol)
