@@ -201,6 +201,15 @@ def test_statuses(output):
     return statuses
 
 
+def run_seconds(output):
+    """Return the seconds stestr reports for the run, or None.
+
+    :param output: the stestr output (``Ran: N tests in S sec.``).
+    """
+    match = re.search(r'^Ran: \d+ tests? in ([\d.]+) sec', output, re.M)
+    return round(float(match.group(1)), 1) if match else None
+
+
 def load_cells(path):
     """Read the JSON lines the tests wrote.
 
@@ -411,7 +420,8 @@ def main(argv=None):
         'passed': summary.get('passed', 0),
         'failed': summary.get('failed', 0),
         'skipped': summary.get('skipped', 0),
-        'test_seconds': round(time.time() - started, 1),
+        'test_seconds': run_seconds(output) if output else None,
+        'wall_seconds': round(time.time() - started, 1),
         'python': testenv.PYTHON.get(rel_mod.series_of(args.version)),
         'fault_matrix': {'cells': marks, 'failures': failures,
                          'not_applicable': dict(

@@ -150,6 +150,11 @@ class OutputTest(sio_base.TestCase):
             faults.MODULE + '.SioBenchTest.test_small_system': 'SKIPPED',
             faults.CONCURRENCY_TEST: 'ok'}, faults.test_statuses(output))
 
+    def test_run_seconds(self):
+        self.assertEqual(296.1, faults.run_seconds(
+            'x\nRan: 84 tests in 296.1343 sec.\n - Passed: 84\n'))
+        self.assertIsNone(faults.run_seconds('no run'))
+
     def test_concurrency_line(self):
         entry = {'suite': 'concurrency', 'servers': 50, 'volumes': 50,
                  'spawn_seconds': 56.5, 'delete_seconds': 18.4}
