@@ -107,9 +107,11 @@ _STORAGE_OPTS = [
                     'the fills this host left.'),
     cfg.IntOpt('vtree_snapshot_limit', default=126,
                help='Snapshots the ScaleIO system allows in one volume '
-                    'tree (vTree): 126 on PowerFlex 3.5 and later. A '
-                    'resize or a live snapshot of an instance whose disk '
-                    'tree holds this many snapshots is refused before '
+                    'tree (vTree): 126 on PowerFlex 3.5 and later. '
+                    'Zero-copy boot leaves room below it (see '
+                    'zero_copy_max_vtree_snapshots), and the snapshot room '
+                    'check refuses a resize or live snapshot of a disk '
+                    'whose vTree holds this many snapshots, before '
                     'anything is changed.'),
     cfg.IntOpt('zero_copy_max_vtree_snapshots', default=0,
                help='Root disks zero-copy boot makes from one base volume '
