@@ -679,6 +679,29 @@ def _parse_own(name, instance_uuid):
     return disk_name, kind
 
 
+def _local_sdc_id():
+    """Return this host's SDC id as its own ``drv_cfg`` tells it.
+
+    No gateway call: the SDC knows its id in each system. Without drv_cfg
+    the id is looked up by GUID (:func:`sdc_id`). The id only selects
+    which mappings are listed; every unmap names this host's GUID.
+    """
+    client = get_client()
+    with _LOCK:
+        known = _STATE.get('local_sdc')
+    if known:
+        return known
+    try:
+        ids = sio_host.query_sdc_ids(CONF.scaleio.drv_cfg_path,
+                                     execute=_root_execute)
+    except Exception:  # no drv_cfg here: ask the gateway
+        ids = {}
+    found = ids.get(str(client.get_system_id()).lower()) or sdc_id()
+    with _LOCK:
+        _STATE['local_sdc'] = found
+    return found
+
+
 def mapped_here(instance, kinds=KINDS):
     """Return the volumes of an instance mapped to this host's SDC.
 
@@ -689,7 +712,7 @@ def mapped_here(instance, kinds=KINDS):
     :param kinds: the kinds to return.
     """
     found = []
-    for info in get_client().get_sdc_volumes(sdc_id()):
+    for info in get_client().get_sdc_volumes(_local_sdc_id()):
         own = _parse_own(info.get('name'), instance.uuid)
         if own is None or own[1] not in kinds:
             continue
