@@ -174,7 +174,7 @@ class SioLifecycleTestCase(test.NoDBTestCase):
     def create_disks(self, drvr, **kwargs):
         mapping = dict((k, v) for k, v in MAPPING.items()
                        if k not in ('disk.rescue',))
-        with mock.patch.object(objects.Instance, 'save'):
+        with mock.patch.object(objects.Instance, 'save', autospec=True):
             drvr._create_image(self.context, self.instance, mapping,
                                **kwargs)
 
@@ -225,8 +225,8 @@ class SioLifecycleTestCase(test.NoDBTestCase):
         inst_dir = libvirt_utils.get_instance_path(self.instance)
         with open(os.path.join(inst_dir, 'unrescue.xml'), 'w') as handle:
             handle.write('<domain/>')
-        with mock.patch.object(drvr_a, '_destroy'), \
-                mock.patch.object(drvr_a, '_create_guest'):
+        with mock.patch.object(drvr_a, '_destroy', autospec=True), \
+                mock.patch.object(drvr_a, '_create_guest', autospec=True):
             drvr_a.unrescue(self.context, self.instance)
         self.assertNotIn(('disk.rescue', ''), self.volumes())
 
@@ -247,7 +247,7 @@ class SioLifecycleTestCase(test.NoDBTestCase):
             handle.write(b'written-during-resize')
 
         self.instance.task_state = task_states.RESIZE_REVERTING
-        with mock.patch.object(drvr_b, '_undefine_domain'):
+        with mock.patch.object(drvr_b, '_undefine_domain', autospec=True):
             drvr_b.cleanup(self.context, self.instance, [],
                            destroy_disks=False, destroy_vifs=False)
         self.assertEqual(['host-a'], self.mapped())
@@ -272,12 +272,13 @@ class SioLifecycleTestCase(test.NoDBTestCase):
         migrate_data = objects.LibvirtLiveMigrateData(
             is_shared_block_storage=True, is_shared_instance_path=True,
             block_migration=False, serial_listen_addr=None)
-        with mock.patch.object(drvr_b, '_pre_live_migration_plug_vifs'):
+        with mock.patch.object(drvr_b, '_pre_live_migration_plug_vifs',
+                               autospec=True):
             drvr_b.pre_live_migration(self.context, self.instance, None,
                                       [], None, migrate_data)
         self.assertEqual(['host-a', 'host-b'], self.mapped())
         self.on('host-a')
-        with mock.patch.object(drvr_a, 'unplug_vifs'):
+        with mock.patch.object(drvr_a, 'unplug_vifs', autospec=True):
             drvr_a.post_live_migration_at_source(self.context,
                                                  self.instance, [])
         self.assertEqual(['host-b'], self.mapped())
@@ -292,21 +293,21 @@ class SioLifecycleTestCase(test.NoDBTestCase):
         self.assertEqual(IMAGE_DATA,
                          read_head(self.device(drvr_a), len(IMAGE_DATA)))
         self.on('host-b')
-        with mock.patch.object(drvr_b, '_undefine_domain'):
+        with mock.patch.object(drvr_b, '_undefine_domain', autospec=True):
             drvr_b.cleanup(self.context, self.instance, [],
                            destroy_disks=False, destroy_vifs=False)
         self.assertEqual(['host-a'], self.mapped())
 
         # A hard reboot keeps the mappings of the local instance.
         self.on('host-a')
-        with mock.patch.object(drvr_a, '_undefine_domain'):
+        with mock.patch.object(drvr_a, '_undefine_domain', autospec=True):
             drvr_a.cleanup(self.context, self.instance, [],
                            destroy_disks=False, destroy_vifs=False)
         self.assertEqual(['host-a'], self.mapped())
 
         # Delete.
-        with mock.patch.object(drvr_a, '_undefine_domain'), \
-                mock.patch.object(objects.Instance, 'save'):
+        with mock.patch.object(drvr_a, '_undefine_domain', autospec=True), \
+                mock.patch.object(objects.Instance, 'save', autospec=True):
             drvr_a.cleanup(self.context, self.instance, [],
                            destroy_disks=True, destroy_vifs=False)
         self.assertEqual({}, self.volumes())
