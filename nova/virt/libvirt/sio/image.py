@@ -77,6 +77,21 @@ class SioDiskSizeInvalid(nova_exception.InvalidInput,
     msg_fmt = '%(reason)s'
 
 
+class SioCrossCellResizeRefused(nova_exception.NovaException):
+    """A resize across cells of an instance with ScaleIO disks.
+
+    Volumes are named after the instance UUID, which the instance keeps in
+    the target cell: both cells would use the same volumes, and deleting
+    the instance of one cell (confirm or revert) would delete the disks of
+    the other.
+    """
+
+    msg_fmt = ('Instance %(instance)s has ScaleIO (images_type = sio) '
+               'disks and cannot be resized or migrated to another cell: '
+               'both cells would use the same volumes. Resize or migrate '
+               'it within its cell.')
+
+
 def _arg_names(func):
     getspec = getattr(inspect, 'getfullargspec', None)
     if getspec is None:  # Python 2
@@ -450,6 +465,7 @@ class Sio(imagebackend.Image):
         :param quiesce: see :func:`~.hooks.export_from_snapshot` (live
             snapshots only).
         """
+        self._refuse_cross_cell_resize()
         if hooks.CONF.scaleio.live_snapshot:
             volume_id = self._lookup()
             if volume_id is None:
@@ -465,6 +481,23 @@ class Sio(imagebackend.Image):
         if source is None:
             raise sio_exc.VolumeNotFound(volume=self.volume_name)
         _convert(source, target, DRIVER_FORMAT, out_format)
+
+    def _refuse_cross_cell_resize(self):
+        """Refuse the image upload of a snapshot-based (cross-cell) resize.
+
+        Nova snapshots the root disk for a resize only when it moves the
+        instance to another cell (``prep_snapshot_based_resize_at_source``,
+        task state ``resize_migrating``); a resize within a cell never
+        exports the disk.
+
+        :raises SioCrossCellResizeRefused: during such a resize.
+        """
+        try:
+            state = self.instance.task_state
+        except (AttributeError, KeyError, NotImplementedError):
+            return
+        if state == task_states.RESIZE_MIGRATING:
+            raise SioCrossCellResizeRefused(instance=self.instance_uuid)
 
     def get_model(self, connection):
         """The disk as a local block device (for file injection)."""

@@ -17,12 +17,14 @@ from __future__ import absolute_import
 
 import os
 
+from nova.compute import task_states
 from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt.libvirt.sio import exception as sio_exc
 from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt.sio import host as sio_host
+from nova.virt.libvirt.sio import image as sio_image
 
 GiB = 1024 ** 3
 UUID = test_sio_image.UUID
@@ -52,7 +54,10 @@ class CountingClient(object):
         return counted
 
     def total(self):
-        return sum(self.counts.values())
+        """Calls besides the system and SDC ids (the client caches them).
+        """
+        return sum(n for name, n in self.counts.items()
+                   if name not in ('get_system_id', 'get_sdc_id'))
 
 
 class PfDefectsTestCase(test.NoDBTestCase):
@@ -293,3 +298,22 @@ class PfDefectsTestCase(test.NoDBTestCase):
         self.assertEqual(2, sio_hooks.unmap_volumes(self.instance))
         self.assertEqual(1, counter.counts['get_sdc_volumes'])
         self.assertNotIn('get_volume_id', counter.counts)
+
+    # -- 11. no resize across cells -------------------------------------------
+
+    def test_cross_cell_resize_snapshot_is_refused(self):
+        self.make('disk', map_to=(self.fx.GUID_A,))
+        convert = fake_sio.patch_object(self, sio_image.images,
+                                        'convert_image')
+        self.instance.task_state = task_states.RESIZE_MIGRATING
+        image = test_sio_image.backend_image(self.instance, 'disk')
+        target = os.path.join(self.instances_path, 'upload')
+        exc = self.assertRaises(sio_image.SioCrossCellResizeRefused,
+                                image.snapshot_extract, target, 'raw')
+        self.assertIn(UUID, str(exc))
+        self.assertIn('within its cell', str(exc))
+        self.assertEqual(0, convert.call_count)
+        # An ordinary snapshot of the same disk is exported.
+        self.instance.task_state = task_states.IMAGE_UPLOADING
+        image.snapshot_extract(target, 'raw')
+        self.assertEqual(1, convert.call_count)
