@@ -36,6 +36,8 @@ Functions for the driver:
 * :func:`get_pool_info` (bytes) / :func:`get_local_gb_info` (GiB) -
   capacity of the default storage pool;
 * :func:`check_flavor_sizes` - the 8 GiB rule for a flavor's disks;
+  :func:`check_resize` applies it to a resize's new flavor before the
+  guest is powered off;
 * :func:`base_volume_name` / :func:`snapshot_from_base` /
   :func:`remove_unused_base_volumes` - zero-copy boot from per-image,
   per-pool base volumes (``[scaleio] zero_copy_boot``);
@@ -356,6 +358,34 @@ def check_flavor_sizes(flavor, disk_names=None):
         if disk_names is not None and disk_name not in disk_names:
             continue
         checked_size(flavor, disk_name, size)
+
+
+def check_resize(instance, flavor, booted_from_volume=False):
+    """The ``migrate_disk_and_power_off`` check of a resize's new flavor.
+
+    Run before the guest is powered off, so that a flavor whose disks
+    break the 8 GiB rule fails the resize at once and Nova rolls it back
+    (the guest keeps running on the source) instead of failing in
+    ``finish_migration``.
+
+    :param instance: the instance being resized (its current flavor).
+    :param flavor: the new flavor.
+    :param booted_from_volume: the root disk is a Cinder volume (its size
+        is not checked).
+    :raises InstanceFaultRollback: wrapping ``ResizeError`` with the
+        reason, the exception Nova's compute manager rolls back on.
+    """
+    disks = ['disk.local', 'disk.swap']
+    if not booted_from_volume:
+        disks.append('disk')
+    try:
+        check_flavor_sizes(flavor, disk_names=disks)
+    except sio_exc.InvalidSize as exc:
+        from nova import exception as nova_exception
+        LOG.warning('Refusing to resize instance %s: %s',
+                    getattr(instance, 'uuid', '?'), exc)
+        raise nova_exception.InstanceFaultRollback(
+            nova_exception.ResizeError(reason=str(exc)))
 
 
 # -- single volumes ----------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import absolute_import
 import os
 
 from nova.compute import task_states
+from nova import exception as nova_exception
 from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
@@ -317,3 +318,28 @@ class PfDefectsTestCase(test.NoDBTestCase):
         self.instance.task_state = task_states.IMAGE_UPLOADING
         image.snapshot_extract(target, 'raw')
         self.assertEqual(1, convert.call_count)
+
+    # -- 4. the 8 GiB rule before the guest is powered off -------------------
+
+    def test_resize_to_a_flavor_breaking_the_rule_rolls_back(self):
+        self.flags(round_volume_capacity=False, group='scaleio')
+        bad = test_sio_image.make_instance(root_gb=12, ephemeral_gb=0).flavor
+        exc = self.assertRaises(nova_exception.InstanceFaultRollback,
+                                sio_hooks.check_resize, self.instance, bad)
+        self.assertIsInstance(exc.inner_exception,
+                              nova_exception.ResizeError)
+        self.assertIn('8 GiB', str(exc.inner_exception))
+
+    def test_resize_checks_only_the_disks_on_scaleio(self):
+        self.flags(round_volume_capacity=False, group='scaleio')
+        odd_root = test_sio_image.make_instance(root_gb=12,
+                                                ephemeral_gb=16).flavor
+        sio_hooks.check_resize(self.instance, odd_root,
+                               booted_from_volume=True)
+        odd_swap = test_sio_image.make_instance(root_gb=16, ephemeral_gb=0,
+                                                swap=1000).flavor
+        self.assertRaises(nova_exception.InstanceFaultRollback,
+                          sio_hooks.check_resize, self.instance, odd_swap)
+        # Rounding up makes every size valid.
+        self.flags(round_volume_capacity=True, group='scaleio')
+        sio_hooks.check_resize(self.instance, odd_swap)
