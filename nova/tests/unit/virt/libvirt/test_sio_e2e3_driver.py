@@ -82,9 +82,10 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.drvr = libvirt_driver.LibvirtDriver(fake.FakeVirtAPI(), False)
         for name in ('_unplug_vifs', 'unplug_vifs', 'plug_vifs',
                      'unfilter_instance', '_undefine_domain'):
-            fake_sio.patch_object(self, self.drvr, name)
+            fake_sio.patch_object(self, self.drvr, name, autospec=True)
         self.delete_files = fake_sio.patch_object(
-            self, self.drvr, 'delete_instance_files', return_value=True)
+            self, self.drvr, 'delete_instance_files', return_value=True,
+            autospec=True)
         self.instance = test_sio_image.make_instance()
         self.instance.system_metadata = {}
         self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
@@ -92,7 +93,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.instance.root_gb = 16
         self.instance.id = 1
         self.instance.ephemeral_gb = 8
-        fake_sio.patch_object(self, self.instance, 'save')
+        fake_sio.patch_object(self, self.instance, 'save', autospec=True)
 
     # -- helpers -------------------------------------------------------------
 
@@ -123,7 +124,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
     def stub(self, *names):
         for name in names:
             if hasattr(self.drvr, name):
-                fake_sio.patch_object(self, self.drvr, name)
+                fake_sio.patch_object(self, self.drvr, name, autospec=True)
 
     def domain_xml(self, *paths):
         disks = ''.join(
@@ -169,11 +170,13 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         # not take the instance for one booted from a volume.
         self.make_volumes()
         fake_sio.patch_object(
-            self, self.drvr, 'get_instance_disk_info', return_value='[]')
+            self, self.drvr, 'get_instance_disk_info', return_value='[]',
+            autospec=True)
         fake_sio.patch_object(
-            self, self.drvr, '_is_storage_shared_with', return_value=True)
+            self, self.drvr, '_is_storage_shared_with', return_value=True,
+            autospec=True)
         power_off = fake_sio.patch_object(
-            self, self.drvr, 'power_off')
+            self, self.drvr, 'power_off', autospec=True)
         flavor = objects.Flavor(root_gb=8, ephemeral_gb=8, swap=0)
         exc = self.assertRaises(exception.InstanceFaultRollback,
                                 self.drvr.migrate_disk_and_power_off,
@@ -187,12 +190,14 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
     def test_resize_copies_no_sio_disk(self):
         ids = self.make_volumes()
         fake_sio.patch_object(
-            self, self.drvr, 'get_instance_disk_info', return_value='[]')
+            self, self.drvr, 'get_instance_disk_info', return_value='[]',
+            autospec=True)
         fake_sio.patch_object(
-            self, self.drvr, '_is_storage_shared_with', return_value=True)
+            self, self.drvr, '_is_storage_shared_with', return_value=True,
+            autospec=True)
         self.stub('power_off')
         copy = fake_sio.patch_object(
-            self, libvirt_utils, 'copy_image')
+            self, libvirt_utils, 'copy_image', autospec=True)
         inst_base = libvirt_utils.get_instance_path(self.instance)
         os.makedirs(inst_base)
         flavor = objects.Flavor(root_gb=24, ephemeral_gb=8, swap=0)
@@ -210,12 +215,12 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         create = fake_sio.patch_object(
             self, self.drvr, '_create_image',
             side_effect=lambda *a, **k: seen.append(
-                self.mapped_on(GUID_A, ids.values())))
+                self.mapped_on(GUID_A, ids.values())), autospec=True)
         self.stub('_get_guest_xml', '_create_domain_and_network',
                   '_ensure_console_log_for_instance')
         fake_sio.patch_object(
             self, libvirt_driver.blockinfo, 'get_disk_info',
-            return_value={'mapping': {}})
+            return_value={'mapping': {}}, autospec=True)
         migration = objects.Migration(source_compute='host-b')
         self.drvr.finish_migration(self.context, migration, self.instance,
                                    '[]', [], {}, True, power_on=False)
@@ -233,7 +238,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
             self.sio.extend_volume(volume_id, 16)
         self.stub('_get_guest_xml', '_create_domain_and_network')
         fake_sio.patch_object(
-            self, libvirt_driver.blockinfo, 'get_disk_info')
+            self, libvirt_driver.blockinfo, 'get_disk_info', autospec=True)
         self.drvr.finish_revert_migration(self.context, self.instance, [],
                                           power_on=False)
         self.assertEqual([], self.snapshots())
@@ -287,7 +292,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.stub('_fetch_instance_kernel_ramdisk',
                   '_ensure_console_log_for_instance')
         copy = fake_sio.patch_object(
-            self, self.drvr._remotefs, 'copy_file')
+            self, self.drvr._remotefs, 'copy_file', autospec=True)
         migrate_data = {'is_shared_block_storage': True,
                         'is_shared_instance_path': False,
                         'block_migration': False,
@@ -338,33 +343,35 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                         b'root disk bytes')
         convert = fake_sio.patch_object(
             self, images, 'convert_image',
-            side_effect=test_sio_image.fake_convert)
+            side_effect=test_sio_image.fake_convert, autospec=True)
         path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
                                                   ids['disk'])
         self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
         self.flags(snapshots_directory=self.useFixture(
             fixtures.TempDir()).path, group='libvirt')
         guest = fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest').return_value
+            self, self.drvr._host, 'get_guest', autospec=True).return_value
         guest.get_power_state.return_value = power_state.RUNNING
         fake_sio.patch_object(
-            self, self.drvr._host, 'has_min_version', return_value=True)
+            self, self.drvr._host, 'has_min_version', return_value=True,
+            autospec=True)
         # 12.0.0 returns the path only; later releases add the format.
         found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
                  else (path, 'raw'))
         fake_sio.patch_object(
-            self, libvirt_utils, 'find_disk', return_value=found)
+            self, libvirt_utils, 'find_disk', return_value=found,
+            autospec=True)
         fake_sio.patch_object(
             self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
-            return_value=[])
+            return_value=[], autospec=True)
         image_api = fake_sio.patch_object(
-            self, self.drvr, '_image_api')
+            self, self.drvr, '_image_api', autospec=True)
         image_api.get.return_value = {'name': 'snap'}
         metadata = fake_sio.patch_object(
             self, self.drvr, '_create_snapshot_metadata',
-            side_effect=lambda *args: {})
+            side_effect=lambda *args: {}, autospec=True)
         live = fake_sio.patch_object(
-            self, self.drvr, '_live_snapshot')
+            self, self.drvr, '_live_snapshot', autospec=True)
         self.stub('_detach_pci_devices', '_detach_sriov_ports',
                   '_attach_pci_devices', '_attach_sriov_ports',
                   '_create_domain', '_prepare_domain_for_snapshot',
@@ -392,6 +399,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.fx.copy_to(sio_hooks.device_path(ids['disk']),
                         b'root disk bytes')
         fake_sio.patch_object(self, images, 'convert_image',
+                              autospec=True,
                               side_effect=test_sio_image.fake_convert)
         path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
                                                   ids['disk'])
@@ -399,23 +407,26 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.flags(snapshots_directory=self.useFixture(
             fixtures.TempDir()).path, group='libvirt')
         guest = fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest').return_value
+            self, self.drvr._host, 'get_guest', autospec=True).return_value
         guest.get_power_state.return_value = power_state.RUNNING
         guest.has_persistent_configuration.return_value = True
         fake_sio.patch_object(
-            self, self.drvr._host, 'has_min_version', return_value=True)
+            self, self.drvr._host, 'has_min_version', return_value=True,
+            autospec=True)
         # 12.0.0 returns the path only; later releases add the format.
         found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
                  else (path, 'raw'))
         fake_sio.patch_object(
-            self, libvirt_utils, 'find_disk', return_value=found)
+            self, libvirt_utils, 'find_disk', return_value=found,
+            autospec=True)
         fake_sio.patch_object(
             self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
-            return_value=[])
-        image_api = fake_sio.patch_object(self, self.drvr, '_image_api')
+            return_value=[], autospec=True)
+        image_api = fake_sio.patch_object(self, self.drvr, '_image_api',
+                                          autospec=True)
         image_api.get.return_value = {'name': 'snap'}
         fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
-                              side_effect=lambda *args: {})
+                              side_effect=lambda *args: {}, autospec=True)
         self.stub('_detach_pci_devices', '_detach_sriov_ports',
                   '_attach_pci_devices', '_attach_sriov_ports',
                   '_create_domain', 'suspend')
@@ -441,7 +452,8 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         quiesced = fake_sio.patch_object(
             self, self.drvr, '_set_quiesced',
             wraps=self.drvr._set_quiesced)
-        cow = fake_sio.patch_object(self, libvirt_utils, 'create_cow_image')
+        cow = fake_sio.patch_object(self, libvirt_utils, 'create_cow_image',
+                                    autospec=True)
         guest, uploaded = self.snapshot_running_guest(ids)
 
         self.assertEqual(b'root disk bytes', uploaded)
@@ -482,9 +494,10 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
     def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
         ids = self.make_volumes()
-        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot')
+        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot',
+                                     autospec=True)
         libvirt_live = fake_sio.patch_object(
-            self, self.drvr, '_live_snapshot')
+            self, self.drvr, '_live_snapshot', autospec=True)
         guest, uploaded = self.snapshot_running_guest(ids)
 
         self.assertEqual(b'root disk bytes', uploaded)
@@ -498,7 +511,8 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         ids = self.make_volumes()
         lv = '/dev/nova-vg/%s_disk.local' % self.instance.uuid
         fake_sio.patch_object(
-            self, libvirt_driver.lvm, 'get_volume_size', return_value=GiB)
+            self, libvirt_driver.lvm, 'get_volume_size', return_value=GiB,
+            autospec=True)
         xml = self.domain_xml(sio_hooks.device_path(ids['disk']), lv)
         info = self.drvr._get_instance_disk_info(
             'instance-1', xml, {'block_device_mapping': []})
@@ -515,9 +529,9 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
             f.write('<domain/>')
         self.stub('_destroy', '_create_domain')
         fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest')
+            self, self.drvr._host, 'get_guest', autospec=True)
         fake_sio.patch_object(
-            self, libvirt_driver.lvm, 'remove_volumes')
+            self, libvirt_driver.lvm, 'remove_volumes', autospec=True)
         self.drvr.unrescue(self.instance, [])
         self.assertIsNone(self.sio.by_name(name))
         self.assertEqual(sorted(ids.values()), self.current_ids())
