@@ -53,6 +53,47 @@ class SioLiveMigrationUnmapFaultTest(sio_faults.SioFaultMatrixBase):
         self.assert_clean()
 
 
+class SioResizeSizeRuleTest(sio_faults.SioFaultMatrixBase):
+
+    # RPC casts stay casts: a failed resize_instance must not come back
+    # into prep_resize on the destination, as it never does in a cloud.
+    CAST_AS_CALL = False
+
+    def test_resize_to_a_flavor_breaking_the_8_gib_rule_rolls_back(self):
+        self.flags(round_volume_capacity=False, group='scaleio')
+        odd = self._create_flavor(name='sio.odd', memory_mb=512, vcpu=1,
+                                  disk=12, ephemeral=0)
+        server = self.boot(host=COMPUTES[0])
+        self.server_id = server['id']
+        root = self.root_volume(server['id'])
+        powered_off = []
+        for name in COMPUTES:
+            driver = self.computes[name].driver
+            real = driver.power_off
+
+            def power_off(*args, **kwargs):
+                powered_off.append(args)
+                return real(*args, **kwargs)
+            driver.power_off = power_off
+        self.emu.clear_log()
+        self.api.post_server_action(server['id'],
+                                    {'resize': {'flavorRef': odd}})
+        server = self.settle(server['id'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertEqual(COMPUTES[0], self.host_of(server))
+        self.assertEqual(1, server['OS-EXT-STS:power_state'])
+        self.assertEqual([], powered_off)
+        # Nothing was made or changed on the storage.
+        self.assertEqual([], [e['path'] for e in self.emu.request_log()
+                              if e['method'] == 'POST' and
+                              ('Volume' in e['path'] or
+                               'snapshot' in e['path'])])
+        self.assertEqual(root, self.root_volume(server['id']))
+        self.assertEqual({COMPUTES[0]}, self.mapped_hosts(server['id']))
+        self._delete_server(server)
+        self.assert_clean()
+
+
 def _text(value):
     from testtools import content
     return content.text_content(value)
