@@ -13,12 +13,43 @@ from __future__ import absolute_import
 
 import json
 import os
+import ssl
 
 try:
     import mock  # noqa: H216 (Python 2.7 has no unittest.mock)
 except ImportError:
     from unittest import mock
 import requests
+
+
+def align_urllib3_with_eventlet():
+    """Let urllib3 make eventlet's SSL contexts when it was imported first.
+
+    nova-compute patches the standard library with eventlet before it
+    imports anything else, so urllib3 binds ``ssl.SSLContext`` once it is
+    eventlet's class.  In the unit test process of some series
+    (``nova.tests.unit`` imports ``nova.objects``, and with it urllib3,
+    before ``nova.test`` patches), urllib3 keeps the original class,
+    whose property setters then recurse for ever once ``ssl.SSLContext``
+    names eventlet's class.  Re-binding urllib3's name restores the order
+    nova-compute has; it changes nothing where the names already agree.
+    """
+    modules = []
+    try:
+        from urllib3.util import ssl_ as urllib3_ssl
+        modules.append(urllib3_ssl)
+    except ImportError:
+        pass
+    try:
+        from requests.packages.urllib3.util import ssl_ as vendored_ssl
+        modules.append(vendored_ssl)
+    except ImportError:
+        pass
+    for module in modules:
+        bound = getattr(module, 'SSLContext', None)
+        if (isinstance(bound, type) and bound is not ssl.SSLContext and
+                issubclass(ssl.SSLContext, bound)):
+            module.SSLContext = ssl.SSLContext
 
 
 def emulator_info():
@@ -52,6 +83,7 @@ def scaleio_flags(emu, name, **extra):
     :param extra: more options, e.g. ``zero_copy_boot=True``.
     """
     host = emu['hosts'][name]
+    align_urllib3_with_eventlet()
     # HTTPS with the certificate checked against the emulator's CA, as
     # the production defaults want it.
     flags = dict(rest_server_ip=GATEWAY_HOST, rest_server_port=emu['port'],
@@ -74,6 +106,7 @@ def admin(emu, what, method='get', body=None):
     :param emu: the description from :func:`emulator_info`.
     :param what: the admin path, e.g. ``audit``.
     """
+    align_urllib3_with_eventlet()
     resp = getattr(requests, method)(
         '%s/__admin__/%s' % (gateway_url(emu), what), json=body,
         verify=emu['ca_cert'] or True, timeout=30)
