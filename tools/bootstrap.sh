@@ -3,6 +3,7 @@
 #
 #   tools/bootstrap.sh releases   emit and strictly verify every diff
 #   tools/bootstrap.sh test       the default test command (CI)
+#   tools/bootstrap.sh e2e        loop-device volumes and a real guest
 #   tools/bootstrap.sh <toxenv>   any tox environment
 #
 # System packages (GNU patch, git, qemu-img) are installed with apt-get
@@ -142,6 +143,14 @@ PYEOF
         if [ $rc = 0 ]; then echo "nova-sio tests: all passed"; else
             echo "nova-sio tests: FAILED"; fi
         exit $rc
+        ;;
+    e2e)
+        # Foundations of the real-cloud harness: loop-device volumes and
+        # an offline guest booted by QEMU and libvirt (root only).
+        tools/e2e-setup.sh
+        NOVA_SIO_E2E=1 run_tox py3 \
+            'nova_sio.tests.(test_blockdev|test_e2e_guest)'
+        exit $?
         ;;
     *)
         run_tox "$job" "$@"
