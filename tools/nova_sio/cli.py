@@ -173,7 +173,24 @@ def cmd_fetch(args):
             print('  %s: %s' % (v, why))
     print('fetched %d of %d' % (len(versions) - len(skipped),
                                 len(versions)))
-    return 0
+    return _unavailable_status(skipped, args)
+
+
+def _unavailable_status(skipped, args):
+    """Return the exit status that releases without a source give.
+
+    An unreachable source is a failure unless ``--skip-unavailable``
+    allows it; either way every such release is named in the last lines.
+
+    :param skipped: ``{version: reason}``.
+    :param args: the parsed arguments.
+    """
+    if not skipped or getattr(args, 'skip_unavailable', False):
+        return 0
+    print('FAILED: %d release(s) without a reachable source (%s); pass '
+          '--skip-unavailable to list them as skipped instead' % (
+              len(skipped), ', '.join(sorted(skipped, key=rel_mod.vkey))))
+    return 1
 
 
 def cmd_apply(args):
@@ -270,7 +287,9 @@ def _emit_verify(versions, do_emit, do_verify, args):
             len(summary['ok']), len(summary['failed']), len(skipped)))
     if args.report:
         util.write_atomic(args.report, util.dump_json(summary))
-    return 1 if summary['failed'] else 0
+    if summary['failed']:
+        return 1
+    return _unavailable_status(skipped, args)
 
 
 def cmd_emit(args):
@@ -388,6 +407,9 @@ def build_parser():
                        default=max(2, os.cpu_count() or 2))
         p.add_argument('--quiet', '-q', action='store_true')
         p.add_argument('--offline', action='store_true')
+        p.add_argument('--skip-unavailable', action='store_true',
+                       help='list a release whose source cannot be '
+                       'fetched as skipped instead of failing')
 
     p = sub.add_parser('fetch', help='fetch pristine upstream sources')
     versions_args(p)

@@ -502,6 +502,34 @@ class UnreachableSourceTest(testtools.TestCase):
         self.assertEqual('nova-sio test: 0 passed, 0 failed, 0 skipped; '
                          'releases: 0 passed, 0 failed, 1 skipped', last[1])
 
+    def test_verify_fails_without_the_flag(self):
+        code, out, _err = run_cli('verify', '2015.1.1')
+        self.assertEqual(1, code)
+        self.assertIn('\nSKIPPED 2015.1.1: no sdist of nova 2015.1.1 on '
+                      'PyPI', out)
+        self.assertEqual('FAILED: 1 release(s) without a reachable source '
+                         '(2015.1.1); pass --skip-unavailable to list them '
+                         'as skipped instead', out.strip().splitlines()[-1])
+
+    def test_verify_flag_lists_the_skip(self):
+        code, out, _err = run_cli('verify', '--skip-unavailable',
+                                  '2015.1.1')
+        self.assertEqual(0, code)
+        self.assertIn('\nSKIPPED 2015.1.1: no sdist of nova 2015.1.1 on '
+                      'PyPI', out)
+        self.assertEqual('0 ok, 0 failed, 1 skipped',
+                         out.strip().splitlines()[-1])
+
+    def test_fetch_fails_without_the_flag(self):
+        code, out, _err = run_cli('fetch', '-q', '2015.1.1')
+        self.assertEqual(1, code)
+        self.assertIn('FAILED: 1 release(s) without a reachable source',
+                      out)
+        code, out, _err = run_cli('fetch', '-q', '--skip-unavailable',
+                                  '2015.1.1')
+        self.assertEqual(0, code)
+        self.assertIn('fetched 0 of 1', out)
+
 
 class StatusTest(testtools.TestCase):
     """``status`` computes "verified" from the committed files."""
