@@ -285,13 +285,19 @@ def storage_for(flavor):
 
 
 def _flavor_name(flavor):
-    try:
-        return flavor.name
-    except AttributeError:
-        try:
-            return flavor.get('name')
-        except AttributeError:
-            return None
+    """Return the name of a flavor object or dict, None when not known.
+
+    An object whose name is not set gives None instead of trying to load
+    it (which fails for a flavor not read from the database).
+
+    :param flavor: a Flavor object or a dict.
+    """
+    if isinstance(flavor, dict):
+        return flavor.get('name')
+    is_set = getattr(flavor, 'obj_attr_is_set', None)
+    if is_set is not None and not is_set('name'):
+        return None
+    return getattr(flavor, 'name', None)
 
 
 def checked_size(flavor, disk_name, size_bytes, round_up=None,

@@ -187,6 +187,28 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.assertIn('resize disk down', str(exc.inner_exception))
         self.assertFalse(power_off.called)
 
+    def test_resize_breaking_the_8_gib_rule_is_refused_running(self):
+        self.make_volumes()
+        before = sorted(self.sio.volumes)
+        fake_sio.patch_object(
+            self, self.drvr, 'get_instance_disk_info', return_value='[]',
+            autospec=True)
+        fake_sio.patch_object(
+            self, self.drvr, '_is_storage_shared_with', return_value=True,
+            autospec=True)
+        power_off = fake_sio.patch_object(
+            self, self.drvr, 'power_off', autospec=True)
+        flavor = objects.Flavor(root_gb=20, ephemeral_gb=8, swap=0)
+        exc = self.assertRaises(exception.InstanceFaultRollback,
+                                self.drvr.migrate_disk_and_power_off,
+                                self.context, self.instance, 'host-b',
+                                flavor, [],
+                                block_device_info={'block_device_mapping': []})
+        self.assertIsInstance(exc.inner_exception, exception.ResizeError)
+        self.assertIn('8 GiB', str(exc.inner_exception))
+        self.assertFalse(power_off.called)
+        self.assertEqual(before, sorted(self.sio.volumes))
+
     def test_resize_copies_no_sio_disk(self):
         ids = self.make_volumes()
         fake_sio.patch_object(

@@ -353,6 +353,26 @@ class DriverTestCase(KiloSioTestCase):
                               drv.migrate_disk_and_power_off, None,
                               instance, 'host-b', flavor, [])
 
+    def test_resize_to_a_flavor_breaking_the_8_gib_rule_is_rolled_back(self):
+        from nova import exception
+        drv = self.driver()
+        instance = self.make_instance()
+        self.spawn_root(instance)
+        before = sorted(v['id'] for v in self.volumes_of(instance).values())
+        flavor = {'root_gb': 12, 'ephemeral_gb': 0, 'swap': 0}
+        with mock.patch.object(drv, 'get_instance_disk_info',
+                               return_value='[]', autospec=True), \
+                mock.patch.object(drv, 'power_off',
+                                  autospec=True) as power_off:
+            exc = self.assertRaises(exception.InstanceFaultRollback,
+                                    drv.migrate_disk_and_power_off, None,
+                                    instance, 'host-b', flavor, [])
+        self.assertIsInstance(exc.inner_exception, exception.ResizeError)
+        self.assertIn('disk', str(exc.inner_exception))
+        self.assertFalse(power_off.called)
+        self.assertEqual(before, sorted(
+            v['id'] for v in self.volumes_of(instance).values()))
+
     def test_live_migration_maps_on_destination_unmaps_on_source(self):
         drv = self.driver()
         instance = self.make_instance()
