@@ -72,6 +72,7 @@ sio_conf.register_opts(CONF)
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 RESIZE_SNAPSHOT = 'snapshot'
+TEMPORARY_SNAPSHOT = 'temporary'
 # Disk names that are probed for every instance, besides disk.eph<n>.
 FIXED_DISKS = ('disk', 'disk.local', 'disk.swap', 'disk.rescue',
                'disk.config', 'disk.config.rescue')
@@ -378,6 +379,10 @@ def check_resize(instance, flavor, booted_from_volume=False):
     :param flavor: the new flavor.
     :param booted_from_volume: the root disk is a Cinder volume (its size
         is not checked).
+    The disks' vTrees are checked too: a disk whose vTree cannot take
+    the resize snapshot (see :func:`check_snapshot_room`) refuses the
+    resize the same way.
+
     :raises InstanceFaultRollback: wrapping ``ResizeError`` with the
         reason, the exception Nova's compute manager rolls back on.
     """
@@ -386,7 +391,8 @@ def check_resize(instance, flavor, booted_from_volume=False):
         disks.append('disk')
     try:
         check_flavor_sizes(flavor, disk_names=disks)
-    except sio_exc.InvalidSize as exc:
+        check_snapshot_room(instance, kind=RESIZE_SNAPSHOT)
+    except (sio_exc.InvalidSize, sio_exc.VTreeLimitReached) as exc:
         from nova import exception as nova_exception
         LOG.warning('Refusing to resize instance %s: %s',
                     getattr(instance, 'uuid', '?'), exc)
@@ -1147,6 +1153,7 @@ def snapshot_volumes(instance):
             LOG.warning('Replacing stale resize snapshot %s', snap_name)
             delete_volume(stale)
         client.snapshot_volume(volume.id, snap_name)
+        capacity_changed()
         names.append(snap_name)
     return names
 
