@@ -1385,7 +1385,12 @@ def live_snapshot(driver, context, instance, image_meta, disk, target,
     :param disk: the :class:`~nova.virt.libvirt.sio.image.Sio` root disk.
     :param target: the local file to write.
     :param out_format: the image format to write (``raw``, ``qcow2``...).
+    :raises VTreeLimitReached: before the guest is frozen, when the vTree
+        of the disk cannot take the temporary snapshot.
     """
+    if CONF.scaleio.live_snapshot:
+        check_snapshot_room(instance, disk_names=[disk.disk_name],
+                            kind=TEMPORARY_SNAPSHOT)
     disk.snapshot_extract(target, out_format,
                           quiesce=_quiescer(driver, context, instance,
                                             image_meta))
