@@ -133,6 +133,14 @@ _STORAGE_OPTS = [
                     'what the pool can still allocate; "provisioned" also '
                     'counts thin volumes at their full size, so that the '
                     'scheduler never over-commits a thin pool.'),
+    cfg.IntOpt('capacity_cache_seconds', default=5,
+               help='Seconds the pool capacity figures read for the '
+                    'resource tracker are reused, so that the capacity '
+                    'reads of several updates close together cost one '
+                    'gateway call. A volume created, extended, '
+                    'snapshotted or deleted by this host drops them at '
+                    'once; changes made by other hosts show after at most '
+                    'this long. 0 (or less) reads the gateway every time.'),
 ]
 
 _HOST_OPTS = [

@@ -417,9 +417,11 @@ def create_volume(instance_uuid, disk_name, size_bytes, flavor,
     name = volume_name(instance_uuid, disk_name, kind)
     pool_id = client.get_pool_id(domain, pool)
     try:
-        return client.create_volume(
+        volume_id = client.create_volume(
             name, naming.size_in_gb(size_bytes), pool_id,
             thin=flavor_thin if thin is None else thin)
+        capacity_changed()
+        return volume_id
     except sio_exc.NameInUse:
         # An earlier attempt whose answer was lost made it already.
         volume_id = client.get_volume_id(name)
@@ -576,6 +578,8 @@ def delete_volume(volume_id):
         return get_client().delete_volume(volume_id, unmap=True)
     except sio_exc.VolumeNotFound:
         return False
+    finally:
+        capacity_changed()
 
 
 def move_volume(instance, disk_name, flavor, copy):
@@ -611,6 +615,7 @@ def move_volume(instance, disk_name, flavor, copy):
     LOG.info('Moving ScaleIO volume %s to pool %s/%s', name, domain, pool)
     new_id = client.create_volume(temp_name, naming.size_in_gb(size),
                                   pool_id, thin=thin)
+    capacity_changed()
     try:
         copy(map_volume(old_id), map_volume(new_id))
     except Exception:
@@ -1556,6 +1561,7 @@ def _fill_base_volume(client, image_id, pool_id, generation, size_bytes,
             if found is _RETRY:
                 continue
             return found
+        capacity_changed()
         return _fill_created(client, volume_id, image_id, pool_id,
                              generation, fill)
     return None
@@ -1676,6 +1682,7 @@ def snapshot_from_base(image_id, flavor, image_size, name, fill):
                      base_volume_name(image_id, pool_id, generation))
             full.add(base_id)
             continue
+        capacity_changed()
         record_base_image(image_id)
         return snap_id, volume_size(base_id)
     return None
@@ -2017,6 +2024,15 @@ def _pool_numbers(cap, provisioned):
     return total, free
 
 
+def capacity_changed():
+    """Drop the cached pool capacity figures (see :func:`get_pool_info`).
+
+    Called after this host created, extended, snapshotted or deleted a
+    volume, so that the next capacity report reads the gateway.
+    """
+    _STATE.pop('capacity', None)
+
+
 def get_pool_info():
     """Return the capacity this node reports, in bytes.
 
@@ -2028,18 +2044,32 @@ def get_pool_info():
     at least the sum of its volumes' provisioned sizes (thin included).
     With the defaults (one pool, ``allocated``) these are the default
     pool's own figures.
+
+    The figures are reused for ``[scaleio] capacity_cache_seconds``
+    unless :func:`capacity_changed` dropped them.
     """
     client = get_client()
     provisioned = CONF.scaleio.capacity_mode == 'provisioned'
+    pools = served_pools()
+    key = (client, provisioned, tuple(pools))
+    ttl = CONF.scaleio.capacity_cache_seconds
+    now = time.time()
+    cached = _STATE.get('capacity')
+    if (ttl > 0 and cached is not None and cached[0] == key and
+            0 <= now - cached[1] < ttl):
+        return dict(cached[2])
     total = 0
     free = None
-    for domain, pool in served_pools():
+    for domain, pool in pools:
         cap = client.pool_capacity(client.get_pool_id(domain, pool))
         pool_total, pool_free = _pool_numbers(cap, provisioned)
         total += pool_total
         free = pool_free if free is None else min(free, pool_free)
     free = free or 0
-    return {'total': total, 'free': free, 'used': max(total - free, 0)}
+    info = {'total': total, 'free': free, 'used': max(total - free, 0)}
+    if ttl > 0:
+        _STATE['capacity'] = (key, now, dict(info))
+    return info
 
 
 def get_local_gb_info():

@@ -393,6 +393,7 @@ class Sio(imagebackend.Image):
             if volume_size > snap_size:
                 hooks.get_client().extend_volume(
                     self._volume_id, naming.size_in_gb(volume_size))
+                hooks.capacity_changed()
             self._path = hooks.map_volume(self._volume_id)
         except Exception:
             self._discard()
@@ -443,6 +444,7 @@ class Sio(imagebackend.Image):
                  self.volume_name, current // hooks.GiB, wanted // hooks.GiB)
         hooks.get_client().extend_volume(volume_id,
                                          naming.size_in_gb(wanted))
+        hooks.capacity_changed()
         hooks.wait_for_growth(volume_id, wanted)
 
     def get_disk_size(self, name):

@@ -312,6 +312,8 @@ class CapacityTestCase(_Base):
                          'provisioned_bytes': provisioned * GiB}
         self.caps = caps
         self.sio.pool_capacity = lambda pool_id: dict(self.caps[pool_id])
+        # Changed behind this host's back: drop the cached figures.
+        sio_hooks.capacity_changed()
 
     def test_default_is_the_default_pool(self):
         self.set_capacity(POOL_ID, 800, 640, 1000)
