@@ -329,38 +329,14 @@ class BlockDeviceSimulator(sdc.HostSimulator):
         side = self._side_path(host, 'sdc', vol.id)
         if not os.path.islink(side):
             os.symlink(device, side)
-        link = self.link_path(host, vol.id)
-
-        def appear():
-            if not self._current(sdc_obj.id, vol.id, gen):
-                return
-            try:
-                os.symlink(device, link)
-            except FileExistsError:
-                pass
-        self._later(host.device_delay, appear)
+        self._appear_later(host, sdc_obj.id, vol.id, gen, device)
 
     def unmapped(self, vol, sdc_obj):
         host = self.by_sdc.get(sdc_obj.id)
         if host is None:
             return
-        gen = self._bump(sdc_obj.id, vol.id)
-        link = self.link_path(host, vol.id)
-        for sub in ('sdc', 'grown'):
-            try:
-                os.unlink(self._side_path(host, sub, vol.id))
-            except FileNotFoundError:
-                pass
-
-        def vanish():
-            if not self._current(sdc_obj.id, vol.id, gen):
-                return
-            try:
-                os.unlink(link)
-            except FileNotFoundError:
-                pass
-            self._detach(host, vol.id)
-        self._later(host.linger, vanish)
+        self._vanish_later(host, sdc_obj.id, vol.id,
+                           then=lambda: self._detach(host, vol.id))
 
     def resized(self, vol):
         seen_by = [host for sdc_id, host in self.by_sdc.items()

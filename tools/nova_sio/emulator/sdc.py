@@ -338,41 +338,64 @@ class HostSimulator(object):
         gen = self._bump(sdc.id, vol.id)
         if host.never_appear:
             return
-        link = self.link_path(host, vol.id)
         try:
             os.symlink(backing, self._side_path(host, 'sdc', vol.id))
         except FileExistsError:
             pass
+        self._appear_later(host, sdc.id, vol.id, gen, backing)
+
+    def _appear_later(self, host, sdc_id, vol_id, gen, target):
+        """Make a mapping's device link appear after the host's delay.
+
+        :param host: the emulated host.
+        :param sdc_id: the SDC the volume is mapped to.
+        :param vol_id: the volume id.
+        :param gen: the mapping generation; a later map or unmap wins.
+        :param target: what the link points at (backing file or device).
+        """
+        link = self.link_path(host, vol_id)
 
         def appear():
-            if not self._current(sdc.id, vol.id, gen):
+            if not self._current(sdc_id, vol_id, gen):
                 return
             try:
-                os.symlink(backing, link)
+                os.symlink(target, link)
             except FileExistsError:
                 pass
         self._later(host.device_delay, appear)
 
-    def unmapped(self, vol, sdc):
-        host = self.by_sdc.get(sdc.id)
-        if host is None:
-            return
-        gen = self._bump(sdc.id, vol.id)
-        link = self.link_path(host, vol.id)
+    def _vanish_later(self, host, sdc_id, vol_id, then=None):
+        """Remove a mapping's device link after the host's linger time.
+
+        :param host: the emulated host.
+        :param sdc_id: the SDC the volume was mapped to.
+        :param vol_id: the volume id.
+        :param then: called once the link is gone (unless remapped).
+        """
+        gen = self._bump(sdc_id, vol_id)
+        link = self.link_path(host, vol_id)
         for sub in ('sdc', 'grown'):
             try:
-                os.unlink(self._side_path(host, sub, vol.id))
+                os.unlink(self._side_path(host, sub, vol_id))
             except FileNotFoundError:
                 pass
 
         def vanish():
-            if not self._current(sdc.id, vol.id, gen):
+            if not self._current(sdc_id, vol_id, gen):
                 return
             try:
                 os.unlink(link)
             except FileNotFoundError:
                 pass
+            if then is not None:
+                then()
         self._later(host.linger, vanish)
+
+    def unmapped(self, vol, sdc):
+        host = self.by_sdc.get(sdc.id)
+        if host is None:
+            return
+        self._vanish_later(host, sdc.id, vol.id)
 
     def resized(self, vol):
         seen_by = [host for sdc_id, host in self.by_sdc.items()
