@@ -475,6 +475,10 @@ class CliTest(testtools.TestCase):
         tmp = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, tmp)
         rc, out, err = self.run_cli('fetch', '--offline', '2015.1.1')
+        self.assertEqual(1, rc)
+        self.assertIn('--skip-unavailable', out)
+        rc, out, err = self.run_cli('fetch', '--offline',
+                                    '--skip-unavailable', '2015.1.1')
         self.assertEqual(0, rc)
         self.assertIn('skipped 1 release(s)', out)
         self.assertIn('2015.1.1: no sdist of nova 2015.1.1 on PyPI', out)

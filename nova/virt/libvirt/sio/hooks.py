@@ -1768,11 +1768,7 @@ def remove_unused_base_volumes(image_ids, pools=None):
     """
     client = get_client()
     removed = []
-    for domain, pool in pools or served_pools():
-        try:
-            pool_id = client.get_pool_id(domain, pool)
-        except sio_exc.NotFound:
-            continue
+    for pool_id in _existing_pool_ids(client, pools):
         for image_id in image_ids:
             kept = []
             for generation, volume_id in base_volumes(image_id, pool_id):
@@ -1793,6 +1789,19 @@ def remove_unused_base_volumes(image_ids, pools=None):
                         volume_id, base_volume_name(image_id, pool_id,
                                                     wanted))
     return removed
+
+
+def _existing_pool_ids(client, pools=None):
+    """Yield the ids of the pools that exist, skipping unknown ones.
+
+    :param client: the gateway client.
+    :param pools: ``(domain, pool)`` pairs; default :func:`served_pools`.
+    """
+    for domain, pool in pools or served_pools():
+        try:
+            yield client.get_pool_id(domain, pool)
+        except sio_exc.NotFound:
+            continue
 
 
 def _fills(client, image_id, pool_id):
@@ -1821,11 +1830,7 @@ def remove_stale_fills(image_ids, pools=None):
     """
     client = get_client()
     removed = []
-    for domain, pool in pools or served_pools():
-        try:
-            pool_id = client.get_pool_id(domain, pool)
-        except sio_exc.NotFound:
-            continue
+    for pool_id in _existing_pool_ids(client, pools):
         for image_id in image_ids:
             for name, fill_id in _fills(client, image_id, pool_id):
                 reason = _stale_fill(client, fill_id)

@@ -306,6 +306,32 @@ class FakeScaleIO(object):
                 if sdc_id in v.mapped]
 
 
+def refused_resize(test, drvr, context, instance, flavor):
+    """Resize ``instance`` to ``flavor`` and expect a refusal while running.
+
+    The driver's ``migrate_disk_and_power_off`` must raise Nova's
+    ``InstanceFaultRollback`` around a ``ResizeError`` before it powers
+    the guest off.
+
+    :param test: the test case.
+    :param drvr: the libvirt driver.
+    :param context: the request context.
+    :param instance: the instance to resize.
+    :param flavor: the new flavor.
+    :returns: the ``ResizeError``.
+    """
+    from nova import exception
+
+    power_off = patch_object(test, drvr, 'power_off', autospec=True)
+    exc = test.assertRaises(exception.InstanceFaultRollback,
+                            drvr.migrate_disk_and_power_off, context,
+                            instance, 'host-b', flavor, [],
+                            block_device_info={'block_device_mapping': []})
+    test.assertIsInstance(exc.inner_exception, exception.ResizeError)
+    test.assertFalse(power_off.called)
+    return exc.inner_exception
+
+
 def patch_object(owner, target, attribute, **kwargs):
     """Patch ``target.attribute`` with a mock until ``owner`` cleans up.
 

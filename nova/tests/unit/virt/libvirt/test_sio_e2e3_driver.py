@@ -24,7 +24,6 @@ from oslo_serialization import jsonutils
 from nova.compute import power_state
 from nova.compute import task_states
 from nova import context as nova_context
-from nova import exception
 from nova import objects
 from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
@@ -165,48 +164,32 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
     # -- resize --------------------------------------------------------------
 
-    def test_resize_down_is_refused(self):
+    def _storage_shared_without_local_disks(self):
         # The ScaleIO disks are not in the disk info, so the driver must
         # not take the instance for one booted from a volume.
-        self.make_volumes()
         fake_sio.patch_object(
             self, self.drvr, 'get_instance_disk_info', return_value='[]',
             autospec=True)
         fake_sio.patch_object(
             self, self.drvr, '_is_storage_shared_with', return_value=True,
             autospec=True)
-        power_off = fake_sio.patch_object(
-            self, self.drvr, 'power_off', autospec=True)
+
+    def test_resize_down_is_refused(self):
+        self.make_volumes()
+        self._storage_shared_without_local_disks()
         flavor = objects.Flavor(root_gb=8, ephemeral_gb=8, swap=0)
-        exc = self.assertRaises(exception.InstanceFaultRollback,
-                                self.drvr.migrate_disk_and_power_off,
-                                self.context, self.instance, 'host-b',
-                                flavor, [],
-                                block_device_info={'block_device_mapping': []})
-        self.assertIsInstance(exc.inner_exception, exception.ResizeError)
-        self.assertIn('resize disk down', str(exc.inner_exception))
-        self.assertFalse(power_off.called)
+        error = fake_sio.refused_resize(self, self.drvr, self.context,
+                                        self.instance, flavor)
+        self.assertIn('resize disk down', str(error))
 
     def test_resize_breaking_the_8_gib_rule_is_refused_running(self):
         self.make_volumes()
         before = sorted(self.sio.volumes)
-        fake_sio.patch_object(
-            self, self.drvr, 'get_instance_disk_info', return_value='[]',
-            autospec=True)
-        fake_sio.patch_object(
-            self, self.drvr, '_is_storage_shared_with', return_value=True,
-            autospec=True)
-        power_off = fake_sio.patch_object(
-            self, self.drvr, 'power_off', autospec=True)
+        self._storage_shared_without_local_disks()
         flavor = objects.Flavor(root_gb=20, ephemeral_gb=8, swap=0)
-        exc = self.assertRaises(exception.InstanceFaultRollback,
-                                self.drvr.migrate_disk_and_power_off,
-                                self.context, self.instance, 'host-b',
-                                flavor, [],
-                                block_device_info={'block_device_mapping': []})
-        self.assertIsInstance(exc.inner_exception, exception.ResizeError)
-        self.assertIn('8 GiB', str(exc.inner_exception))
-        self.assertFalse(power_off.called)
+        error = fake_sio.refused_resize(self, self.drvr, self.context,
+                                        self.instance, flavor)
+        self.assertIn('8 GiB', str(error))
         self.assertEqual(before, sorted(self.sio.volumes))
 
     def test_resize_copies_no_sio_disk(self):

@@ -29,7 +29,6 @@ import fixtures
 
 from nova.compute import power_state
 from nova import context as nova_context
-from nova import exception
 from nova.network import model as network_model
 from nova import objects
 from nova import test
@@ -206,17 +205,10 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
     def test_resize_breaking_the_8_gib_rule_is_refused_running(self):
         self.make_volumes()
         before = sorted(self.sio.volumes)
-        power_off = fake_sio.patch_object(
-            self, self.drvr, 'power_off', autospec=True)
         flavor = objects.Flavor(root_gb=20, ephemeral_gb=8, swap=0)
-        exc = self.assertRaises(exception.InstanceFaultRollback,
-                                self.drvr.migrate_disk_and_power_off,
-                                self.context, self.instance, 'host-b',
-                                flavor, [],
-                                block_device_info={'block_device_mapping': []})
-        self.assertIsInstance(exc.inner_exception, exception.ResizeError)
-        self.assertIn('8 GiB', str(exc.inner_exception))
-        self.assertFalse(power_off.called)
+        error = fake_sio.refused_resize(self, self.drvr, self.context,
+                                        self.instance, flavor)
+        self.assertIn('8 GiB', str(error))
         self.assertEqual(before, sorted(self.sio.volumes))
 
     def test_local_gb_info_is_the_pool(self):
