@@ -51,30 +51,9 @@ from nova_sio import errors
 
 GiB = 1024 ** 3
 
-_DRV_CFG_BLOCK = r'''#!/bin/sh
-# Fake ScaleIO drv_cfg for emulated host %(name)s (loop devices).
-ROOT='%(root)s'
-SDC='%(sdc_dir)s'
-GROWN='%(grown_dir)s'
-case "$1" in
---query_guid)
-    echo '%(guid)s' ;;
---query_mdms|--query_mdm)
-    echo 'Retrieved 1 mdm(s)'
-    echo 'MDM-ID %(system_id)s SDC ID %(sdc_id)s' \
-        'INSTALLATION ID 0 IPs [0]-127.0.0.1' ;;
---query_vols)
-    set -- "$ROOT"/%(prefix)s-*
-    if [ -e "$1" ] || [ -L "$1" ]; then
-        echo "Retrieved $# volume(s)"
-        for f in "$@"; do
-            b=${f##*/%(prefix)s-}
-            echo "VOL-ID ${b#*-} MDM-ID ${b%%%%-*}"
-        done
-    else
-        echo 'Retrieved 0 volume(s)'
-    fi ;;
---rescan)
+#: ``drv_cfg --rescan`` of loop devices: a grown volume's loop device
+#: takes the new size of its file (``losetup -c``).
+_RESCAN_LOOPS = r'''--rescan)
     rc=0
     for f in "$SDC"/%(prefix)s-*; do
         [ -L "$f" ] || continue
@@ -89,10 +68,6 @@ case "$1" in
         [ -L "$ROOT/$n" ] || ln -s "$dev" "$ROOT/$n" || :
     done
     exit $rc ;;
-*)
-    echo "drv_cfg: unknown option $1" >&2
-    exit 1 ;;
-esac
 '''
 
 
@@ -245,6 +220,8 @@ class BlockDeviceSimulator(sdc.HostSimulator):
     """
 
     mode = 'block'
+    RESCAN = _RESCAN_LOOPS
+    KIND = ' (loop devices)'
 
     def __init__(self, state_dir, system, storage_dir=None, ledger=None,
                  direct_io=False):
@@ -257,22 +234,6 @@ class BlockDeviceSimulator(sdc.HostSimulator):
         self.direct_io = direct_io
         self.loops = {}              # (host name, volume id) -> record
         self.unmapped_in_use = []
-
-    def add_host(self, name, guid=None, ip=None):
-        """Create host ``name``; its ``drv_cfg`` drives loop devices."""
-        fresh = name not in self.hosts
-        host = super().add_host(name, guid=guid, ip=ip)
-        if fresh:
-            base = os.path.dirname(host.drv_cfg)
-            with open(host.drv_cfg, 'w') as handle:
-                handle.write(_DRV_CFG_BLOCK % {
-                    'name': name, 'root': host.device_root,
-                    'guid': host.sdc.guid,
-                    'sdc_dir': os.path.join(base, 'sdc'),
-                    'grown_dir': os.path.join(base, 'grown'),
-                    'system_id': self.system.id, 'sdc_id': host.sdc.id,
-                    'prefix': sdc.DEVICE_PREFIX})
-        return host
 
     def device(self, host_name, vol_id):
         """Return the loop device of a mapping, or None.

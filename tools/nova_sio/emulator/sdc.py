@@ -38,8 +38,8 @@ import time
 
 DEVICE_PREFIX = 'emc-vol'
 
-_DRV_CFG = r'''#!/bin/sh
-# Fake ScaleIO drv_cfg for emulated host %(name)s.
+_DRV_CFG_HEAD = r'''#!/bin/sh
+# Fake ScaleIO drv_cfg for emulated host %(name)s%(kind)s.
 ROOT='%(root)s'
 SDC='%(sdc_dir)s'
 GROWN='%(grown_dir)s'
@@ -61,7 +61,11 @@ case "$1" in
     else
         echo 'Retrieved 0 volume(s)'
     fi ;;
---rescan)
+'''
+
+#: ``drv_cfg --rescan`` of file-backed devices: a grown volume's file
+#: takes its new size, a lost device link comes back.
+_RESCAN_FILES = r'''--rescan)
     for f in "$SDC"/%(prefix)s-*; do
         [ -L "$f" ] || continue
         n=${f##*/}
@@ -70,7 +74,9 @@ case "$1" in
         fi
         [ -L "$ROOT/$n" ] || ln -s "$(readlink "$f")" "$ROOT/$n" || :
     done ;;
-*)
+'''
+
+_DRV_CFG_TAIL = r'''*)
     echo "drv_cfg: unknown option $1" >&2
     exit 1 ;;
 esac
@@ -208,6 +214,11 @@ class HostSimulator(object):
         :meth:`cleanup`. Default: ``<state_dir>/volumes``.
     """
 
+    #: The ``--rescan`` branch of the hosts' ``drv_cfg`` script.
+    RESCAN = _RESCAN_FILES
+    #: How the script's comment names the kind of device.
+    KIND = ''
+
     def __init__(self, state_dir, system, storage_dir=None):
         self.state_dir = state_dir
         self.system = system
@@ -247,17 +258,28 @@ class HostSimulator(object):
             os.makedirs(os.path.join(base, sub), exist_ok=True)
         drv_cfg = os.path.join(base, 'drv_cfg')
         with open(drv_cfg, 'w') as handle:
-            handle.write(_DRV_CFG % {
-                'name': name, 'root': root, 'guid': sdc.guid,
-                'sdc_dir': os.path.join(base, 'sdc'),
-                'grown_dir': os.path.join(base, 'grown'),
-                'system_id': self.system.id, 'sdc_id': sdc.id,
-                'prefix': DEVICE_PREFIX})
+            handle.write(self.drv_cfg_script(name, root, sdc, base))
         os.chmod(drv_cfg, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP)
         host = Host(name, root, drv_cfg, sdc)
         self.hosts[name] = host
         self.by_sdc[sdc.id] = host
         return host
+
+    def drv_cfg_script(self, name, root, sdc, base):
+        """Return the ``drv_cfg`` script of emulated host ``name``.
+
+        :param name: the host name.
+        :param root: its by-id device directory.
+        :param sdc: its SDC object.
+        :param base: its state directory (``sdc/`` and ``grown/`` inside).
+        """
+        script = _DRV_CFG_HEAD + self.RESCAN + _DRV_CFG_TAIL
+        return script % {
+            'name': name, 'kind': self.KIND, 'root': root,
+            'guid': sdc.guid, 'sdc_dir': os.path.join(base, 'sdc'),
+            'grown_dir': os.path.join(base, 'grown'),
+            'system_id': self.system.id, 'sdc_id': sdc.id,
+            'prefix': DEVICE_PREFIX}
 
     def set_host(self, name, **options):
         host = self.hosts[name]
