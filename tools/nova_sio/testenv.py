@@ -23,7 +23,6 @@ passed none (skipped, failed, or never imported) fails.
 """
 
 import csv
-import fcntl
 import glob
 import hashlib
 import json
@@ -502,23 +501,26 @@ class Emulator(object):
             shutil.rmtree(self.state, ignore_errors=True)
 
 
+def tree_lock(version):
+    """Return the lock of the test tree of ``version``.
+
+    One run per test tree at a time, across threads and processes:
+    stestr keeps its repository in the tree, and the tree is rebuilt when
+    the committed diff or our tests change.
+
+    :param version: the Nova release.
+    """
+    return paths.cache_lock('testtree-%s' % version)
+
+
 def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
               record=True):
     """Build everything for ``version`` and run the tests.
 
     :returns: a result dict with counts, seconds and the runner output.
     """
-    lock_path = os.path.join(paths.cache_dir(), 'testtrees',
-                             '.%s.lock' % version)
-    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-    with open(lock_path, 'a') as lock:
-        # One run per test tree at a time: stestr keeps its repository in
-        # the tree, and the tree is rebuilt when the series changes.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return _run_tests(version, tests, concurrency, python, record)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with tree_lock(version):
+        return _run_tests(version, tests, concurrency, python, record)
 
 
 def _run_tests(version, tests, concurrency, python, record):

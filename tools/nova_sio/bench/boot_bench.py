@@ -65,7 +65,6 @@ Usage: ``python -m nova_sio.bench.boot_bench [--sizes 1 10] [--boots 10]
 """
 
 import argparse
-import fcntl
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -531,17 +530,9 @@ def nova_python(build=True):
     elif not build:
         return None, None
     else:
-        lock_path = os.path.join(paths.cache_dir(), 'testtrees',
-                                 '.%s.lock' % NOVA_VERSION)
-        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-        with open(lock_path, 'a') as lock:
-            # The lock of ``nova-sio test``: it rebuilds the tree.
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                venv = testenv.build_venv(
-                    NOVA_VERSION, testenv.build_tree(NOVA_VERSION))
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with testenv.tree_lock(NOVA_VERSION):
+            venv = testenv.build_venv(
+                NOVA_VERSION, testenv.build_tree(NOVA_VERSION))
     if build:
         source.fetch(NOVA_VERSION)
     return (os.path.join(venv, 'bin', 'python'),

@@ -37,9 +37,7 @@ default test command runs.
 
 import argparse
 import ast
-import contextlib
 import datetime
-import fcntl
 import json
 import os
 import re
@@ -142,20 +140,6 @@ def slice_regex():
         '|'.join('%s__%s' % cell for cell in SLICE))
 
 
-@contextlib.contextmanager
-def _tree_lock(version):
-    # The lock ``nova-sio test`` takes: one run per test tree at a time.
-    lock_path = os.path.join(paths.cache_dir(), 'testtrees',
-                             '.%s.lock' % version)
-    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-    with open(lock_path, 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def run_suite(version, tests, concurrency, cells_path):
     """Run the functional suites; return ``(returncode, output)``.
 
@@ -165,7 +149,7 @@ def run_suite(version, tests, concurrency, cells_path):
     :param cells_path: the file the tests append their JSON lines to;
         the runner's output is written beside it (``<cells_path>.out``).
     """
-    with _tree_lock(version):
+    with testenv.tree_lock(version):
         tree = testenv.build_tree(version)
         venv = testenv.build_venv(version, tree)
         testenv._functional_deps(version, tree, venv)

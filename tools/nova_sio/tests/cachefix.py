@@ -98,3 +98,19 @@ class SeededCache(fixtures.Fixture):
             self.useFixture(fixtures.EnvironmentVariable(key, value))
         self.built = sorted(n for n in os.listdir(self.path)
                             if n not in ('sources', 'pypi-nova.json'))
+
+
+class NoSource(fixtures.Fixture):
+    """An empty cache and upstream sources that cannot be reached.
+
+    PyPI is a closed port on loopback and git a missing local path, so
+    every fetch fails at once with the reason.
+    """
+
+    def _setUp(self):
+        self.cache = self.useFixture(fixtures.TempDir()).path
+        for name, value in (
+                ('NOVA_SIO_CACHE', self.cache),
+                ('NOVA_SIO_GIT_URL', 'file:///nonexistent/nova.git'),
+                ('NOVA_SIO_PYPI_URL', 'http://127.0.0.1:9/pypi/nova')):
+            self.useFixture(fixtures.EnvironmentVariable(name, value))

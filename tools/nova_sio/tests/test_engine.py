@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 from unittest import mock
 
 import fixtures
@@ -465,15 +464,7 @@ class CliTest(testtools.TestCase):
         self.assertTrue(all(d['era'] for d in data))
 
     def test_unreachable_source_is_a_listed_skip(self):
-        cache = self.useFixture(fixtures.TempDir()).path
-        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
-                                                     cache))
-        self.useFixture(fixtures.EnvironmentVariable(
-            'NOVA_SIO_GIT_URL', 'file:///nonexistent/nova.git'))
-        self.useFixture(fixtures.EnvironmentVariable(
-            'NOVA_SIO_PYPI_URL', 'http://127.0.0.1:9/pypi/nova'))
-        tmp = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, tmp)
+        self.useFixture(cachefix.NoSource())
         rc, out, err = self.run_cli('fetch', '--offline', '2015.1.1')
         self.assertEqual(1, rc)
         self.assertIn('--skip-unavailable', out)

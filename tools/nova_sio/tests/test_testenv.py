@@ -37,6 +37,7 @@ from nova_sio import paths
 from nova_sio import releases
 from nova_sio import source
 from nova_sio import testenv
+from nova_sio.tests import cachefix
 
 VERSION = '34.0.0'
 
@@ -475,13 +476,7 @@ class UnreachableSourceTest(testtools.TestCase):
 
     def setUp(self):
         super(UnreachableSourceTest, self).setUp()
-        cache = self.useFixture(fixtures.TempDir()).path
-        self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
-                                                     cache))
-        self.useFixture(fixtures.EnvironmentVariable(
-            'NOVA_SIO_GIT_URL', 'file:///nonexistent/nova.git'))
-        self.useFixture(fixtures.EnvironmentVariable(
-            'NOVA_SIO_PYPI_URL', 'http://127.0.0.1:9/pypi/nova'))
+        self.useFixture(cachefix.NoSource())
 
     def test_fails_without_the_flag(self):
         code, out, err = run_cli('test', '--no-record', '2015.1.1')
