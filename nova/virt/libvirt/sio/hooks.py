@@ -293,12 +293,7 @@ def _flavor_name(flavor):
 
     :param flavor: a Flavor object or a dict.
     """
-    if isinstance(flavor, dict):
-        return flavor.get('name')
-    is_set = getattr(flavor, 'obj_attr_is_set', None)
-    if is_set is not None and not is_set('name'):
-        return None
-    return getattr(flavor, 'name', None)
+    return _field(flavor, 'name')
 
 
 def checked_size(flavor, disk_name, size_bytes, round_up=None,
