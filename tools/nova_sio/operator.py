@@ -19,6 +19,7 @@ failed (the tree is then unchanged), 2 for usage errors.
 """
 
 import json
+import os
 import sys
 
 from nova_sio import errors
@@ -49,8 +50,9 @@ def _refusal(args, command, exc):
                     'details': details})
     else:
         for c in details.get('conflicts', ()):
-            print('conflict in %s, installed %s (pristine %s):' % (
-                c['file'], c['installed'], c['pristine']))
+            print('conflict in %s, installed %s (pristine %s%s):' % (
+                c['file'], c['installed'], c['pristine'],
+                ''.join(', ' + h for h in c.get('hunks', ()))))
             for line in c.get('installed_text', ()):
                 print('  installed: %s' % line)
             for line in c.get('wanted_text', ()):
@@ -78,12 +80,22 @@ def cmd_install(args):
                 print('Nova %s in %s: nova-sio can be installed (%s '
                       'diff); dry run, nothing changed.' % (
                           plan.version, tree.nova_dir, plan.mode))
+                if plan.package:
+                    print('  package:      %s' % (
+                        operator_tree.describe_owner(plan.package)))
                 print('  would change: %s' % ', '.join(plan.modified))
                 print('  would add:    %d file(s) under %s' % (
                     len(plan.created), 'nova/virt/libvirt/sio'))
             return 0
         state = operator_install.install(plan, progress=say)
     except errors.NovaSioError as exc:
+        review = getattr(exc, 'review', None)
+        if review and args.diff_out:
+            with open(args.diff_out, 'wb') as f:
+                f.write(review)
+            exc.details['review_diff'] = os.path.abspath(args.diff_out)
+            say('wrote the merge with its conflicts, for review, to %s'
+                % args.diff_out)
         _refusal(args, 'install', exc)
     doc = {'command': 'install', 'ok': True, 'dry_run': False,
            'plan': plan.as_dict(), 'state': state}
@@ -94,6 +106,9 @@ def cmd_install(args):
               'changed, %d added).' % (plan.version, tree.nova_dir,
                                        plan.mode, len(plan.modified),
                                        len(plan.created)))
+        if plan.package:
+            print('The tree belongs to the distribution package %s.'
+                  % operator_tree.describe_owner(plan.package))
         print('Next: set [libvirt] images_type = sio and the [scaleio] '
               'options, run "nova-sio doctor", then restart '
               'nova-compute. "nova-sio revert" takes it out again.')

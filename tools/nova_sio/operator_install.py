@@ -51,9 +51,6 @@ STATE_DIR = '.nova-sio-backup'
 STATE_FILE = 'state.json'
 RUNTIME_DIR = 'virt/libvirt/sio'
 STATE_FORMAT = 1
-# A tree whose touched files differ from pristine upstream in more lines
-# than this share of the file is taken to be another release.
-MAX_DRIFT = 0.05
 _HOOK_RE = re.compile(rb'\bnova\.virt\.libvirt\.sio\b|\bsio_image\b|'
                       rb'\bsio_hooks\b')
 _RANGE_RE = re.compile(rb'^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@',
@@ -67,9 +64,11 @@ class InstallRefused(errors.InstallError):
     :param details: a JSON-able dict for ``--json`` (conflicts, gates).
     """
 
-    def __init__(self, reason, details=None):
+    def __init__(self, reason, details=None, review=None):
         super(InstallRefused, self).__init__(reason=reason)
         self.details = details or {}
+        # A diff for people to review (the merge with its conflicts).
+        self.review = review
 
 
 class Plan(object):
@@ -91,6 +90,7 @@ class Plan(object):
         self.expected = {}
         self.differed = []
         self.notes = []
+        self.package = None
 
     def as_dict(self):
         return {
@@ -104,6 +104,7 @@ class Plan(object):
             'created': list(self.created),
             'differed': list(self.differed),
             'notes': list(self.notes),
+            'package': self.package,
         }
 
 
@@ -319,9 +320,69 @@ def _find_block(lines, block, start):
     return None
 
 
-def _conflict_places(merged, installed, pristine):
+class HunkRegion(object):
+    """Where one hunk of the release diff lies in pristine and installed.
+
+    :param number: the hunk's 1-based number in its file section.
+    :param hunk: the :class:`~nova_sio.diffs.Hunk`.
+    :param changes: the pristine -> installed changes of the file, as
+        :func:`_ranges` returns them.
+    """
+
+    def __init__(self, number, hunk, changes):
+        self.number = number
+        self.header = '@@ -%d,%d +%d,%d @@' % (
+            hunk.old_start, hunk.old_len, hunk.new_start, hunk.new_len)
+        self.first = hunk.old_start
+        self.last = hunk.old_start + max(hunk.old_len, 1) - 1
+        self.inst_first = self.first + _shift_before(changes, self.first)
+        self.inst_last = self.last + _shift_before(changes, self.last + 1)
+
+    def touched_by(self, change):
+        """Whether a pristine -> installed change lies inside the region.
+
+        A change that only adds lines right before the first or right
+        after the last line of the region leaves the region whole.
+        """
+        start, length = change[0], change[1]
+        if length == 0:
+            return self.first <= start < self.last
+        return start <= self.last and start + length - 1 >= self.first
+
+    def overlaps(self, side, start, length):
+        """Whether lines ``start..start+length-1`` of a side overlap.
+
+        :param side: ``pristine`` or ``installed``.
+        """
+        lo, hi = ((self.first, self.last) if side == 'pristine'
+                  else (self.inst_first, self.inst_last))
+        if length == 0:
+            return lo <= start <= hi
+        return start <= hi and start + length - 1 >= lo
+
+    def name(self):
+        return 'hunk %d %s' % (self.number, self.header)
+
+
+def _shift_before(changes, line):
+    """Return how far pristine line ``line`` moved in the installed file.
+
+    :param changes: the pristine -> installed changes.
+    :param line: a pristine line number.
+    """
+    shift = 0
+    for old_start, old_len, _new_start, new_len in changes:
+        end = old_start + old_len if old_len else old_start + 1
+        if end <= line:
+            shift += new_len - old_len
+    return shift
+
+
+def _conflict_places(merged, installed, pristine, regions=()):
     """Name the conflicts of a ``git merge-file --diff3`` result.
 
+    :param regions: the :class:`HunkRegion` objects of the file, to name
+        the hunk each conflict lies in.
     :returns: a list of dicts with installed and pristine line ranges.
     """
     inst_lines = installed.split(b'\n')
@@ -351,6 +412,14 @@ def _conflict_places(merged, installed, pristine):
                                         for x in ours[:8]],
                      'wanted_text': [x.decode('utf-8', 'replace')
                                      for x in theirs[:8]]}
+            hunks = []
+            for r in regions:
+                if (j is not None and r.overlaps('pristine', j + 1,
+                                                 len(base))) or \
+                        (i is not None and r.overlaps('installed', i + 1,
+                                                      len(ours))):
+                    hunks.append(r.name())
+            place['hunks'] = hunks
             if i is not None:
                 inst_pos = i + len(ours)
             if j is not None:
@@ -367,10 +436,15 @@ def _conflict_places(merged, installed, pristine):
     return places
 
 
-def merge_file(installed, pristine, patched):
+def merge_file(installed, pristine, patched, regions=()):
     """Merge our change to one file into its installed version.
 
-    :returns: ``(merged bytes or None, conflict places)``.
+    :param installed: the installed bytes.
+    :param pristine: the pristine upstream bytes.
+    :param patched: the pristine bytes with the release diff applied.
+    :param regions: the file's :class:`HunkRegion` objects.
+    :returns: ``(merged bytes, conflict places)``; with conflicts the
+        bytes hold the ``diff3`` conflict markers.
     """
     tmp = tempfile.mkdtemp(prefix='nova-sio-merge-')
     try:
@@ -391,7 +465,8 @@ def merge_file(installed, pristine, patched):
     if proc.returncode < 0 or proc.returncode > 127:
         raise errors.InstallError(reason='git merge-file failed: %s' %
                                   proc.stderr.decode('utf-8', 'replace'))
-    return None, _conflict_places(proc.stdout, installed, pristine)
+    return proc.stdout, _conflict_places(proc.stdout, installed, pristine,
+                                         regions)
 
 
 def _tree_diff(tree, modified, merged, created):
@@ -451,69 +526,113 @@ def _pristine_and_patched(version, data, modified, gate_problems):
     return pristine, _scratch_apply(pristine, data)
 
 
-def _merge_plan(plan, release_data, gate_problems, progress):
-    """Fill ``plan`` with a diff built for a tree with local changes."""
+def _file_hunks(data):
+    """Return ``{path: [Hunk]}`` of the files a diff modifies."""
+    try:
+        files = diffs.parse(data)
+    except diffs.DiffFormatError as exc:
+        raise errors.InstallError(reason='malformed diff: %s' % exc)
+    return dict((f.old_path, f.hunks) for f in files
+                if f.old_path and f.new_path)
+
+
+def _describe_conflict(c):
+    where = '%s %s (pristine %s' % (c['file'], c['installed'],
+                                    c['pristine'])
+    if c.get('hunks'):
+        where += ', %s' % ' and '.join(c['hunks'])
+    return where + ')'
+
+
+def _merge_plan(plan, release_data, gate_problems, progress, vouched):
+    """Fill ``plan`` with a diff built for a tree with local changes.
+
+    Whether the tree is the release is judged from the regions of the
+    release diff's hunks: local changes outside them are merged, changes
+    inside them are merged only when ``git merge-file`` sees no
+    conflict.  When nothing vouches for the version (no metadata, or
+    ``--force-version`` against it), the regions must speak for it: a
+    tree whose local changes reach into any region is taken to be
+    another release.
+
+    :param vouched: the package metadata names this version.
+    """
     tree, version = plan.tree, plan.version
     progress('the release diff does not fit the installed files exactly; '
              'merging it with the local changes, from pristine Nova %s'
              % version)
     modified, created = _sections(release_data)
+    file_hunks = _file_hunks(release_data)
     pristine_files, patched_files = _pristine_and_patched(
         version, release_data, modified, gate_problems)
-    merged, conflicts, drift = {}, [], []
+    merged, conflicts, touched = {}, [], []
+    total_regions = sum(len(file_hunks.get(rel, ())) for rel in modified)
+    review = {}
     for rel in modified:
         installed = tree.read(rel)
-        if installed is None:
-            conflicts.append({'file': rel, 'installed': 'missing',
-                              'pristine': 'whole file'})
-            continue
         pristine = pristine_files[rel]
         patched = patched_files[rel]
         if installed == pristine:
             merged[rel] = patched
             continue
         changes = _ranges(pristine, installed)
+        regions = [HunkRegion(n, h, changes)
+                   for n, h in enumerate(file_hunks.get(rel, ()), 1)]
+        inside = [r for r in regions
+                  if any(r.touched_by(c) for c in changes)]
+        touched.extend('%s %s' % (rel, r.name()) for r in inside)
         changed = sum(max(o, n) for _os, o, _ns, n in changes)
-        total = max(1, pristine.count(b'\n'))
         plan.differed.append({
             'file': rel, 'changed_lines': changed,
+            'hunk_regions_changed': [r.name() for r in inside],
             'places': ['pristine %s -> installed %s' % (
                 _span(a, b), _span(c, d)) for a, b, c, d in changes]})
-        if changed > MAX_DRIFT * total:
-            drift.append('%s: %d of %d lines differ'
-                         % (rel, changed, total))
-            continue
-        result, places = merge_file(installed, pristine, patched)
+        result, places = merge_file(installed, pristine, patched, regions)
+        review[rel] = result
         if places:
             for p in places:
                 p['file'] = rel
             conflicts.extend(places)
         else:
             merged[rel] = result
-    if drift:
+    if not vouched and touched:
         meta = operator_tree.metadata_version(tree)
         raise InstallRefused(
-            'the installed files do not look like Nova %s (%s)%s; give '
+            'the installed files do not look like Nova %s (local changes '
+            'reach %d of the %d hunk regions of releases/%s.diff)%s; give '
             'the right --version' % (
-                version, '; '.join(drift),
+                version, len(touched), total_regions, version,
                 ', and the package metadata says %s' % meta
                 if meta and meta != version else ''),
-            {'wrong_version': True, 'drift': drift,
-             'differed': plan.differed})
+            {'wrong_version': True, 'hunk_regions_changed': touched,
+             'hunk_regions': total_regions, 'differed': plan.differed})
     for rel in created:
         if tree.read(rel) is not None:
             conflicts.append({'file': rel, 'installed': 'already exists',
-                              'pristine': 'absent'})
+                              'pristine': 'absent', 'hunks': []})
+    new_files = dict((rel, patched_files[rel]) for rel in created)
     if conflicts:
+        body = _tree_diff(tree, modified, dict(merged, **review),
+                          new_files)
+        header = ('# nova-sio: REVIEW ONLY. releases/%s.diff merged with '
+                  'the local changes of\n# the Nova in %s; it CONFLICTS '
+                  'in these places, marked in the\n# patched files by '
+                  '"<<<<<<< installed", "||||||| pristine", "=======" and\n'
+                  '# ">>>>>>> nova-sio" lines to be resolved by hand '
+                  'before use:\n%s\n\n' % (
+                      version, tree.nova_dir, '\n'.join(
+                          '#   ' + _describe_conflict(c)
+                          for c in conflicts))).encode()
         raise InstallRefused(
             'the installed Nova differs from pristine %s where nova-sio '
             'changes it, so the backend cannot be added automatically. '
             'Conflicting places: %s' % (version, '; '.join(
-                '%s %s (pristine %s)' % (c['file'], c['installed'],
-                                        c['pristine'])
-                for c in conflicts)),
-            {'conflicts': conflicts, 'differed': plan.differed})
-    new_files = dict((rel, patched_files[rel]) for rel in created)
+                _describe_conflict(c) for c in conflicts)),
+            {'conflicts': conflicts, 'differed': plan.differed},
+            review=header + body)
+    if touched:
+        plan.notes.append('local changes inside hunk regions merged '
+                          'without conflict: %s' % ', '.join(touched))
     body = _tree_diff(tree, modified, merged, new_files)
     header = ('# nova-sio: diff for the Nova %s in %s, built from '
               'releases/%s.diff by\n# a three-way merge with the local '
@@ -549,22 +668,39 @@ def make_plan(tree, version=None, force_version=False, progress=None,
     """
     progress = progress or (lambda msg: None)
     check_not_patched(tree)
-    version, how = operator_tree.detect_version(tree, version)
+    owner = operator_tree.package_owner(tree)
     meta = operator_tree.metadata_version(tree)
-    if meta and meta != version and not force_version:
-        raise InstallRefused(
-            'the package metadata of %s says Nova %s, but %s was asked '
-            'for. Drop --version, or add --force-version if the metadata '
-            'is wrong.' % (tree.nova_dir, meta, version),
-            {'wrong_version': True, 'metadata': meta})
+    packaged = owner and owner['release']
+    if not version and not meta and packaged:
+        version, how = packaged, 'package %s' % (
+            operator_tree.describe_owner(owner))
+    else:
+        version, how = operator_tree.detect_version(tree, version)
+    claims = [(meta, 'the package metadata of %s' % tree.nova_dir)]
+    if packaged:
+        claims.append((packaged, 'the distribution package %s' % (
+            operator_tree.describe_owner(owner))))
+    for claim, who in claims:
+        if claim and claim != version and not force_version:
+            raise InstallRefused(
+                '%s says Nova %s, but %s was asked for. Drop --version, '
+                'or add --force-version if the metadata is wrong.' % (
+                    who, claim, version),
+                {'wrong_version': True, 'metadata': claim,
+                 'package': owner})
+    vouched = any(claim == version for claim, _who in claims)
     if check_writable and not os.access(tree.nova_dir, os.W_OK):
         raise InstallRefused(
             'cannot write to %s; run as the owner of the Nova package '
             '(e.g. with sudo) or make it writable. Nothing was changed.'
             % tree.nova_dir, {'read_only': [tree.nova_dir]})
     plan = Plan(tree, version, how)
+    plan.package = owner
     progress('Nova %s in %s (version from %s)' % (version, tree.nova_dir,
                                                   how))
+    if owner:
+        progress('the tree belongs to the distribution package %s'
+                 % operator_tree.describe_owner(owner))
     data = _release_diff(version)
     modified, created = _sections(data)
     missing = [rel for rel in modified if tree.read(rel) is None]
@@ -596,7 +732,7 @@ def make_plan(tree, version=None, force_version=False, progress=None,
                 '%s; give --version %s'
                 % (' or '.join(others), version, others[-1]),
                 {'wrong_version': True, 'matches': others})
-        _merge_plan(plan, data, problems, progress)
+        _merge_plan(plan, data, problems, progress, vouched)
         progress('differences from pristine Nova %s merged cleanly:'
                  % version)
         for d in plan.differed:

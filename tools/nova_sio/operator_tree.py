@@ -252,3 +252,102 @@ def metadata_version(tree):
         if raw and release_of(raw):
             return release_of(raw)
     return None
+
+
+def upstream_of(manager, version):
+    """Return the Nova release of a distribution package version.
+
+    ``2:26.2.2-1~deb12u5`` (dpkg: epoch, upstream, revision) and
+    ``26.2.2-1.el9`` (rpm: version and release given apart, or joined)
+    both name ``26.2.2``.
+
+    :param manager: ``dpkg`` or ``rpm``.
+    :param version: the package version as the manager prints it.
+    """
+    text = (version or '').strip()
+    text = re.sub(r'^\d+:', '', text)
+    if '-' in text:
+        text = text.rsplit('-', 1)[0] if manager == 'dpkg' else \
+            text.split('-', 1)[0]
+    return release_of(text)
+
+
+def _package_db_root(path):
+    """Return ``(manager, root)`` of the package database above ``path``.
+
+    A system keeps its database under ``/var/lib/dpkg`` or
+    ``/var/lib/rpm``; a chroot (or a ``dpkg --root`` directory) keeps its
+    own below its root, so the nearest one upwards wins.
+    """
+    cur = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.isfile(os.path.join(cur, 'var', 'lib', 'dpkg',
+                                       'status')):
+            return 'dpkg', cur
+        for db in (('var', 'lib', 'rpm'), ('usr', 'lib', 'sysimage',
+                                           'rpm')):
+            if os.path.isdir(os.path.join(cur, *db)):
+                return 'rpm', cur
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            return None, None
+        cur = parent
+
+
+def _query(cmd):
+    try:
+        proc = util.run(cmd, check=False, timeout=60)
+    except errors.CommandFailed:
+        return None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.decode('utf-8', 'replace')
+
+
+def package_owner(tree):
+    """Return the distribution package that owns ``tree``, or ``None``.
+
+    Asks ``dpkg-query -S`` (Debian, Ubuntu) or ``rpm -qf`` (RHEL,
+    Fedora, SUSE) about ``nova/__init__.py``, in the package database of
+    the system (or chroot) the tree lies in.
+
+    :param tree: a :class:`NovaTree`.
+    :returns: ``{'manager', 'package', 'version', 'release', 'root'}``
+        where ``version`` is the package's own version and ``release``
+        the Nova release it packages.
+    """
+    manager, root = _package_db_root(tree.nova_dir)
+    if manager is None:
+        return None
+    target = os.path.join(tree.nova_dir, '__init__.py')
+    inside = '/' + os.path.relpath(target, root)
+    if manager == 'dpkg':
+        out = _query(['dpkg-query', '--root=%s' % root, '-S', inside])
+        if not out:
+            return None
+        first = out.splitlines()[0]
+        if ': ' not in first or first.startswith('diversion '):
+            return None
+        package = first.split(': ', 1)[0].split(',')[0].strip()
+        package = package.split(':', 1)[0]
+        version = _query(['dpkg-query', '--root=%s' % root, '-W',
+                          '-f=${Version}', package])
+        if not version:
+            return None
+        version = version.strip()
+    else:
+        out = _query(['rpm', '--root', root, '-qf', '--queryformat',
+                      '%{NAME} %{VERSION}-%{RELEASE}\\n', inside])
+        if not out or len(out.split()) < 2:
+            return None
+        package, version = out.splitlines()[0].split()[:2]
+    return {'manager': manager, 'package': package, 'version': version,
+            'release': upstream_of(manager, version), 'root': root}
+
+
+def describe_owner(owner):
+    """Return ``python3-nova 2:26.2.2-1~deb12u5 (dpkg)`` or ``None``."""
+    if not owner:
+        return None
+    return '%s %s (%s)' % (owner['package'], owner['version'],
+                           owner['manager'])
