@@ -1,0 +1,162 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""Calls to the cloud through openstacksdk, run by the services' venv.
+
+The harness runs this file with the Python of the control plane's venv
+(which holds openstacksdk at the series' pinned release), so it imports
+nothing from nova-sio::
+
+    python sdkcalls.py COMMAND < request.json  > answer.json
+
+Commands: ``register`` (service project, users, roles, services and
+endpoints in Keystone), ``compute-services`` (Nova's service list),
+``smoke`` (a token, the catalog, an image upload, a flavor, Placement's
+resource providers, the network API), ``cleanup-smoke`` (delete what
+``smoke`` made).
+"""
+
+import json
+import sys
+import time
+
+import openstack
+
+
+def connect(auth):
+    """Return an openstacksdk connection.
+
+    :param auth: keyword arguments of ``openstack.connect``.
+    """
+    return openstack.connect(**auth)
+
+
+def _one(found):
+    return found[0] if found else None
+
+
+def register(conn, request):
+    """Create the service project, users, services and endpoints.
+
+    Idempotent: what exists is kept.
+
+    :param conn: an admin connection.
+    :param request: ``{'password', 'region', 'users': [...], 'services':
+        [{'name', 'type', 'url'}]}``.
+    :returns: ``{'users': [...], 'endpoints': n}``.
+    """
+    ident = conn.identity
+    domain = ident.find_domain('default')
+    project = ident.find_project('service', domain_id=domain.id) or \
+        ident.create_project(name='service', domain_id=domain.id,
+                             description='Service users of the harness')
+    roles = {}
+    for name in ('admin', 'service'):
+        roles[name] = ident.find_role(name) or ident.create_role(name=name)
+    users = []
+    for name in request['users']:
+        user = ident.find_user(name, domain_id=domain.id) or \
+            ident.create_user(name=name, password=request['password'],
+                              domain_id=domain.id,
+                              default_project_id=project.id)
+        for role in roles.values():
+            ident.assign_project_role_to_user(project, user, role)
+        users.append(user.name)
+    count = 0
+    for svc in request['services']:
+        service = _one(list(ident.services(type=svc['type']))) or \
+            ident.create_service(name=svc['name'], type=svc['type'],
+                                 is_enabled=True)
+        have = {e.interface for e in ident.endpoints(service_id=service.id)}
+        for interface in ('public', 'internal', 'admin'):
+            if interface in have:
+                continue
+            ident.create_endpoint(service_id=service.id,
+                                  interface=interface, url=svc['url'],
+                                  region_id=request['region'])
+            count += 1
+    return {'users': users, 'endpoints': count}
+
+
+def compute_services(conn, request):
+    """Return Nova's service list.
+
+    :param conn: an admin connection.
+    :param request: unused.
+    :returns: ``[{'binary', 'host', 'state', 'status'}]``.
+    """
+    return [{'binary': s.binary, 'host': s.host, 'state': s.state,
+             'status': s.status} for s in conn.compute.services()]
+
+
+def smoke(conn, request):
+    """Ask every service one question; return what each answered.
+
+    :param conn: an admin connection.
+    :param request: ``{'image_file': path, 'name': prefix}``.
+    """
+    out = {}
+    begin = time.monotonic()
+    out['token'] = bool(conn.session.get_token())
+    out['catalog'] = sorted(
+        e['type'] for e in conn.session.auth.get_access(
+            conn.session).service_catalog.catalog)
+    name = request['name']
+    with open(request['image_file'], 'rb') as handle:
+        image = conn.image.create_image(
+            name=name, data=handle, disk_format='raw',
+            container_format='bare', allow_duplicates=True)
+    image = conn.image.get_image(image.id)
+    out['image'] = {'id': image.id, 'status': image.status,
+                    'size': image.size, 'checksum': image.checksum}
+    data = conn.image.download_image(image.id).content
+    with open(request['image_file'], 'rb') as handle:
+        out['image']['round_trip'] = data == handle.read()
+    flavor = conn.compute.create_flavor(name=name, ram=256, vcpus=1,
+                                        disk=8, ephemeral=0, swap=0)
+    out['flavor'] = {'id': flavor.id, 'disk': flavor.disk}
+    out['resource_providers'] = sorted(
+        rp.name for rp in conn.placement.resource_providers())
+    out['networks'] = [n.id for n in conn.network.networks()]
+    out['extensions'] = [e.alias for e in conn.network.extensions()]
+    out['compute_services'] = compute_services(conn, request)
+    out['seconds'] = round(time.monotonic() - begin, 2)
+    return out
+
+
+def cleanup_smoke(conn, request):
+    """Delete the image and flavor ``smoke`` made.
+
+    :param conn: an admin connection.
+    :param request: ``{'name': prefix}``.
+    """
+    gone = []
+    for image in conn.image.images(name=request['name']):
+        conn.image.delete_image(image)
+        gone.append('image %s' % image.id)
+    flavor = conn.compute.find_flavor(request['name'])
+    if flavor:
+        conn.compute.delete_flavor(flavor)
+        gone.append('flavor %s' % flavor.id)
+    return gone
+
+
+COMMANDS = {'register': register, 'compute-services': compute_services,
+            'smoke': smoke, 'cleanup-smoke': cleanup_smoke}
+
+
+def main(argv=None):
+    """Run one command; the request (JSON, with ``auth``) is on stdin.
+
+    :param argv: ``[COMMAND]``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    request = json.load(sys.stdin)
+    conn = connect(request.pop('auth'))
+    json.dump(COMMANDS[argv[0]](conn, request), sys.stdout, sort_keys=True)
+    sys.stdout.write('\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
