@@ -24,6 +24,7 @@ import sys
 
 from nova_sio import errors
 from nova_sio import operator_doctor
+from nova_sio import operator_hooks
 from nova_sio import operator_install
 from nova_sio import operator_tree
 
@@ -88,6 +89,10 @@ def cmd_install(args):
                     len(plan.created), 'nova/virt/libvirt/sio'))
             return 0
         state = operator_install.install(plan, progress=say)
+        hooks = []
+        if not args.no_hooks:
+            hooks = operator_hooks.install_hooks(tree, plan.package,
+                                                 progress=say)
     except errors.NovaSioError as exc:
         review = getattr(exc, 'review', None)
         if review and args.diff_out:
@@ -98,7 +103,7 @@ def cmd_install(args):
                 % args.diff_out)
         _refusal(args, 'install', exc)
     doc = {'command': 'install', 'ok': True, 'dry_run': False,
-           'plan': plan.as_dict(), 'state': state}
+           'plan': plan.as_dict(), 'state': state, 'hooks': hooks}
     if args.json:
         _emit_json(doc)
     else:
@@ -109,6 +114,8 @@ def cmd_install(args):
         if plan.package:
             print('The tree belongs to the distribution package %s.'
                   % operator_tree.describe_owner(plan.package))
+        for path in hooks:
+            print('  upgrade hook: %s' % path)
         print('Next: set [libvirt] images_type = sio and the [scaleio] '
               'options, run "nova-sio doctor", then restart '
               'nova-compute. "nova-sio revert" takes it out again.')
@@ -122,6 +129,10 @@ def cmd_revert(args):
         report = operator_install.revert(
             tree, force=args.force, dry_run=args.dry_run, progress=say,
             after_upgrade=args.after_upgrade)
+        report['hooks_removed'] = []
+        if not args.dry_run:
+            report['hooks_removed'] = operator_hooks.remove_hooks(
+                tree, operator_tree.package_owner(tree), progress=say)
     except errors.NovaSioError as exc:
         _refusal(args, 'revert', exc)
     if args.json:
@@ -137,8 +148,40 @@ def cmd_revert(args):
                                len(report['removed'])))
         for rel in report.get('left_behind') or ():
             print('  kept %s: it holds files nova-sio did not add' % rel)
+        for path in report['hooks_removed']:
+            print('  removed the upgrade hook %s' % path)
         print('Restart nova-compute to run without the backend.')
     return 0
+
+
+def cmd_reinstall(args):
+    say = _progress(args)
+    tree = operator_tree.locate(args.nova_dir, args.python)
+    result = operator_hooks.reinstall(tree, progress=say)
+    if args.json:
+        _emit_json(dict(result, command='reinstall',
+                        ok=result['action'] != 'blocked'))
+    elif result['action'] == 'reinstalled':
+        print('nova-sio: the Nova package changed; nova-sio for Nova %s '
+              'installed again into %s (%s diff%s).' % (
+                  result['version'], tree.nova_dir, result['mode'],
+                  ', package %s' % result['package']
+                  if result['package'] else ''))
+    elif result['action'] == 'blocked':
+        print('nova-sio: WARNING: %s. nova-compute will not start until '
+              'this is settled ("nova-sio guard --nova-dir %s" says how).'
+              % (result['detail'], tree.nova_dir))
+    return 1 if result['action'] == 'blocked' else 0
+
+
+def cmd_guard(args):
+    tree = operator_tree.locate(args.nova_dir, args.python)
+    ok, message = operator_hooks.guard(tree)
+    if args.json:
+        _emit_json({'command': 'guard', 'ok': ok, 'detail': message})
+    elif not ok:
+        sys.stderr.write('nova-sio: %s\n' % message)
+    return 0 if ok else 1
 
 
 def cmd_doctor(args):
@@ -183,7 +226,12 @@ def add_parser(subparsers):
     p.add_argument('--dry-run', action='store_true',
                    help='check and show the plan; change nothing')
     p.add_argument('--diff-out', metavar='FILE',
-                   help='also write the diff that fits this tree to FILE')
+                   help='also write the diff that fits this tree to FILE '
+                   '(on a conflict: the merge with its conflicts, for '
+                   'review)')
+    p.add_argument('--no-hooks', action='store_true',
+                   help='for a distribution package, do not write the '
+                   'package-upgrade hook and the nova-compute guard')
     p.set_defaults(func=cmd_install)
 
     p = subparsers.add_parser(
@@ -198,6 +246,18 @@ def add_parser(subparsers):
                    'only remove the files nova-sio added, keep the '
                    'package\'s files')
     p.set_defaults(func=cmd_revert)
+
+    p = subparsers.add_parser(
+        'reinstall', help='after a package upgrade, install nova-sio '
+        'again for the Nova now installed (run by the package hook)')
+    _tree_args(p)
+    p.set_defaults(func=cmd_reinstall)
+
+    p = subparsers.add_parser(
+        'guard', help='exit non-zero while the sio backend is missing '
+        '(run before nova-compute starts)')
+    _tree_args(p)
+    p.set_defaults(func=cmd_guard)
 
     p = subparsers.add_parser(
         'doctor', help='check a compute host\'s configuration for sio')

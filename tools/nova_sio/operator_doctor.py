@@ -38,6 +38,7 @@ from oslo_config import cfg
 import requests
 import yaml
 
+from nova_sio import errors
 from nova_sio import runtime
 
 DEFAULT_CONFIG = '/etc/nova/nova.conf'
@@ -77,6 +78,13 @@ def add_arguments(parser):
     parser.add_argument('--config-dir', action='append', metavar='DIR',
                         help='a directory of *.conf files, like Nova\'s '
                         '--config-dir')
+    parser.add_argument('--nova-dir', metavar='DIR',
+                        help='the Nova package directory, to check that '
+                        'the sio backend is installed in it (default: '
+                        'where --python imports nova from)')
+    parser.add_argument('--python', metavar='PYTHON',
+                        help='the interpreter Nova runs with (default: '
+                        'python3 on PATH)')
     parser.add_argument('--os-cloud', default=env('OS_CLOUD'),
                         help='a cloud of clouds.yaml for the flavor check')
     parser.add_argument('--os-auth-url', default=env('OS_AUTH_URL'))
@@ -577,12 +585,72 @@ class Doctor(object):
             return
         self.check_pool_layout('flavor pools', pools)
 
+    # -- the Nova tree ---------------------------------------------------
+
+    def check_backend(self):
+        """Is the backend installed where nova-compute imports Nova?
+
+        Also reports the package-upgrade hooks of a tree that belongs to
+        a distribution package.
+        """
+        # Imported here: the doctor's configuration checks must not
+        # depend on the install machinery.
+        from nova_sio import operator_hooks
+        from nova_sio import operator_tree
+        try:
+            configured = self.value('libvirt', 'images_type') == 'sio'
+        except ValueError:
+            configured = False
+        try:
+            tree = operator_tree.locate(getattr(self.args, 'nova_dir', None),
+                                        getattr(self.args, 'python', None))
+        except errors.NovaSioError as exc:
+            self.skip('nova backend', 'no Nova package found (%s)' % exc)
+            self.skip('upgrade hook', 'no Nova package found')
+            return
+        status, detail = operator_hooks.backend_state(tree)
+        if status == 'intact':
+            self.add('nova backend', 'pass',
+                     '%s in %s' % (detail, tree.nova_dir))
+        elif configured:
+            message = operator_hooks.guard(tree)[1]
+            self.add('nova backend', 'fail',
+                     'configured for sio but the backend is missing from '
+                     '%s: %s' % (tree.nova_dir, detail),
+                     message.split('To fix: ', 1)[-1])
+        else:
+            self.add('nova backend', 'pass' if status == 'absent' else
+                     'warn', '%s (images_type is not sio)' % detail)
+        if status == 'absent':
+            self.skip('upgrade hook', 'nova-sio is not installed')
+            return
+        owner = operator_tree.package_owner(tree)
+        if owner is None:
+            self.skip('upgrade hook', '%s belongs to no distribution '
+                      'package' % tree.nova_dir)
+            return
+        hooks = operator_hooks.hook_state(tree, owner)
+        missing = sorted(p for p, present in hooks.items() if not present)
+        if missing:
+            self.add('upgrade hook', 'warn',
+                     'the tree belongs to %s but %s missing' % (
+                         operator_tree.describe_owner(owner),
+                         ', '.join(missing)),
+                     'a package upgrade would remove the backend '
+                     'unnoticed; run "nova-sio revert" and "nova-sio '
+                     'install" without --no-hooks')
+        else:
+            self.add('upgrade hook', 'pass', '%s: %s' % (
+                operator_tree.describe_owner(owner),
+                ', '.join(sorted(hooks))))
+
     # -- driver ----------------------------------------------------------
 
     def run(self):
         if not self.load_config():
             return self.results
         self.check_images_type()
+        self.check_backend()
         options_ok = self.check_options()
         if options_ok and self.check_gateway():
             if self.check_tls():

@@ -126,13 +126,45 @@ def _write_state(tree, state):
                       util.dump_json(state))
 
 
+def mark_blocked(tree, previous, reason):
+    """Record that the backend is missing and could not be put back.
+
+    An install record with its backups is kept as it is (the guard
+    reports its files as replaced); otherwise a ``blocked`` record holds
+    the reason for ``nova-sio guard`` and ``doctor``.
+
+    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param previous: the release nova-sio was installed for.
+    :param reason: why it could not be installed again.
+    """
+    state = load_state(tree)
+    if state is not None and state.get('status') != 'blocked':
+        return
+    os.makedirs(_state_dir(tree), exist_ok=True)
+    _write_state(tree, {'format': STATE_FORMAT, 'tool': 'nova-sio',
+                        'status': 'blocked', 'nova_dir': tree.nova_dir,
+                        'previous_version': previous, 'reason': reason,
+                        'since': _now(), 'modified': {}, 'created': {}})
+
+
+def clear_blocked(tree):
+    """Remove a ``blocked`` record (and nothing else)."""
+    state = load_state(tree)
+    if state is not None and state.get('status') == 'blocked':
+        shutil.rmtree(_state_dir(tree))
+
+
 def check_not_patched(tree):
     """Refuse a tree that already carries nova-sio.
 
     :raises InstallRefused: with what was found and what to do.
     """
     state = load_state(tree)
-    if state is not None:
+    if state is not None and state.get('status') == 'blocked':
+        # A reinstall after a package upgrade failed; installing again
+        # is how the operator settles it.
+        state = None
+    elif state is not None:
         if state.get('status') == 'installed':
             raise InstallRefused(
                 'nova-sio for Nova %s is already installed in %s (since '
@@ -144,7 +176,8 @@ def check_not_patched(tree):
             'an earlier install into %s did not finish; run "nova-sio '
             'revert --nova-dir %s" to restore the tree first.'
             % (tree.nova_dir, tree.nova_dir), {'interrupted': True})
-    if os.path.exists(os.path.join(tree.nova_dir, STATE_DIR)):
+    elif os.path.exists(os.path.join(tree.nova_dir, STATE_DIR)) and \
+            load_state(tree) is None:
         raise InstallRefused(
             '%s exists but holds no install record; remove it if no '
             'install is running, then retry.' % _state_dir(tree))
@@ -793,6 +826,11 @@ def install(plan, progress=None):
             '(e.g. with sudo) or make it writable. Nothing was changed.'
             % ', '.join(bad), {'read_only': bad})
     state_dir = _state_dir(tree)
+    blocked = load_state(tree)
+    if blocked is not None and blocked.get('status') == 'blocked':
+        progress('clearing the record of a failed reinstall: %s'
+                 % blocked.get('reason'))
+        clear_blocked(tree)
     try:
         os.mkdir(state_dir, 0o755)
     except OSError as exc:

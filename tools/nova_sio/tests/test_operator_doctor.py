@@ -21,6 +21,7 @@ import http.server
 import io
 import json
 import os
+import sys
 import threading
 
 import fixtures
@@ -90,6 +91,9 @@ class DoctorTestCase(testtools.TestCase):
         out, err = io.StringIO(), io.StringIO()
         self.useFixture(fixtures.MonkeyPatch('sys.stdout', out))
         self.useFixture(fixtures.MonkeyPatch('sys.stderr', err))
+        if '--nova-dir' not in extra:
+            # An interpreter without Nova: the tree checks are skipped.
+            extra += ('--python', sys.executable)
         code = cli.main(['doctor', '--json', '--config-file',
                          self.write_conf(**changes)] + list(extra))
         doc = json.loads(out.getvalue())
@@ -103,6 +107,9 @@ class DoctorTestCase(testtools.TestCase):
         for name, result in checks.items():
             want = wanted.pop(name, 'pass')
             if name == 'flavors' and 'flavors' not in expected:
+                want = 'skip'
+            if name in ('nova backend', 'upgrade hook') and \
+                    name.replace(' ', '_') not in expected:
                 want = 'skip'
             self.assertEqual(want, result['status'],
                              '%s: %s' % (name, result['detail']))
