@@ -3,7 +3,8 @@
 # a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """A ledger of the machine resources the harness makes, and their sweep.
 
-Every loop device, mount, process and directory the end-to-end harness
+Every loop device, mount, process, directory, network namespace and
+network link the end-to-end harness
 creates is written to a ledger file *before* the harness goes on, one
 JSON line per event, in a file named after the owning process. The
 owner releases them on exit (:meth:`Ledger.release_all`, also run from
@@ -16,7 +17,10 @@ Each record names the resource precisely enough to avoid touching one
 that was reused by someone else since: a loop device is only detached
 while it is still backed by the recorded file, a mount only unmounted
 while the recorded source is still mounted on the recorded target, a
-process only killed while its start time is still the recorded one.
+process only killed while its start time is still the recorded one, a
+link only deleted in the recorded namespace. A namespace is named by
+its run (``nsio-<run>-<role>``, see ``netns.py``), so a name of a dead
+run is not reused by a live one.
 
 The ledger directory defaults to ``/run/nova-sio-e2e`` (a tmpfs: it is
 empty after a reboot, like the kernel's loop devices and mounts), or
@@ -36,8 +40,12 @@ from nova_sio import errors
 
 DEFAULT_DIR = '/run/nova-sio-e2e'
 
-#: Resource kinds, released in this order inside one ledger only by age.
-KINDS = ('loop', 'mount', 'process', 'dir')
+#: Resource kinds. Inside one ledger they are released by age alone,
+#: newest first: a namespace is recorded before the link, the processes
+#: and the mounts made in it, so those go first; releasing a namespace
+#: ends whatever still runs inside it (QEMU left by a killed libvirtd)
+#: before removing its name.
+KINDS = ('loop', 'mount', 'process', 'dir', 'netns', 'link')
 
 
 class CleanupError(errors.NovaSioError):
@@ -58,6 +66,8 @@ def _run(argv):
 def process_start_time(pid):
     """Return the start time of ``pid`` in clock ticks, or None if gone.
 
+    A zombie (exited, not yet reaped by its parent) counts as gone.
+
     :param pid: a process id.
     """
     try:
@@ -65,8 +75,12 @@ def process_start_time(pid):
             text = handle.read()
     except (OSError, ValueError):
         return None
-    # Field 22; the command name (field 2) may hold spaces or ')'.
-    return int(text.rsplit(')', 1)[1].split()[19])
+    # Field 3 is the state, field 22 the start time; the command name
+    # (field 2) may hold spaces or ')'.
+    fields = text.rsplit(')', 1)[1].split()
+    if fields[0] == 'Z':
+        return None
+    return int(fields[19])
 
 
 def loop_backing_file(device):
@@ -125,6 +139,83 @@ def loops_backed_under(directory):
     return found
 
 
+def _terminate(pid, start_time, wait=5.0):
+    """SIGTERM ``pid`` if it still is the same process, then SIGKILL.
+
+    :param pid: a process id.
+    :param start_time: its recorded start time.
+    :param wait: seconds between SIGTERM and SIGKILL.
+    """
+    if process_start_time(pid) != start_time:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _attempt in range(int(wait * 10)):
+            if process_start_time(pid) != start_time:
+                return True
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        for _attempt in range(50):
+            if process_start_time(pid) != start_time:
+                break
+            time.sleep(0.1)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def netns_pids(name):
+    """Return the pids of the processes in network namespace ``name``.
+
+    :param name: a namespace name under ``/run/netns``.
+    """
+    code, out = _run(['ip', 'netns', 'pids', name])
+    if code:
+        return []
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def _release_netns(record):
+    name = record['name']
+    path = os.path.join('/run/netns', name)
+    if not os.path.exists(path):
+        return False
+    # What still runs inside keeps the namespace alive (and QEMU keeps
+    # its loop devices busy): end it, but never this process.
+    pids = [p for p in netns_pids(name) if p != os.getpid()]
+    starts = dict((p, process_start_time(p)) for p in pids)
+    for pid, start in starts.items():
+        if start is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+            process_start_time(p) == s for p, s in starts.items()):
+        time.sleep(0.1)
+    for pid, start in starts.items():
+        _terminate(pid, start, wait=0)
+    code, out = _run(['ip', 'netns', 'delete', name])
+    if code and os.path.exists(path):
+        raise CleanupError(kind='netns', name=name, reason=out)
+    return True
+
+
+def _release_link(record):
+    argv = ['ip']
+    if record.get('netns'):
+        if not os.path.exists(os.path.join('/run/netns', record['netns'])):
+            return False
+        argv += ['-n', record['netns']]
+    if _run(argv + ['link', 'show', record['name']])[0]:
+        return False
+    code, out = _run(argv + ['link', 'delete', record['name']])
+    if code and not _run(argv + ['link', 'show', record['name']])[0]:
+        raise CleanupError(kind='link', name=record['name'], reason=out)
+    return True
+
+
 def _release(record):
     """Release one resource if it is still the recorded one.
 
@@ -158,19 +249,11 @@ def _release(record):
             raise CleanupError(kind=kind, name=target, reason=out)
         return True
     if kind == 'process':
-        pid = record['pid']
-        if process_start_time(pid) != record['start_time']:
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _attempt in range(50):
-                if process_start_time(pid) != record['start_time']:
-                    return True
-                time.sleep(0.1)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return True
+        return _terminate(record['pid'], record['start_time'])
+    if kind == 'netns':
+        return _release_netns(record)
+    if kind == 'link':
+        return _release_link(record)
     if kind == 'dir':
         if not os.path.isdir(record['path']):
             return False
@@ -181,7 +264,8 @@ def _release(record):
 
 def _key(record):
     return (record['kind'], record.get('device') or record.get('target') or
-            record.get('path') or record.get('pid'))
+            record.get('path') or record.get('pid'), record.get('name'),
+            record.get('netns'))
 
 
 class Ledger(object):
@@ -213,7 +297,9 @@ class Ledger(object):
 
         :param kind: one of :data:`KINDS`.
         :param fields: ``device`` and ``backing`` (loop), ``target`` and
-            ``source`` (mount), ``pid`` (process), ``path`` (dir).
+            ``source`` (mount), ``pid`` (process), ``path`` (dir),
+            ``name`` (netns), ``name`` and ``netns`` (link; no ``netns``:
+            the machine's own namespace).
         :returns: the record.
         """
         record = dict(fields, kind=kind)
@@ -312,28 +398,24 @@ def _read(path):
     return owner, held
 
 
-def sweep(directory=None):
-    """Release what dead owners left; return a report.
-
-    :param directory: ledger directory (default :func:`ledger_dir`).
-    :returns: dict with ``released`` (records released), ``gone``
-        (records whose resource no longer existed), ``errors``
-        (messages) and ``live`` (pids of owners still running).
-    """
-    directory = directory or ledger_dir()
-    report = {'released': [], 'gone': [], 'errors': [], 'live': []}
+def _sweep_once(directory, report):
+    """One pass over the ledger files; return the live owners' pids."""
+    live = []
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
-        return report
+        return live
     for name in names:
         if not name.endswith('.jsonl'):
             continue
         path = os.path.join(directory, name)
-        owner, held = _read(path)
+        try:
+            owner, held = _read(path)
+        except FileNotFoundError:
+            continue                # its owner released it meanwhile
         if owner is not None and process_start_time(
                 owner['pid']) == owner['start_time']:
-            report['live'].append(owner['pid'])
+            live.append(owner['pid'])
             continue
         failed = False
         for record in reversed(held):
@@ -347,4 +429,27 @@ def sweep(directory=None):
                 failed = True
         if not failed:
             os.unlink(path)
+    return live
+
+
+def sweep(directory=None):
+    """Release what dead owners left; return a report.
+
+    A dead run's ledger may hold a process that keeps a ledger of its
+    own (the gateway emulator and its loop devices): once that process
+    was ended, another pass releases what it left.
+
+    :param directory: ledger directory (default :func:`ledger_dir`).
+    :returns: dict with ``released`` (records released), ``gone``
+        (records whose resource no longer existed), ``errors``
+        (messages) and ``live`` (pids of owners still running).
+    """
+    directory = directory or ledger_dir()
+    report = {'released': [], 'gone': [], 'errors': [], 'live': []}
+    for _attempt in range(3):
+        released = len(report['released'])
+        live = _sweep_once(directory, report)
+        if not live or len(report['released']) == released:
+            break
+    report['live'] = live
     return report

@@ -10,6 +10,7 @@ through the ``/__admin__/`` endpoints (see ``server.py``).
 """
 
 import argparse
+import ipaddress
 import json
 import signal
 import sys
@@ -50,6 +51,17 @@ def _pool(text):
     return parts[0], parts[1], capacity, options
 
 
+def _address(text):
+    """Parse the ``--listen`` IP address.
+
+    :param text: the ``--listen`` value.
+    """
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not an IP address' % text)
+
+
 def pool_argument(entry):
     """Return the ``--pool`` value of an ``Emulator`` pools entry.
 
@@ -66,7 +78,11 @@ def pool_argument(entry):
 def configure_parser(parser):
     """Add the emulator options to ``parser``."""
     parser.add_argument('--port', type=int, default=0,
-                        help='TCP port on 127.0.0.1 (0: any free port)')
+                        help='TCP port (0: any free port)')
+    parser.add_argument('--listen', default='127.0.0.1', type=_address,
+                        metavar='ADDRESS',
+                        help='IP address to listen on (default 127.0.0.1); '
+                             'the HTTPS certificate is made for it')
     parser.add_argument('--https', action='store_true',
                         help='serve HTTPS with a generated CA')
     parser.add_argument('--state-dir',
@@ -141,7 +157,8 @@ def build(args):
                           password=args.password, hosts=hosts,
                           pools=args.pool or [('pd1', 'sp1', 1024)],
                           seed=args.seed, storage_dir=args.storage_dir,
-                          simulator=simulator)
+                          simulator=simulator,
+                          listen=getattr(args, 'listen', '127.0.0.1'))
     for name in hosts:
         emu.set_host(name, device_delay=args.device_delay)
     if args.preload_volumes or args.preload_sdcs:

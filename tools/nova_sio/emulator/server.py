@@ -3,10 +3,12 @@
 # a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """The emulated ScaleIO gateway: HTTP(S) front end, auth and admin API.
 
-:class:`Emulator` listens on ``127.0.0.1`` (port 0 picks a free port),
+:class:`Emulator` listens on ``127.0.0.1`` or the address given as
+``listen`` (port 0 picks a free port),
 serves the gateway endpoints of scaleio-api.md section 7.2 over HTTP or
 HTTPS, and exposes its control surface twice: as Python methods and as
-JSON endpoints under ``/__admin__/`` (no auth, loopback only), so a test
+JSON endpoints under ``/__admin__/`` (no auth; answered only to clients
+on loopback or on the listening address itself, 403 to others), so a test
 in another process, e.g. an old-Python Nova venv, can drive it too.
 
 Admin endpoints (all JSON):
@@ -48,6 +50,7 @@ names the session's ``refresh_token`` (PyPowerFlex's
 import base64
 import collections
 import http.server
+import ipaddress
 import json
 import os
 import re
@@ -100,6 +103,8 @@ class Emulator(object):
         with a fourth item, a dict of :meth:`set_pool` options
         (``zero_padding``, ``data_layout``).
     :param seed: seed for ids and fault probabilities.
+    :param listen: IP address to listen on (``127.0.0.1`` by default);
+        the HTTPS certificate names it as an IP subject alternative name.
     :param simulator: class of the SDC host simulator, called like
         ``sdc.HostSimulator`` (default); e.g.
         ``blockdev.BlockDeviceSimulator`` for real loop devices.
@@ -109,7 +114,8 @@ class Emulator(object):
                  username='admin', password=None, hosts=('host-a',),
                  pools=(('pd1', 'sp1', 1024),), seed=None,
                  token_idle_timeout=600, token_lifetime=8 * 3600,
-                 storage_dir=None, simulator=None):
+                 storage_dir=None, simulator=None, listen='127.0.0.1'):
+        self.listen = listen
         self._own_dir = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='sio-emu-')
         os.makedirs(self.state_dir, exist_ok=True)
@@ -149,12 +155,12 @@ class Emulator(object):
     @property
     def url(self):
         scheme = 'https' if self.https else 'http'
-        return '%s://127.0.0.1:%d' % (scheme, self.port)
+        return '%s://%s:%d' % (scheme, self.listen, self.port)
 
     def start(self):
         """Start serving in a background thread; return self."""
         handler = type('Handler', (_Handler,), {'emulator': self})
-        server = _Server(('127.0.0.1', self.port), handler)
+        server = _Server((self.listen, self.port), handler)
         if self.https:
             server.socket = self._tls_context().wrap_socket(
                 server.socket, server_side=True,
@@ -172,7 +178,10 @@ class Emulator(object):
         tls_dir = os.path.join(self.state_dir, 'tls')
         os.makedirs(tls_dir, exist_ok=True)
         ca_cert, ca_key = tls.make_ca(tls_dir, 'nova-sio emulator CA')
-        cert, key = tls.make_server_cert(tls_dir, ca_cert, ca_key)
+        names = (self.listen,)
+        if ipaddress.ip_address(self.listen).is_loopback:
+            names += ('localhost',)
+        cert, key = tls.make_server_cert(tls_dir, ca_cert, ca_key, names)
         self.ca_cert = ca_cert
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -196,7 +205,7 @@ class Emulator(object):
         """Return what a client needs: URL, credentials, ids, hosts."""
         pools = [{'protection_domain': pd, 'storage_pool': sp, 'id': pid}
                  for (pd, sp), pid in sorted(self.pool_ids.items())]
-        return {'url': self.url, 'host': '127.0.0.1', 'port': self.port,
+        return {'url': self.url, 'host': self.listen, 'port': self.port,
                 'scheme': 'https' if self.https else 'http',
                 'username': self.username, 'password': self.password,
                 'version': self.system.version, 'system_id': self.system.id,
@@ -466,6 +475,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         body_raw = self._read_body()
         if path.startswith(ADMIN):
+            if not self._admin_allowed():
+                self._send(403, {'error': 'admin calls only from loopback '
+                                          'or %s' % emu.listen})
+                return
             self._admin(method, path[len(ADMIN):], body_raw)
             return
         entry = {'time': started, 'method': method, 'path': path,
@@ -586,6 +599,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raise NO_ROUTE
 
     # -- admin -------------------------------------------------------------
+
+    def _admin_allowed(self):
+        client = ipaddress.ip_address(self.client_address[0])
+        return client.is_loopback or client == ipaddress.ip_address(
+            self.emulator.listen)
 
     def _admin(self, method, path, body_raw):
         emu = self.emulator

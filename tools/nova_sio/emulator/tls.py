@@ -4,9 +4,11 @@
 """Self-signed CA and server certificates for the HTTPS emulator.
 
 :func:`make_ca` writes a CA certificate and key; :func:`make_server_cert`
-writes a server certificate for ``127.0.0.1`` / ``localhost`` signed by
-that CA. A client that trusts the CA file verifies the emulator; one
-given another CA must reject it.
+writes a server certificate signed by that CA for the names given
+(``127.0.0.1`` / ``localhost`` by default; the emulator passes the
+address it listens on, as an IP subject alternative name). A client that
+trusts the CA file verifies the emulator; one given another CA must
+reject it.
 """
 
 import datetime
@@ -79,6 +81,12 @@ def make_server_cert(directory, ca_cert_path, ca_key_path,
                      hosts=('127.0.0.1', 'localhost')):
     """Create a server certificate signed by the CA.
 
+    :param directory: where to write ``server.crt`` and ``server.key``.
+    :param ca_cert_path: the CA certificate.
+    :param ca_key_path: the CA key.
+    :param hosts: names the certificate is valid for: IP addresses
+        become IP subject alternative names, others DNS names; the first
+        one is also the common name.
     :returns: ``(cert_path, key_path)``.
     """
     with open(ca_cert_path, 'rb') as handle:
