@@ -24,7 +24,7 @@ fi
 
 pkgs=(qemu-system-x86 qemu-utils seabios libvirt-daemon-system
       libvirt-daemon-driver-qemu libvirt-clients busybox-static cpio
-      xfsprogs util-linux mount iproute2 kmod xz-utils zstd)
+      xfsprogs util-linux mount iproute2 iptables kmod xz-utils zstd)
 need=()
 for pkg in "${pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -24,13 +24,16 @@ TOOLS = (
     ('umount', 'mount'),
     ('mkfs.xfs', 'xfsprogs'),
     ('unshare', 'util-linux'),
+    ('nsenter', 'util-linux'),
     ('ip', 'iproute2'),
+    ('iptables', 'iptables'),
     ('truncate', 'coreutils'),
     ('cpio', 'cpio'),
     ('dpkg-deb', 'dpkg'),
     ('qemu-system-x86_64', 'qemu-system-x86'),
     ('qemu-img', 'qemu-utils'),
     ('libvirtd', 'libvirt-daemon-system'),
+    ('virtlogd', 'libvirt-daemon-system'),
     ('virsh', 'libvirt-clients'),
 )
 
@@ -107,6 +110,36 @@ def _netns_works():
     return None
 
 
+def _ip_netns_works():
+    """Make and remove a named network namespace; return why not."""
+    if shutil.which('ip') is None:
+        return 'ip is not installed'
+    name = 'nsio-check%d' % os.getpid()
+    proc = subprocess.run(['ip', 'netns', 'add', name],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        return proc.stdout.decode(errors='replace').strip() or (
+            'exit status %d' % proc.returncode)
+    proc = subprocess.run(['ip', 'netns', 'delete', name],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        return 'cannot remove %s: %s' % (
+            name, proc.stdout.decode(errors='replace').strip())
+    return None
+
+
+def _private_mounts_work():
+    """Bind-mount inside a new mount + UTS namespace; return why not."""
+    proc = subprocess.run(
+        ['unshare', '--mount', '--uts', '--propagation', 'private', 'sh',
+         '-c', 'hostname nsio-check && mount --bind /proc /mnt && '
+         'umount /mnt'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        return proc.stdout.decode(errors='replace').strip() or (
+            'exit status %d' % proc.returncode)
+    return None
+
+
 def check(path=None, need_guest_kernel=True):
     """Return the list of :class:`Missing` needs (empty: all is there).
 
@@ -142,6 +175,17 @@ def check(path=None, need_guest_kernel=True):
                 'network namespaces', '"unshare --net true" failed (%s): '
                 'the kernel or the container does not allow them' %
                 reason))
+        reason = _ip_netns_works()
+        if reason:
+            missing.append(Missing(
+                'named network namespaces', '"ip netns add" failed (%s): '
+                'the compute hosts need them' % reason))
+        reason = _private_mounts_work()
+        if reason:
+            missing.append(Missing(
+                'mount and UTS namespaces', 'a bind mount in "unshare '
+                '--mount --uts" failed (%s): each compute host needs its '
+                'own /run/libvirt and host name' % reason))
     if need_guest_kernel:
         from nova_sio.e2e import guest
         if guest.find_kernel_source() is None:
