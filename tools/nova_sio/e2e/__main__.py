@@ -1,7 +1,8 @@
 # Licensed under the Apache License, Version 2.0 (the "License"); you may
 # not use this file except in compliance with the License. You may obtain
 # a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
-"""``python -m nova_sio.e2e``: check the machine, sweep, build the guest."""
+"""``python -m nova_sio.e2e``: check the machine, sweep, build the guest,
+run the real-cloud scenario."""
 
 import argparse
 import json
@@ -44,6 +45,51 @@ def _build_guest(args):
     return 0
 
 
+def _run(args):
+    from nova_sio.e2e import cloud
+    from nova_sio.e2e import scenario
+    missing = machine.check(need_guest_kernel=True)
+    if missing:
+        print('This machine cannot run the real-cloud scenario; missing:')
+        for item in missing:
+            print('  - %s' % item)
+        return 2
+    try:
+        import openstack  # noqa: F401
+    except ImportError:
+        print('This machine cannot run the real-cloud scenario; missing:')
+        print('  - openstacksdk: not installed in this Python (pip install '
+              'openstacksdk, or use the tox py3 environment)')
+        return 2
+    swept = cleanup.sweep()
+    if swept['released'] or swept['errors']:
+        print('e2e: released %d resource(s) that earlier runs left' %
+              len(swept['released']))
+    for message in swept['errors']:
+        print('error: %s' % message)
+    steps = scenario.SLICES[args.slice]
+    if args.steps:
+        steps = [s for s in args.steps.split(',') if s]
+        unknown = sorted(set(steps) - set(scenario.FULL))
+        if unknown:
+            print('unknown step(s): %s (steps: %s)' % (
+                ', '.join(unknown), ', '.join(scenario.FULL)))
+            return 2
+
+    def progress(line):
+        print(line, flush=True)
+    report = cloud.run_cloud(args.version, steps, progress=progress,
+                             keep_logs=args.keep_logs,
+                             json_path=args.json, slice_name=args.slice)
+    for host, lines in sorted(getattr(report, 'logs', {}).items()):
+        print('== nova-compute of %s (last errors and warnings)' % host)
+        for line in lines:
+            print('  %s' % line)
+    for line in report.closing_lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
 def main(argv=None):
     """Entry point; returns the exit status.
 
@@ -63,6 +109,20 @@ def main(argv=None):
                        'initramfs and root disk image')
     p.add_argument('output', help='directory for the guest files')
     p.set_defaults(func=_build_guest)
+    p = sub.add_parser('run', help='build the two-host cloud and run the '
+                       'scenario through Nova\'s API')
+    p.add_argument('--version', default='34.0.0',
+                   help='Nova release under test (default 34.0.0)')
+    p.add_argument('--slice', choices=('short', 'full'), default='full',
+                   help='short: boot, live migration, delete; full: every '
+                   'step (default)')
+    p.add_argument('--steps', help='comma-separated steps instead of a '
+                   'slice')
+    p.add_argument('--keep-logs', metavar='DIR',
+                   help='copy every service log and console here')
+    p.add_argument('--json', metavar='FILE',
+                   help='write the result as JSON')
+    p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
