@@ -148,7 +148,8 @@ class EmulatorFixture(fixtures.Fixture):
             argv += ['--hosts', ','.join(kw.pop('hosts'))]
         for entry in kw.pop('pools', ()):
             argv += ['--pool', cli.pool_argument(entry)]
-        for key in ('password', 'username', 'port', 'seed', 'storage_dir'):
+        for key in ('password', 'username', 'port', 'seed', 'storage_dir',
+                    'listen'):
             if key in kw:
                 argv += ['--' + key.replace('_', '-'), str(kw.pop(key))]
         if kw:

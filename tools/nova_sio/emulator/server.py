@@ -179,7 +179,7 @@ class Emulator(object):
         os.makedirs(tls_dir, exist_ok=True)
         ca_cert, ca_key = tls.make_ca(tls_dir, 'nova-sio emulator CA')
         names = (self.listen,)
-        if ipaddress.ip_address(self.listen).is_loopback:
+        if self.listen in ('127.0.0.1', '::1'):
             names += ('localhost',)
         cert, key = tls.make_server_cert(tls_dir, ca_cert, ca_key, names)
         self.ca_cert = ca_cert
