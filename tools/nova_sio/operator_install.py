@@ -713,12 +713,16 @@ def make_plan(tree, version=None, force_version=False, progress=None,
     if packaged:
         claims.append((packaged, 'the distribution package %s' % (
             operator_tree.describe_owner(owner))))
+    given = how == 'given on the command line'
     for claim, who in claims:
         if claim and claim != version and not force_version:
             raise InstallRefused(
-                '%s says Nova %s, but %s was asked for. Drop --version, '
-                'or add --force-version if the metadata is wrong.' % (
-                    who, claim, version),
+                '%s says Nova %s, but %s %s. %s' % (
+                    who, claim, version,
+                    'was asked for' if given else 'is named by ' + how,
+                    'Drop --version, or add --force-version if the '
+                    'metadata is wrong.' if given else 'Give the right '
+                    '--version with --force-version.'),
                 {'wrong_version': True, 'metadata': claim,
                  'package': owner})
     vouched = any(claim == version for claim, _who in claims)
