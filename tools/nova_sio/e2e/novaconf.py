@@ -22,7 +22,7 @@ DOMAIN = 'Default'
 CELL = 'cell1'
 # The privsep contexts Nova's compute service and the libraries it loads
 # start (each reads ``helper_command`` from its own section).
-PRIVSEP_SECTIONS = ('nova_sys_admin', 'os_brick_privileged',
+PRIVSEP_SECTIONS = ('nova_sys_admin', 'privsep_osbrick', 'os_vif_privileged',
                     'vif_plug_linux_bridge_privileged',
                     'vif_plug_ovs_privileged')
 # Ports of the services on the control address.
@@ -359,12 +359,13 @@ def rabbitmq_conf(ep):
     """Return ``rabbitmq.conf`` text (sysctl format, not INI).
 
     The ``nova`` user is created on the first boot and may connect from
-    the compute hosts (not only from loopback, as ``guest`` may).
+    the compute hosts (not only from loopback, as ``guest`` may). The
+    listener's address and port come from ``RABBITMQ_NODE_IP_ADDRESS``
+    and ``RABBITMQ_NODE_PORT``.
 
     :param ep: the :class:`Endpoints`.
     """
     lines = [
-        'listeners.tcp.1 = %s:%d' % (ep.address, ep.ports['amqp']),
         'loopback_users = none',
         'default_user = nova',
         'default_pass = %s' % ep.password,

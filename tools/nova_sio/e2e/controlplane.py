@@ -1,0 +1,799 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""The control plane of the real cloud: real services, one worker each.
+
+:meth:`ControlPlane.install` makes sure Debian's MariaDB and RabbitMQ are
+installed, builds (or reuses from the nova-sio cache) a virtualenv with
+Nova at the release under test and the Keystone, Glance and Placement
+releases of the same series from PyPI, pinned by the series' committed
+constraints, then patches that Nova the operator's way (``nova-sio
+install``), so the code under test is exactly ``releases/<version>.diff``.
+
+:meth:`ControlPlane.start` runs, all on one address: MariaDB and RabbitMQ
+with their data under the work directory, Keystone, Glance (file store)
+and Placement under gunicorn, a Neutron stand-in
+(:mod:`~nova_sio.e2e.neutron_stub`), nova-api (gunicorn),
+nova-conductor and nova-scheduler. Every process is supervised by
+:mod:`~nova_sio.e2e.services` and recorded in the ledger;
+:meth:`ControlPlane.stop` stops them all, also after a failed start.
+"""
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+
+from nova_sio.e2e import novaconf
+from nova_sio.e2e import services
+from nova_sio import errors
+from nova_sio import paths
+from nova_sio import releases as rel_mod
+from nova_sio import testenv
+from nova_sio import util
+
+DEFAULT_VERSION = '34.0.0'
+# Debian packages: the database, the message queue, and what building
+# the libvirt binding from PyPI needs.
+DEBS = ('mariadb-server', 'mariadb-client', 'rabbitmq-server',
+        'libvirt-dev', 'pkg-config', 'gcc')
+# Major-version distance between Nova and the other services of the same
+# series (holds from Stein, when Placement left Nova, on).
+SERVICE_OFFSETS = (('keystone', 4), ('glance', 1),
+                   ('openstack-placement', 18))
+FIRST_MAJOR = 19
+# Clients and servers added to the services.
+EXTRAS = ('openstacksdk', 'python-openstackclient', 'gunicorn',
+          'libvirt-python', 'PyMySQL')
+# WSGI applications served by gunicorn: service -> module:callable.
+WSGI_APPS = {
+    'keystone': 'keystone.wsgi.api:application',
+    'glance': 'glance.wsgi.api:application',
+    'placement': 'placement.wsgi.api:application',
+    'nova-api': 'nova.wsgi.osapi_compute:application',
+}
+SDK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'sdkcalls.py')
+
+
+class ControlPlaneError(errors.NovaSioError):
+    msg_fmt = 'Control plane of Nova %(version)s: %(reason)s'
+
+
+def service_requirements(version):
+    """Return the pip requirements of the services of ``version``'s series.
+
+    :param version: a final Nova release (``34.0.0``).
+    :returns: ``['nova==34.0.0', 'keystone>=30,<31', ...]``.
+    :raises ControlPlaneError: for a release older than Stein.
+    """
+    major = int(version.split('.')[0])
+    if major < FIRST_MAJOR:
+        raise ControlPlaneError(
+            version=version, reason='the harness needs Placement as its '
+            'own service (Nova %d.0.0 and later)' % FIRST_MAJOR)
+    reqs = ['nova==%s' % version]
+    for name, offset in SERVICE_OFFSETS:
+        reqs.append('%s>=%d,<%d' % (name, major - offset,
+                                    major - offset + 1))
+    return reqs
+
+
+def requires_dist(path):
+    """Return the ``Requires-Dist`` lines of a wheel or sdist, without
+    the ones only an extra needs.
+
+    :param path: a ``.whl`` or ``.tar.gz`` file.
+    """
+    text = ''
+    if path.endswith('.whl'):
+        with zipfile.ZipFile(path) as zf:
+            for name in zf.namelist():
+                if name.endswith('.dist-info/METADATA'):
+                    text = zf.read(name).decode('utf-8', 'replace')
+                    break
+    else:
+        with tarfile.open(path) as tf:
+            for member in tf.getmembers():
+                if member.name.count('/') == 1 and \
+                        member.name.endswith('/PKG-INFO'):
+                    text = tf.extractfile(member).read().decode(
+                        'utf-8', 'replace')
+                    break
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            break   # the headers end at the first empty line
+        if line.startswith('Requires-Dist:'):
+            req = line.split(':', 1)[1].strip()
+            if 'extra ==' not in req:
+                out.append(req)
+    return out
+
+
+def nova_dir_of(python):
+    """Return the directory of the ``nova`` package ``python`` imports.
+
+    :param python: an interpreter path.
+    """
+    code = ('import importlib.util as u; '
+            's = u.find_spec("nova"); '
+            'print(list(s.submodule_search_locations)[0])')
+    proc = util.run([python, '-c', code], isolated=False)
+    return proc.stdout.decode().strip()
+
+
+def gunicorn_has_setting(venv, name):
+    """Tell whether the gunicorn of ``venv`` knows setting ``name``.
+
+    :param venv: a venv path.
+    :param name: a setting name (``control_socket_disable``).
+    """
+    found = glob.glob(os.path.join(venv, 'lib', 'python*', 'site-packages',
+                                   'gunicorn', 'config.py'))
+    if not found:
+        return False
+    with open(found[0]) as handle:
+        return 'name = "%s"' % name in handle.read()
+
+
+class ControlPlane(object):
+    """The control-plane services of one run.
+
+    :param workdir: the run's directory (data, configuration, logs).
+    :param version: the Nova release under test.
+    :param address: the address every service listens on.
+    :param ledger: the run's :class:`~nova_sio.e2e.cleanup.Ledger`.
+    :param progress: a callable taking one progress line.
+    :param password: the one password of every account (default: a
+        random one).
+    :param ports: ``{name: port}`` overriding
+        :data:`~nova_sio.e2e.novaconf.PORTS`.
+    """
+
+    def __init__(self, workdir, version=DEFAULT_VERSION, address='127.0.0.1',
+                 ledger=None, progress=print, password=None, ports=None):
+        self.workdir = os.path.abspath(workdir)
+        self.version = version
+        self.address = address
+        self.ledger = ledger
+        self.progress = progress
+        self.series = rel_mod.series_of(version)
+        self.ep = novaconf.Endpoints(
+            address, password or hashlib.sha256(os.urandom(16)).hexdigest()[
+                :20], ports)
+        self.venv = None
+        self.supervisor = None
+        self.mysql_socket = None
+        self.setup_logs = {}
+        self.timings = {}
+        self.etc = os.path.join(self.workdir, 'etc')
+        self.nova_conf_path = os.path.join(self.etc, 'nova', 'nova.conf')
+
+    # -- install ---------------------------------------------------------
+
+    def _say(self, message):
+        self.progress('e2e: %s' % message)
+
+    def _python_version(self):
+        return testenv.PYTHON.get(self.series, '3.12')
+
+    def venv_key(self):
+        """Return the cache key of the venv: release, Python, constraints.
+
+        :returns: a hex string.
+        """
+        digest = hashlib.sha256()
+        with open(testenv.constraints_file(self.series), 'rb') as handle:
+            digest.update(handle.read())
+        digest.update(json.dumps([self.version, self._python_version(),
+                                  service_requirements(self.version),
+                                  EXTRAS]).encode())
+        return digest.hexdigest()[:12]
+
+    def venv_path(self):
+        """Return where the venv of this release is cached."""
+        return os.path.join(paths.cache_dir(), 'e2e', 'venvs', '%s-py%s-%s' % (
+            self.version, self._python_version(), self.venv_key()))
+
+    def install_debs(self):
+        """Install the Debian packages the control plane needs.
+
+        :returns: the packages installed (empty when all were there).
+        """
+        need = [p for p in DEBS if subprocess.run(
+            ['dpkg', '-s', p], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL).returncode != 0]
+        if not need:
+            return need
+        self._say('apt-get install %s ...' % ' '.join(need))
+        env = {'DEBIAN_FRONTEND': 'noninteractive'}
+        # Packages must not start their services: the harness starts its
+        # own instances. policy-rc.d is Debian's switch for that.
+        policy = '/usr/sbin/policy-rc.d'
+        made_policy = not os.path.exists(policy)
+        if made_policy:
+            with open(policy, 'w') as handle:
+                handle.write('#!/bin/sh\nexit 101\n')
+            os.chmod(policy, 0o755)
+        try:
+            util.run(['apt-get', '-qq', 'update'], isolated=False, env=env,
+                     timeout=600)
+            util.run(['apt-get', '-qq', 'install', '-y',
+                      '--no-install-recommends'] + need, isolated=False,
+                     env=env, timeout=1800)
+        finally:
+            if made_policy:
+                os.unlink(policy)
+        return need
+
+    def build_venv(self):
+        """Build or reuse the cached venv; return its path."""
+        venv = self.venv_path()
+        stamp = os.path.join(venv, '.nova-sio-e2e-ready')
+        if os.path.exists(stamp):
+            self._say('reusing the nova %s venv %s' % (
+                self.version, os.path.basename(venv)))
+            self.timings['venv_build_s'] = 0.0
+            return venv
+        begin = time.monotonic()
+        want = self._python_version()
+        interp = testenv.find_python(want)
+        self._say('installing nova %s venv (Python %s, %s series) into %s; '
+                  'this takes minutes ...' % (self.version, want,
+                                              self.series, venv))
+        shutil.rmtree(venv, ignore_errors=True)
+        work = venv + '.work'
+        shutil.rmtree(work, ignore_errors=True)
+        wheels = os.path.join(work, 'wheels')
+        os.makedirs(wheels)
+        pip_env = {'PIP_DISABLE_PIP_VERSION_CHECK': '1'}
+        util.run([interp, '-m', 'venv', venv], isolated=False, timeout=600)
+        pip = [os.path.join(venv, 'bin', 'python'), '-m', 'pip']
+        reqs = service_requirements(self.version)
+        util.run(pip + ['download', '-q', '--no-deps', '-d', wheels] + reqs,
+                 isolated=False, timeout=1800, env=pip_env)
+        # A release may need newer libraries than its series pinned
+        # when the constraints were frozen: its own requirements win.
+        req_file = os.path.join(work, 'service-requirements.txt')
+        lines = []
+        for path in sorted(glob.glob(os.path.join(wheels, '*'))):
+            lines.extend(requires_dist(path))
+        with open(req_file, 'w') as handle:
+            handle.write('\n'.join(lines) + '\n')
+        cons = testenv.constraints_file(self.series)
+        stale = testenv.stale_pins(cons, [req_file])
+        cons_out = testenv._filtered(cons, ['%s===' % n for n in stale],
+                                     os.path.join(work, 'constraints.txt'))
+        if stale:
+            self._say('unpinned for the services\' own minimums: %s' %
+                      ', '.join(sorted(stale)))
+        self._say('pip install %s ...' % ' '.join(reqs + list(EXTRAS)))
+        util.run(pip + ['install', '-q', '-c', cons_out, '--find-links',
+                        wheels] + reqs + list(EXTRAS), isolated=False,
+                 timeout=3600, env=pip_env)
+        with open(stamp, 'w') as handle:
+            handle.write(self.version + '\n')
+        shutil.rmtree(work, ignore_errors=True)
+        self.timings['venv_build_s'] = round(time.monotonic() - begin, 1)
+        self._say('venv built in %.0f s' % self.timings['venv_build_s'])
+        return venv
+
+    def bin(self, name):
+        """Return the path of ``name`` in the venv's ``bin``.
+
+        :param name: a console script.
+        """
+        return os.path.join(self.venv, 'bin', name)
+
+    @property
+    def python(self):
+        return self.bin('python')
+
+    def patch_nova(self):
+        """Install ``releases/<version>.diff`` into the venv's Nova with
+        ``nova-sio install``; a tree holding this very diff is kept, one
+        holding another diff is reverted first.
+
+        :returns: ``'installed'`` or ``'already installed'``.
+        """
+        from nova_sio import engine
+        from nova_sio import operator_install
+        nova_dir = nova_dir_of(self.python)
+        diff = engine.diff_path(self.version)
+        want = util.sha256_file(diff)
+        state_path = os.path.join(nova_dir, operator_install.STATE_DIR,
+                                  operator_install.STATE_FILE)
+        cli = [sys.executable, '-m', 'nova_sio.cli']
+        env = {'PYTHONPATH': os.path.join(paths.project_root(), 'tools')}
+        if os.path.exists(state_path):
+            with open(state_path) as handle:
+                state = json.load(handle)
+            if state.get('status') == 'installed' and \
+                    state.get('diff_sha256') == want:
+                self._say('nova-sio %s already installed in %s' % (
+                    self.version, nova_dir))
+                return 'already installed'
+            self._say('nova-sio revert --nova-dir %s (another diff was '
+                      'installed)' % nova_dir)
+            util.run(cli + ['revert', '--nova-dir', nova_dir, '-q'],
+                     isolated=False, env=env)
+        self._say('nova-sio install --nova-dir %s --version %s' % (
+            nova_dir, self.version))
+        util.run(cli + ['install', '--nova-dir', nova_dir, '--version',
+                        self.version, '--python', self.python, '-q'],
+                 isolated=False, env=env, timeout=900)
+        return 'installed'
+
+    def install(self):
+        """Install the packages, the venv and nova-sio; idempotent.
+
+        :returns: the venv path.
+        """
+        self.install_debs()
+        self.venv = self.build_venv()
+        self.patch_nova()
+        return self.venv
+
+    # -- start -----------------------------------------------------------
+
+    def _dir(self, *parts):
+        path = os.path.join(self.workdir, *parts)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def _env(self, **extra):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ('PYTHONPATH', 'VIRTUAL_ENV', 'PYTHONHOME')}
+        env['PATH'] = os.path.join(self.venv, 'bin') + os.pathsep + \
+            env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')
+        env.update(extra)
+        return env
+
+    def _setup(self, name, argv, env=None, ok_codes=(0,), timeout=900,
+               input_data=None):
+        """Run a one-shot set-up command, its output appended to
+        ``logs/<name>.log``.
+
+        :param name: the log name.
+        :param argv: argument list.
+        :param env: environment (default :meth:`_env`).
+        :param ok_codes: exit codes taken as success.
+        :param timeout: seconds.
+        :param input_data: bytes for stdin.
+        :returns: its stdout (text).
+        :raises ControlPlaneError: on another exit code.
+        """
+        path = os.path.join(self._dir('logs'), '%s.log' % name)
+        try:
+            proc = subprocess.run(argv, input=input_data,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE,
+                                  env=env or self._env(), cwd=self.workdir,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ControlPlaneError(version=self.version, reason='%s did '
+                                    'not finish in %ds' % (name, timeout))
+        with open(path, 'ab') as handle:
+            handle.write(b'$ ' + ' '.join(argv).encode() + b'\n')
+            handle.write(proc.stdout + proc.stderr)
+        self.setup_logs[name] = path
+        if proc.returncode not in ok_codes:
+            tail = (proc.stderr or proc.stdout).decode('utf-8', 'replace')
+            raise ControlPlaneError(
+                version=self.version, reason='%s exited %d: %s (log: %s)' % (
+                    name, proc.returncode, tail.strip()[-1500:], path))
+        return proc.stdout.decode('utf-8', 'replace')
+
+    def sdk(self, command, **request):
+        """Run one command of :mod:`~nova_sio.e2e.sdkcalls` with the
+        venv's openstacksdk as admin.
+
+        :param command: a command name.
+        :param request: its arguments.
+        :returns: its decoded JSON answer.
+        """
+        request['auth'] = self.auth
+        out = self._setup('sdk-%s' % command, [self.python, SDK_SCRIPT,
+                                               command],
+                          input_data=json.dumps(request).encode(),
+                          timeout=600)
+        return json.loads(out)
+
+    def start(self):
+        """Start every service and wait until each answers.
+
+        On failure every started service is stopped before the error
+        propagates.
+
+        :raises ControlPlaneError: or :class:`~nova_sio.e2e.services.
+            ServiceError` naming the service and its log.
+        """
+        if self.venv is None:
+            self.install()
+        if self.ledger is None:
+            from nova_sio.e2e import cleanup
+            self.ledger = cleanup.Ledger()
+        self.supervisor = services.Supervisor(self.workdir, self.ledger,
+                                              self.progress)
+        begin = time.monotonic()
+        try:
+            self._start_mariadb()
+            self._start_rabbitmq()
+            self._start_keystone()
+            self._say('registering service users and endpoints ...')
+            self.sdk('register', password=self.ep.password,
+                     region=novaconf.REGION, users=list(
+                         novaconf.SERVICE_USERS),
+                     services=self._catalog())
+            self._start_glance()
+            self._start_placement()
+            self._start_neutron()
+            self._start_nova()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings['start_to_healthy_s'] = round(
+            time.monotonic() - begin, 1)
+        self.supervisor.sample()
+        self._say('control plane up on %s in %.0f s' % (
+            self.address, self.timings['start_to_healthy_s']))
+
+    def _catalog(self):
+        ep = self.ep
+        return [
+            {'name': 'glance', 'type': 'image', 'url': ep.url('glance')},
+            {'name': 'placement', 'type': 'placement',
+             'url': ep.url('placement')},
+            {'name': 'nova', 'type': 'compute',
+             'url': ep.url('nova_api', '/v2.1')},
+            {'name': 'neutron', 'type': 'network',
+             'url': ep.url('neutron')},
+        ]
+
+    def _mysql(self, sql):
+        return self._setup('mariadb-sql', [
+            'mariadb', '--no-defaults', '-S', self.mysql_socket, '-u',
+            'root', '-e', sql])
+
+    def _start_mariadb(self):
+        self._say('starting MariaDB ...')
+        base = self._dir('mysql')
+        datadir = os.path.join(base, 'data')
+        self.mysql_socket = os.path.join(base, 'mysqld.sock')
+        if not os.path.isdir(os.path.join(datadir, 'mysql')):
+            os.makedirs(datadir, exist_ok=True)
+            self._setup('mariadb-install-db', [
+                'mariadb-install-db', '--no-defaults', '--user=root',
+                '--datadir=%s' % datadir, '--skip-test-db',
+                '--auth-root-authentication-method=normal'])
+        self.supervisor.start('mariadb', novaconf.mariadb_argv(
+            '/usr/sbin/mariadbd', datadir, self.mysql_socket, self.ep,
+            os.path.join(base, 'mysqld.pid')))
+        self.supervisor.wait_port('mariadb', self.address,
+                                  self.ep.ports['mysql'])
+        for _attempt in range(50):
+            if os.path.exists(self.mysql_socket):
+                break
+            time.sleep(0.2)
+        users = {'keystone': ['keystone'], 'glance': ['glance'],
+                 'placement': ['placement'],
+                 'nova': ['nova_api', 'nova_cell0', 'nova']}
+        sql = []
+        for user, dbs in sorted(users.items()):
+            sql.append("CREATE OR REPLACE USER '%s'@'%%' IDENTIFIED BY "
+                       "'%s';" % (user, self.ep.password))
+            for db in dbs:
+                sql.append('CREATE DATABASE IF NOT EXISTS %s;' % db)
+                sql.append("GRANT ALL PRIVILEGES ON %s.* TO '%s'@'%%';" % (
+                    db, user))
+        self._mysql('\n'.join(sql))
+
+    def _start_rabbitmq(self):
+        self._say('starting RabbitMQ ...')
+        base = self._dir('rabbitmq')
+        home = self._dir('rabbitmq', 'home')
+        conf = os.path.join(base, 'rabbitmq.conf')
+        with open(conf, 'w') as handle:
+            handle.write(novaconf.rabbitmq_conf(self.ep))
+        plugins = os.path.join(base, 'enabled_plugins')
+        with open(plugins, 'w') as handle:
+            handle.write('[].\n')
+        env_file = os.path.join(base, 'rabbitmq-env.conf')
+        open(env_file, 'w').close()
+        epmd_port = str(self.ep.ports['epmd'])
+        # A private epmd on its own port, so that no epmd of the machine
+        # (or of another run) is shared, and the supervisor stops it.
+        self.supervisor.start('epmd', ['epmd', '-port', epmd_port],
+                              env=self._env(ERL_EPMD_PORT=epmd_port))
+        self.supervisor.wait_port('epmd', '127.0.0.1', int(epmd_port))
+        env = self._env(
+            HOME=home, ERL_EPMD_PORT=epmd_port,
+            RABBITMQ_NODENAME='nsio@localhost',
+            RABBITMQ_NODE_IP_ADDRESS=self.address,
+            RABBITMQ_NODE_PORT=str(self.ep.ports['amqp']),
+            RABBITMQ_DIST_PORT=str(self.ep.ports['rabbit_dist']),
+            RABBITMQ_MNESIA_BASE=self._dir('rabbitmq', 'mnesia'),
+            RABBITMQ_LOG_BASE=self._dir('rabbitmq', 'log'),
+            RABBITMQ_LOGS='-',
+            RABBITMQ_CONFIG_FILE=conf,
+            RABBITMQ_ADVANCED_CONFIG_FILE=os.path.join(base,
+                                                       'advanced.config'),
+            RABBITMQ_ENABLED_PLUGINS_FILE=plugins,
+            RABBITMQ_CONF_ENV_FILE=env_file,
+            RABBITMQ_PID_FILE=os.path.join(base, 'rabbitmq.pid'))
+        self.supervisor.start('rabbitmq',
+                              ['/usr/lib/rabbitmq/bin/rabbitmq-server'],
+                              env=env)
+        self.supervisor.wait_port('rabbitmq', self.address,
+                                  self.ep.ports['amqp'], timeout=180)
+
+    def _gunicorn(self, name, port, env):
+        """Serve ``WSGI_APPS[name]`` with gunicorn, one worker.
+
+        Everything goes in ``gunicorn.conf.py`` of the service's own
+        directory (gunicorn reads it from its working directory): the
+        applications parse ``sys.argv`` with oslo.config, which must
+        hold no gunicorn option.
+        """
+        rundir = self._dir('gunicorn', name)
+        settings = {
+            'wsgi_app': WSGI_APPS[name],
+            'bind': ['%s:%d' % (self.address, port)],
+            'workers': 1,
+            'timeout': 600,
+            'accesslog': '-',
+            'errorlog': '-',
+            'proc_name': 'nsio-%s' % name,
+        }
+        lines = ['%s = %r' % item for item in sorted(settings.items())]
+        if gunicorn_has_setting(self.venv, 'control_socket_disable'):
+            lines.append('control_socket_disable = True')
+        with open(os.path.join(rundir, 'gunicorn.conf.py'), 'w') as handle:
+            handle.write('\n'.join(lines) + '\n')
+        self.supervisor.start(name, [self.bin('gunicorn')], env=env,
+                              cwd=rundir)
+
+    def _start_keystone(self):
+        self._say('starting Keystone ...')
+        base = self._dir('keystone')
+        conf = novaconf.write_ini(os.path.join(self.etc, 'keystone',
+                                               'keystone.conf'),
+                                  novaconf.keystone_conf(self.ep, base))
+        for sub in ('fernet-keys', 'credential-keys'):
+            os.makedirs(os.path.join(base, sub), mode=0o700, exist_ok=True)
+        manage = [self.bin('keystone-manage'), '--config-file', conf]
+        self._setup('keystone-manage', manage + ['db_sync'])
+        owner = ['--keystone-user', 'root', '--keystone-group', 'root']
+        self._setup('keystone-manage', manage + ['fernet_setup'] + owner)
+        self._setup('keystone-manage', manage + ['credential_setup'] + owner)
+        url = self.ep.auth_url
+        self._setup('keystone-manage', manage + [
+            'bootstrap', '--bootstrap-password', self.ep.password,
+            '--bootstrap-admin-url', url, '--bootstrap-public-url', url,
+            '--bootstrap-internal-url', url,
+            '--bootstrap-region-id', novaconf.REGION])
+        self._gunicorn('keystone', self.ep.ports['keystone'],
+                       self._env(OS_KEYSTONE_CONFIG_FILES=conf))
+        self.supervisor.wait_http('keystone', url)
+
+    def _start_glance(self):
+        self._say('starting Glance ...')
+        base = self._dir('glance')
+        etc = os.path.join(self.etc, 'glance')
+        os.makedirs(etc, exist_ok=True)
+        paste = os.path.join(etc, 'glance-api-paste.ini')
+        shutil.copy(os.path.join(self.venv, 'etc', 'glance',
+                                 'glance-api-paste.ini'), paste)
+        sections = novaconf.glance_conf(self.ep, base)
+        sections['paste_deploy']['config_file'] = paste
+        conf = novaconf.write_ini(os.path.join(etc, 'glance-api.conf'),
+                                  sections)
+        self._setup('glance-manage', [self.bin('glance-manage'),
+                                      '--config-file', conf, 'db_sync'])
+        self._gunicorn('glance', self.ep.ports['glance'],
+                       self._env(OS_GLANCE_CONFIG_DIR=etc))
+        self.supervisor.wait_http('glance', self.ep.url('glance', '/'))
+
+    def _start_placement(self):
+        self._say('starting Placement ...')
+        etc = os.path.join(self.etc, 'placement')
+        conf = novaconf.write_ini(os.path.join(etc, 'placement.conf'),
+                                  novaconf.placement_conf(self.ep))
+        self._setup('placement-manage', [self.bin('placement-manage'),
+                                         '--config-file', conf, 'db',
+                                         'sync'])
+        self._gunicorn('placement', self.ep.ports['placement'],
+                       self._env(OS_PLACEMENT_CONFIG_DIR=etc))
+        self.supervisor.wait_http('placement',
+                                  self.ep.url('placement', '/'))
+
+    def _start_neutron(self):
+        self._say('starting the Neutron stand-in ...')
+        stub = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            'neutron_stub.py')
+        self.supervisor.start('neutron', [
+            self.python, stub, '--listen', self.address, '--port',
+            str(self.ep.ports['neutron'])], env=self._env())
+        self.supervisor.wait_http('neutron', self.ep.url('neutron', '/'))
+
+    def _start_nova(self):
+        self._say('starting nova-api, nova-conductor, nova-scheduler ...')
+        etc = os.path.join(self.etc, 'nova')
+        os.makedirs(etc, exist_ok=True)
+        shutil.copy(os.path.join(self.venv, 'etc', 'nova', 'api-paste.ini'),
+                    os.path.join(etc, 'api-paste.ini'))
+        conf = novaconf.write_ini(self.nova_conf_path, novaconf.nova_conf(
+            self.ep, self._dir('nova')))
+        manage = [self.bin('nova-manage'), '--config-file', conf]
+        self._setup('nova-manage', manage + ['api_db', 'sync'])
+        self._setup('nova-manage', manage + [
+            'cell_v2', 'map_cell0', '--database_connection',
+            novaconf.cell0_url(self.ep)])
+        # 2: the cell exists already (a restart on the same data).
+        self._setup('nova-manage', manage + [
+            'cell_v2', 'create_cell', '--name', novaconf.CELL],
+            ok_codes=(0, 2))
+        self._setup('nova-manage', manage + ['db', 'sync'])
+        env = self._env(OS_NOVA_CONFIG_DIR=etc)
+        self._gunicorn('nova-api', self.ep.ports['nova_api'], env)
+        for binary in ('nova-conductor', 'nova-scheduler'):
+            self.supervisor.start(binary, [self.bin(binary), '--config-file',
+                                           conf], env=env)
+        self.supervisor.wait_http('nova-api', self.ep.url('nova_api', '/'))
+        self.wait_compute_services(['nova-conductor', 'nova-scheduler'])
+
+    def wait_compute_services(self, binaries, host=None, timeout=180):
+        """Wait until Nova lists each of ``binaries`` as up.
+
+        :param binaries: service binaries (``nova-compute``...).
+        :param host: only services on this host, if given.
+        :param timeout: seconds.
+        :returns: Nova's service list.
+        :raises ControlPlaneError: when one is not up in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            for name in self.supervisor.services:
+                self.supervisor._check_alive(self.supervisor.services[name])
+            listed = self.sdk('compute-services')
+            up = {s['binary'] for s in listed if s['state'] == 'up' and
+                  (host is None or s['host'] == host)}
+            missing = sorted(set(binaries) - up)
+            if not missing:
+                return listed
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    version=self.version, reason='%s not up after %ds '
+                    '(Nova lists %s); see %s' % (
+                        ', '.join(missing), timeout, json.dumps(listed),
+                        self.supervisor.log_dir))
+            time.sleep(2)
+
+    # -- compute hosts ---------------------------------------------------
+
+    def compute_conf(self, host, my_ip, scaleio_options, workdir,
+                     connection_uri=None):
+        """Write the nova.conf of a compute host; return its path.
+
+        :param host: the compute host name.
+        :param my_ip: its address.
+        :param scaleio_options: ``{option: value}`` of its ``[scaleio]``.
+        :param workdir: its directory (``nova.conf``, instances, locks).
+        :param connection_uri: libvirt URI (default: libvirt's own, i.e.
+            the daemon of the namespace nova-compute runs in).
+        """
+        path = os.path.join(workdir, 'nova.conf')
+        os.makedirs(os.path.join(workdir, 'instances'), exist_ok=True)
+        return novaconf.write_ini(path, novaconf.compute_conf(
+            self.ep, host, my_ip, scaleio_options, workdir,
+            self.bin('privsep-helper'), path,
+            connection_uri=connection_uri))
+
+    def nova_compute_argv(self, conf_path):
+        """Return the argument list of nova-compute with ``conf_path``.
+
+        :param conf_path: a file :meth:`compute_conf` wrote.
+        """
+        return [self.bin('nova-compute'), '--config-file', conf_path]
+
+    def discover_hosts(self):
+        """Map new compute hosts to the cell; return nova-manage's output.
+        """
+        return self._setup('nova-manage', [
+            self.bin('nova-manage'), '--config-file', self.nova_conf_path,
+            'cell_v2', 'discover_hosts', '--verbose'])
+
+    def start_fake_compute(self, host='fake-1'):
+        """Start a nova-compute with Nova's fake driver, wait until it is
+        up and discovered.
+
+        :param host: its host name.
+        :returns: the service name in :attr:`logs`.
+        """
+        workdir = self._dir('compute-%s' % host)
+        os.makedirs(os.path.join(workdir, 'instances'), exist_ok=True)
+        conf = novaconf.write_ini(
+            os.path.join(workdir, 'nova.conf'),
+            novaconf.fake_compute_conf(self.ep, host, self.address,
+                                       workdir))
+        name = 'nova-compute-%s' % host
+        self.supervisor.start(name, self.nova_compute_argv(conf),
+                              env=self._env())
+        self.wait_compute_services(['nova-compute'], host=host)
+        self.discover_hosts()
+        return name
+
+    # -- state -----------------------------------------------------------
+
+    @property
+    def auth(self):
+        """Keyword arguments of ``openstack.connect`` for the admin."""
+        return {
+            'auth_url': self.ep.auth_url,
+            'username': 'admin',
+            'password': self.ep.password,
+            'project_name': 'admin',
+            'user_domain_name': novaconf.DOMAIN,
+            'project_domain_name': novaconf.DOMAIN,
+            'region_name': novaconf.REGION,
+            'identity_api_version': '3',
+        }
+
+    @property
+    def logs(self):
+        """``{service or set-up step: log path}``."""
+        out = dict(self.setup_logs)
+        if self.supervisor is not None:
+            for name, service in self.supervisor.services.items():
+                out[name] = service.log_path
+        return out
+
+    def service_health(self):
+        """Return ``{service: 'up' or why not}`` of every started service.
+        """
+        out = {}
+        if self.supervisor is None:
+            return out
+        http = {'keystone': self.ep.auth_url,
+                'glance': self.ep.url('glance', '/'),
+                'placement': self.ep.url('placement', '/'),
+                'nova-api': self.ep.url('nova_api', '/'),
+                'neutron': self.ep.url('neutron', '/')}
+        self.supervisor.sample()
+        for name, service in self.supervisor.services.items():
+            if not service.alive():
+                out[name] = 'exited %s' % service.popen.returncode
+                continue
+            out[name] = 'up'
+            if name in http:
+                try:
+                    self.supervisor.wait_http(name, http[name], timeout=0)
+                except services.ServiceError as exc:
+                    out[name] = exc.message
+        return out
+
+    def peak_rss_mib(self):
+        """Return ``{service: peak RSS MiB}`` and ``'total'``."""
+        if self.supervisor is None:
+            return {}
+        peaks = self.supervisor.sample()
+        out = {k: round(v / 1024.0, 1) for k, v in peaks.items()}
+        out['total'] = round(sum(peaks.values()) / 1024.0, 1)
+        return out
+
+    def stop(self):
+        """Stop every service, newest first; idempotent.
+
+        :returns: pids still alive in the services' groups (empty).
+        """
+        if self.supervisor is None:
+            return []
+        self.supervisor.stop_all()
+        return self.supervisor.leftover_pids()
