@@ -78,13 +78,21 @@ def _run(args):
 
     def progress(line):
         print(line, flush=True)
+    if not args.version:
+        from nova_sio.e2e import controlplane
+        args.version = controlplane.DEFAULT_VERSION
     report = cloud.run_cloud(args.version, steps, progress=progress,
                              keep_logs=args.keep_logs,
                              json_path=args.json, slice_name=args.slice)
-    for host, lines in sorted(getattr(report, 'logs', {}).items()):
-        print('== nova-compute of %s (last errors and warnings)' % host)
+    for name, lines in sorted(getattr(report, 'logs', {}).items()):
+        if name.startswith('/'):
+            print('== end of %s' % name)
+        else:
+            print('== nova-compute of %s (last errors and warnings)' % name)
         for line in lines:
             print('  %s' % line)
+    if args.keep_logs:
+        print('e2e: logs kept in %s' % args.keep_logs)
     for line in report.closing_lines():
         print(line)
     return 0 if report.ok else 1
@@ -111,8 +119,9 @@ def main(argv=None):
     p.set_defaults(func=_build_guest)
     p = sub.add_parser('run', help='build the two-host cloud and run the '
                        'scenario through Nova\'s API')
-    p.add_argument('--version', default='34.0.0',
-                   help='Nova release under test (default 34.0.0)')
+    p.add_argument('--version',
+                   help='Nova release under test (default: the newest, '
+                   'the control plane\'s DEFAULT_VERSION)')
     p.add_argument('--slice', choices=('short', 'full'), default='full',
                    help='short: boot, live migration, delete; full: every '
                    'step (default)')

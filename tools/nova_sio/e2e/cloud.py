@@ -25,6 +25,7 @@ release what a killed run left.
 """
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -96,6 +97,9 @@ class Cloud(object):
         self.compute_logs = {}
         self.compute_confs = {}
         self.timings = {}
+        #: Called once this process is in the ctl namespace (threads may
+        #: start from then on).
+        self.on_ctl = None
 
     def say(self, text):
         self.progress('e2e: %s' % text)
@@ -125,6 +129,8 @@ class Cloud(object):
         for name, address in HOSTS:
             self.network.add_host(name, address)
         self.network.enter_ctl()
+        if self.on_ctl is not None:
+            self.on_ctl()
         self.say('starting libvirt on %s' % ', '.join(n for n, _a in HOSTS))
         hosts = [hosts_mod.ComputeHost(name, address,
                                        os.path.join(self.workdir, name),
@@ -173,8 +179,13 @@ class Cloud(object):
         log = os.path.join(node.workdir, 'logs', 'nova-compute.log')
         os.makedirs(os.path.dirname(log), exist_ok=True)
         self.compute_logs[host] = log
+        env = dict((k, v) for k, v in os.environ.items()
+                   if k not in ('PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV'))
+        env['PATH'] = os.pathsep.join([
+            os.path.dirname(self.controlplane.bin('nova-compute')),
+            '/usr/sbin', '/usr/bin', '/sbin', '/bin'])
         proc = node.popen(self.controlplane.nova_compute_argv(
-            self.compute_confs[host]), log)
+            self.compute_confs[host]), log, env=env)
         record = self.ledger.hold('process', pid=proc.pid)
         self.computes[host] = (proc, record)
         return proc
@@ -270,9 +281,20 @@ class Cloud(object):
 
     def observe(self):
         """Return a :class:`~nova_sio.e2e.scenario.Observation`."""
-        audit = self.gateway.audit()
+        audit = dict(self.gateway.audit())
+        storage = self.gateway.admin('GET', 'storage')
+        audit['unmapped_in_use'] = storage.get('unmapped_in_use')
+        audit['stray_devices'] = self.gateway.admin(
+            'POST', 'audit', {}).get('stray_devices')
         volumes, mappings, extra = normalize_audit(audit)
-        loops = list(self.gateway.loop_devices())
+        # The kernel's view: every loop device over a volume's file.
+        loops = sorted(cleanup.loops_backed_under(
+            self.gateway.info['storage_dir']))
+        held = sorted((storage.get('loop_devices') or {}).values())
+        if held != loops:
+            extra['loop devices'] = [
+                'the gateway holds %s, the kernel has %s over its volumes'
+                % (' '.join(held) or '-', ' '.join(loops) or '-')]
         domains = dict((name, host.domains())
                        for name, host in self.hosts.items())
         return scenario_mod.Observation(volumes, mappings, loops, domains,
@@ -353,7 +375,12 @@ class Cloud(object):
         if self.gateway is not None:
             attempt('stopping the gateway', self.gateway.stop)
         if self.controlplane is not None:
-            attempt('stopping the control plane', self.controlplane.stop)
+            left = []
+            attempt('stopping the control plane',
+                    lambda: left.extend(self.controlplane.stop() or ()))
+            if left:
+                problems.append('control-plane processes still alive: %s'
+                                % ' '.join(map(str, left)))
         if self.network is not None:
             attempt('removing the network', self.network.destroy)
         return problems
@@ -421,15 +448,12 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
     workdir = make_workdir(ledger)
     cloud = Cloud(version, workdir, ledger, progress=progress)
     sampler = report_mod.MemorySampler(cloud.root_pids)
+    # Threads only once this process is in the ctl namespace.
+    cloud.on_ctl = sampler.start
     scenario = None
     try:
         with report.step('set-up') as step:
-            try:
-                cloud.build()
-            finally:
-                # Threads only once this process is in the ctl namespace.
-                if cloud.network is not None and cloud.hosts:
-                    sampler.start()
+            cloud.build()
             step.note('timings: %s' % ', '.join(
                 '%s %.1f s' % kv for kv in cloud.timings.items()))
         report.timing('set-up', step.seconds)
@@ -443,8 +467,11 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
         sampler.sample()
         peak = sampler.stop()
         failed_hosts = {}
-        if not report.ok and cloud.compute_logs:
+        if not report.ok:
             failed_hosts = cloud.failure_logs()
+            for failed in report.failed_steps():
+                for path in re.findall(r'(/\S+\.log)\b', failed.detail):
+                    failed_hosts[path] = tail(path, 20)
         if keep_logs:
             cloud.keep_logs(keep_logs)
         progress('e2e: tearing the cloud down')
@@ -457,6 +484,7 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
             report.figure('peak memory', '%d MiB' % (peak // (1024 * 1024)))
             report.figure('memory samples', sampler.samples)
         report.logs = failed_hosts
+        report.kept_logs = keep_logs
         if json_path:
             report.write_json(json_path)
     return report
