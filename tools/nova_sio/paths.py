@@ -14,31 +14,77 @@
 
 import fcntl
 import os
+import sys
 import threading
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def project_root():
-    """Return the checkout root (the directory holding ``releases/``).
+# Where a wheel's data files land, below the installation scheme's data
+# directory (the prefix of a virtualenv or of the system, or the user
+# base): the release diffs and the runtime package.
+DATA_DIR = os.path.join('share', 'nova-sio')
+_MARKER = os.path.join('releases', 'manifest.json')
 
-    ``NOVA_SIO_ROOT`` overrides the search, which walks up from this file.
+
+def _is_root(path):
+    return os.path.isdir(os.path.join(path, 'releases')) and \
+        os.path.isdir(os.path.join(path, 'nova'))
+
+
+def installed_root():
+    """Return the data directory of an installed nova-sio, or ``None``.
+
+    The files of the distribution (its ``RECORD``) say where
+    ``share/nova-sio/releases/manifest.json`` was installed, whichever
+    scheme pip used; the data directory of this interpreter's prefix is
+    the fallback.
+    """
+    try:
+        from importlib import metadata
+        dist = metadata.distribution('nova-sio')
+    except Exception:  # not installed as a distribution
+        dist = None
+    suffix = os.path.join(DATA_DIR, _MARKER).replace(os.sep, '/')
+    for f in (dist.files or ()) if dist is not None else ():
+        if str(f).replace(os.sep, '/').endswith(suffix):
+            found = os.path.abspath(str(dist.locate_file(f)))
+            return os.path.dirname(os.path.dirname(found))
+    for prefix in (sys.prefix, sys.base_prefix):
+        cand = os.path.join(prefix, DATA_DIR)
+        if os.path.isfile(os.path.join(cand, _MARKER)):
+            return cand
+    return None
+
+
+def project_root():
+    """Return the directory holding ``releases/`` and the runtime ``nova/``.
+
+    That is ``NOVA_SIO_ROOT`` when set, else the checkout found by
+    walking up from this file, else the data directory of an installed
+    wheel (:func:`installed_root`).
 
     :returns: an absolute path.
+    :raises RuntimeError: when none of them exists.
     """
     env = os.environ.get('NOVA_SIO_ROOT')
     if env:
         return os.path.abspath(env)
     cur = _HERE
     while True:
-        if os.path.isdir(os.path.join(cur, 'releases')) and \
-                os.path.isdir(os.path.join(cur, 'nova')):
+        if _is_root(cur):
             return cur
         parent = os.path.dirname(cur)
         if parent == cur:
-            raise RuntimeError('cannot find the nova-sio checkout; set '
-                               'NOVA_SIO_ROOT')
+            break
         cur = parent
+    found = installed_root()
+    if found and _is_root(found):
+        return found
+    raise RuntimeError('cannot find the release diffs of nova-sio: no '
+                       'checkout above %s and no %s of an installed '
+                       'nova-sio; reinstall nova-sio or set NOVA_SIO_ROOT'
+                       % (_HERE, DATA_DIR))
 
 
 def releases_dir():

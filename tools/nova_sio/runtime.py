@@ -34,6 +34,11 @@ def checkout_root():
             return here
         parent = os.path.dirname(here)
         if parent == here:
+            # An installed wheel keeps the runtime with the diffs.
+            from nova_sio import paths
+            found = paths.installed_root()
+            if found and os.path.isdir(os.path.join(found, RELATIVE_DIR)):
+                return found
             raise ImportError('cannot find %s above %s; set NOVA_SIO_ROOT'
                               % (RELATIVE_DIR, __file__))
         here = parent
