@@ -12,7 +12,8 @@ nothing from nova-sio::
 Commands: ``register`` (service project, users, roles, services and
 endpoints in Keystone), ``compute-services`` (Nova's service list),
 ``smoke`` (a token, the catalog, an image upload, a flavor, Placement's
-resource providers, the network API), ``cleanup-smoke`` (delete what
+resource providers, the network API), ``boot`` (a server with no
+networks, booted and deleted), ``cleanup-smoke`` (delete what
 ``smoke`` made).
 """
 
@@ -124,6 +125,40 @@ def smoke(conn, request):
     return out
 
 
+def boot(conn, request):
+    """Boot a server with no networks, wait for ACTIVE, delete it.
+
+    :param conn: an admin connection.
+    :param request: ``{'name', 'image', 'flavor', 'timeout'}`` (names or
+        ids of the image and flavor).
+    :returns: ``{'status', 'host', 'boot_s', 'delete_s', 'fault'}``.
+    """
+    timeout = request.get('timeout', 300)
+    image = conn.image.find_image(request['image'], ignore_missing=False)
+    flavor = conn.compute.find_flavor(request['flavor'],
+                                      ignore_missing=False)
+    begin = time.monotonic()
+    server = conn.compute.create_server(
+        name=request['name'], image_id=image.id, flavor_id=flavor.id,
+        networks='none')
+    out = {}
+    try:
+        server = conn.compute.wait_for_server(server, status='ACTIVE',
+                                              failures=['ERROR'],
+                                              wait=timeout)
+    except Exception as exc:
+        server = conn.compute.get_server(server.id)
+        out['fault'] = (server.fault or {}).get('message') or str(exc)
+    out['status'] = server.status
+    out['host'] = server.compute_host
+    out['boot_s'] = round(time.monotonic() - begin, 2)
+    begin = time.monotonic()
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=timeout)
+    out['delete_s'] = round(time.monotonic() - begin, 2)
+    return out
+
+
 def cleanup_smoke(conn, request):
     """Delete the image and flavor ``smoke`` made.
 
@@ -142,7 +177,7 @@ def cleanup_smoke(conn, request):
 
 
 COMMANDS = {'register': register, 'compute-services': compute_services,
-            'smoke': smoke, 'cleanup-smoke': cleanup_smoke}
+            'smoke': smoke, 'boot': boot, 'cleanup-smoke': cleanup_smoke}
 
 
 def main(argv=None):
