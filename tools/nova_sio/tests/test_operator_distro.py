@@ -375,3 +375,62 @@ class PipTreeTest(DistroTestCase):
 
     def test_nova_34_0_0(self):
         self._install_and_revert('34.0.0')
+
+
+class RpmPackageTest(DistroTestCase):
+    """A tree an RPM database owns (``rpm`` itself is played by a script).
+
+    The script answers ``rpm --root ROOT -qf --queryformat FMT PATH`` like
+    rpm does for a file of ``openstack-nova-common``, and fails for a
+    path that is not inside ``ROOT``.
+    """
+
+    RPM = '\n'.join([
+        '#!/bin/sh',
+        '[ "$1" = --root ] && [ "$3" = -qf ] || exit 2',
+        '[ -f "$2$6" ] || { echo "error: file $6: not owned"; exit 1; }',
+        'echo "openstack-nova-common 26.2.2-1.el9"',
+        ''])
+
+    def test_dnf_action_and_guard(self):
+        bindir = os.path.join(self.base, 'bin')
+        os.makedirs(bindir)
+        with open(os.path.join(bindir, 'rpm'), 'w') as f:
+            f.write(self.RPM)
+        os.chmod(os.path.join(bindir, 'rpm'), 0o755)
+        self.useFixture(fixtures.EnvironmentVariable(
+            'PATH', bindir + os.pathsep + os.environ['PATH']))
+        root = os.path.join(self.base, 'root')
+        os.makedirs(os.path.join(root, 'var', 'lib', 'rpm'))
+        site = os.path.join(root, 'usr', 'lib', 'python%d.%d'
+                            % sys.version_info[:2], 'site-packages')
+        shutil.copytree(pip_tree('26.2.2'), site, symlinks=True)
+        nova = os.path.join(site, 'nova')
+        before = base.snapshot(root)
+        code, doc = self.cli('install', '--nova-dir', nova)
+        self.assertEqual(0, code, doc)
+        self.assertEqual({'manager': 'rpm',
+                          'package': 'openstack-nova-common',
+                          'version': '26.2.2-1.el9', 'release': '26.2.2',
+                          'root': root}, doc['plan']['package'])
+        action = os.path.join(root, operator_hooks.DNF_HOOK)
+        guard = os.path.join(root, operator_hooks.GUARD)
+        self.assertEqual(sorted([action, guard]), doc['hooks'])
+        with open(action) as f:
+            lines = [line for line in f.read().splitlines()
+                     if line and not line.startswith('#')]
+        self.assertEqual(['openstack-nova-common:in:%s -m nova_sio.cli '
+                          'reinstall --nova-dir %s' % (sys.executable,
+                                                       nova)], lines)
+        with open(guard) as f:
+            self.assertIn('ExecStartPre=%s -m nova_sio.cli guard '
+                          '--nova-dir %s' % (sys.executable, nova),
+                          f.read())
+        code, doc = self.cli('revert', '--nova-dir', nova)
+        self.assertEqual(0, code, doc)
+        self.assertEqual(sorted([action, guard]),
+                         doc['report']['hooks_removed'])
+        after = base.snapshot(root)
+        extra = sorted(set(after) - set(before))
+        self.assertTrue(all(p.startswith('etc') and p.endswith('/')
+                            for p in extra), extra)
