@@ -39,6 +39,7 @@ import time
 import requests
 
 from nova_sio.e2e import cleanup
+from nova_sio.e2e import hosts as hosts_mod
 from nova_sio.emulator import blockdev
 from nova_sio import errors
 
@@ -260,10 +261,15 @@ class Gateway(object):
 
     # -- what Nova and the checks need ---------------------------------------
 
-    def scaleio_options(self, host):
+    def scaleio_options(self, host, device_root=hosts_mod.DEVICE_ROOT):
         """Return the ``[scaleio]`` options of compute host ``host``.
 
         :param host: a host name of :attr:`hosts`.
+        :param device_root: where the host sees its SDC devices: by
+            default the path :meth:`~nova_sio.e2e.hosts.ComputeHost.
+            attach_sdc` binds them to inside the host (the same on every
+            host, as Nova's live migration needs); None: the emulator's
+            own directory of that host.
         """
         info = self.info
         sdc = info['hosts'][host]
@@ -276,7 +282,7 @@ class Gateway(object):
                 'server_certificate_path': info['ca_path'],
                 'protection_domain_name': self.domain,
                 'storage_pool_name': self.pool,
-                'device_root': sdc['device_root'],
+                'device_root': device_root or sdc['device_root'],
                 'drv_cfg_path': sdc['drv_cfg'],
                 'default_sdcguid': sdc['sdc_guid']}
 

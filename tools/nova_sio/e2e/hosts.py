@@ -15,7 +15,19 @@ mount and a UTS namespace of its own, kept by a *holder* process
   and a per-host ``qemu.conf`` over ``/etc/libvirt/qemu.conf``, so that
   two libvirt daemons on one machine share no socket, no domain
   definition, no state and no log;
+* binds a per-host ``/etc/hosts`` (the cloud's names) and a
+  ``/etc/resolv.conf`` without a name server;
 * then sleeps: the namespaces stay while it lives.
+
+:meth:`ComputeHost.attach_sdc` binds the host's by-id directory of the
+gateway emulator (``<state>/hosts/<name>/dev/disk/by-id``) over
+:data:`DEVICE_ROOT` inside the host's mount namespace: every host sees
+its own SDC devices under the same path, as real SDC hosts do under
+``/dev/disk/by-id``. This matters for live migration: Nova keeps the
+source's disk paths in the domain XML it sends to the destination, so
+the path must name the destination's own device there. (Nothing is
+mounted over the real ``/dev/disk/by-id``: ``/dev`` here is the
+kernel's devtmpfs, shared with the machine.)
 
 ``virtlogd`` and ``libvirtd --listen -f <its libvirtd.conf>`` run inside
 the holder's namespaces (``nsenter -t HOLDER -n -m -u``), in the
@@ -59,6 +71,10 @@ BIND_DIRS = (
 #: Seeded with a copy of the machine's directory.
 SEEDED = ('/var/lib/libvirt',)
 QEMU_CONF = '/etc/libvirt/qemu.conf'
+#: Where each host sees its own SDC's ``emc-vol-*`` links: inside the
+#: host's own ``/run/libvirt``, so the mount point is made in the
+#: host's tree and nothing is left on the machine.
+DEVICE_ROOT = '/run/libvirt/nova-sio-sdc/disk/by-id'
 READY = 'nsio-holder-ready'
 
 _HOLDER = '''set -e
@@ -131,6 +147,7 @@ class ComputeHost(object):
         self.root = os.path.join(self.workdir, 'root')
         self.host_uuid = str(uuid.uuid4())
         self.holder = None
+        self.device_root = None
         self._procs = []            # (Popen, record), oldest first
         self.timings = {}
 
@@ -172,6 +189,20 @@ class ComputeHost(object):
         qemu_conf = os.path.join(self.workdir, 'qemu.conf')
         self._write(qemu_conf, _QEMU_CONF % {'name': self.name})
         binds += [qemu_conf, QEMU_CONF]
+        # Names resolve from files only: the machine's DNS server is out
+        # of reach from the namespaces, and libvirt looks its own host
+        # name up during a migration (each lookup would wait for the
+        # resolver's timeouts).
+        hosts_file = os.path.join(self.workdir, 'hosts')
+        names = dict((n, a) for n, (_ns, a) in self.network.hosts.items())
+        names.update({self.name: self.address,
+                      'ctl': self.network.ctl_address})
+        self._write(hosts_file, '127.0.0.1 localhost\n' + ''.join(
+            '%s %s\n' % (a, n) for n, a in sorted(names.items())))
+        resolv = os.path.join(self.workdir, 'resolv.conf')
+        self._write(resolv, '# no name server inside the cloud\n'
+                    'options timeout:1 attempts:1\n')
+        binds += [hosts_file, '/etc/hosts', resolv, '/etc/resolv.conf']
         return binds
 
     def _hold(self, proc):
@@ -206,6 +237,24 @@ class ComputeHost(object):
                      'virtlogd')
         self._daemon(['libvirtd', '--listen', '-f', self.libvirtd_conf,
                       '-p', os.path.join(run, 'libvirtd.pid')], 'libvirtd')
+
+    def attach_sdc(self, gateway):
+        """Show the host's emulated SDC devices under :data:`DEVICE_ROOT`.
+
+        :param gateway: the started :class:`~nova_sio.e2e.gateway.Gateway`
+            (its host tree for this host is bound there, in this host's
+            mount namespace only).
+        """
+        source = gateway.info['hosts'][self.name]['device_root']
+        proc = subprocess.run(
+            ['nsenter', '-t', str(self.holder.pid), '-m', '--', 'sh', '-c',
+             'mkdir -p "$2" && mount --bind "$1" "$2"', 'attach', source,
+             DEVICE_ROOT], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, universal_newlines=True)
+        if proc.returncode:
+            raise HostError(name=self.name, reason='binding the SDC '
+                            'devices: %s' % proc.stdout.strip())
+        self.device_root = DEVICE_ROOT
 
     def _daemon(self, argv, service):
         proc = self.popen(argv, os.path.join(self.logs, service + '.log'))
@@ -286,6 +335,7 @@ class ComputeHost(object):
             except subprocess.TimeoutExpired:
                 problems.append('%s did not exit' % proc.args[0])
         self.holder = None
+        self.device_root = None
         if problems:
             raise HostError(name=self.name, reason='; '.join(problems))
 
@@ -369,6 +419,9 @@ def start_all(hosts, timeout=180):
     :raises HostError: the first failure (every host is stopped then).
     """
     try:
+        for host in hosts:      # every name is in each host's /etc/hosts
+            if host.name not in host.network.hosts:
+                host.network.add_host(host.name, host.address)
         for host in hosts:
             host.launch()
     except BaseException:
