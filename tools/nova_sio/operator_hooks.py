@@ -41,6 +41,7 @@ above.
 """
 
 import os
+import re
 import shlex
 import sys
 
@@ -55,6 +56,10 @@ DNF_HOOK = os.path.join('etc', 'dnf', 'plugins',
 GUARD = os.path.join('etc', 'systemd', 'system',
                      'nova-compute.service.d', '50-nova-sio.conf')
 MARK = 'nova-sio'
+# Each hook file names the directories that were made for it, so that
+# removing it leaves the system as it was.
+_MADE = 'nova-sio made: '
+_MADE_RE = re.compile(r'^(?://|#) ' + re.escape(_MADE) + r'(.*)$', re.M)
 
 
 class HookError(errors.InstallError):
@@ -101,7 +106,13 @@ def hook_files(owner):
     return files
 
 
-def _content(kind, tree, owner):
+def _content(kind, tree, owner, made):
+    mark = '%s %s%s\n' % ('//' if kind == 'apt' else '#', _MADE,
+                          ' '.join(made)) if made else ''
+    return _body(kind, tree, owner) + mark
+
+
+def _body(kind, tree, owner):
     reinstall = _shell(command('reinstall', tree))
     if kind == 'apt':
         # apt.conf strings cannot hold a double quote; _check_quotable
@@ -164,9 +175,15 @@ def install_hooks(tree, owner, progress=None):
             progress('dnf\'s post-transaction-actions plugin is not '
                      'installed (no %s); install it for the upgrade hook'
                      % os.path.dirname(path))
+        made = []
+        parent = os.path.dirname(path)
+        while not os.path.isdir(parent):
+            made.append(os.path.relpath(parent, owner['root']))
+            parent = os.path.dirname(parent)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            util.write_atomic(path, _content(kind, tree, owner).encode())
+            util.write_atomic(path, _content(kind, tree, owner,
+                                             made).encode())
         except (IOError, OSError) as exc:
             raise HookError(reason='cannot write %s: %s' % (path, exc))
         written.append(path)
@@ -183,15 +200,19 @@ def remove_hooks(tree, owner, progress=None):
     :returns: the sorted list of files removed.
     """
     progress = progress or (lambda msg: None)
-    removed = []
+    removed, made = [], set()
     for path in sorted(hook_files(owner)):
         if os.path.isfile(path) and _ours(path, tree):
+            with open(path) as f:
+                m = _MADE_RE.search(f.read())
+            made.update(m.group(1).split() if m else ())
             os.unlink(path)
             removed.append(path)
             progress('removed %s' % path)
-            parent = os.path.dirname(path)
-            if path.endswith(GUARD) and not os.listdir(parent):
-                os.rmdir(parent)
+    for rel in sorted(made, key=lambda d: d.count(os.sep), reverse=True):
+        full = os.path.join(owner['root'], rel)
+        if os.path.isdir(full) and not os.listdir(full):
+            os.rmdir(full)
     if removed:
         _reload_systemd(owner, progress)
     return removed
