@@ -24,15 +24,26 @@ fi
 
 pkgs=(qemu-system-x86 qemu-utils seabios libvirt-daemon-system
       libvirt-daemon-driver-qemu libvirt-clients busybox-static cpio
-      xfsprogs util-linux mount iproute2 iptables kmod xz-utils zstd)
+      xfsprogs util-linux mount iproute2 iptables kmod xz-utils zstd
+      mariadb-server mariadb-client rabbitmq-server libvirt-dev pkg-config gcc)
 need=()
 for pkg in "${pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 export DEBIAN_FRONTEND=noninteractive
 if [ ${#need[@]} -gt 0 ]; then
+    # The harness runs its own MariaDB and RabbitMQ: packages must not
+    # start theirs (policy-rc.d is Debian's switch for that).
+    policy=/usr/sbin/policy-rc.d
+    made_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
     apt-get -qq update
     apt-get -qq install -y --no-install-recommends "${need[@]}"
+    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
 fi
 
 # The guest kernel: the newest linux-image-<abi>-amd64 that
