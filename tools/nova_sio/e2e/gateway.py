@@ -9,7 +9,12 @@ on a scratch XFS with reflink (:class:`~nova_sio.emulator.blockdev.
 ScratchXfs`), reads the JSON line the emulator prints once listening,
 and gives each compute host its ``[scaleio]`` options
 (:meth:`Gateway.scaleio_options`): the gateway over HTTPS with its CA
-verified, the host's by-id directory, ``drv_cfg`` and SDC GUID.
+verified, the host's by-id directory, ``drv_cfg`` and SDC GUID. The
+by-id directory is the path inside the host
+(:data:`~nova_sio.e2e.hosts.DEVICE_ROOT`, the same on every host, bound
+there by :meth:`~nova_sio.e2e.hosts.ComputeHost.attach_sdc`); from
+outside, a host's links are in the emulator's host tree
+(:meth:`Gateway.device_link`, ``info['hosts'][host]['device_root']``).
 
 The gateway going away (:meth:`Gateway.kill`) keeps the emulator process
 and its state (volumes, mappings, loop devices) and closes its door:
@@ -285,6 +290,21 @@ class Gateway(object):
                 'device_root': device_root or sdc['device_root'],
                 'drv_cfg_path': sdc['drv_cfg'],
                 'default_sdcguid': sdc['sdc_guid']}
+
+    def device_link(self, host, volume_id):
+        """Return the path of a volume's link of ``host`` as seen from
+        outside the host (in the emulator's host tree).
+
+        Inside the host the same link is under
+        :data:`~nova_sio.e2e.hosts.DEVICE_ROOT` once
+        :meth:`~nova_sio.e2e.hosts.ComputeHost.attach_sdc` was called.
+
+        :param host: a host name of :attr:`hosts`.
+        :param volume_id: the volume id.
+        """
+        return os.path.join(self.info['hosts'][host]['device_root'],
+                            'emc-vol-%s-%s' % (self.info['system_id'],
+                                               volume_id))
 
     def session(self):
         """Return a logged-in ``requests`` session and the API base URL.

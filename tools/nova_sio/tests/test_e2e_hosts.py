@@ -24,6 +24,7 @@ import time
 
 import fixtures
 from oslotest import base
+import requests
 
 from nova.virt.libvirt.sio import client as client_mod
 from nova.virt.libvirt.sio import host as host_mod
@@ -65,7 +66,8 @@ _DOMAIN = '''<domain type='qemu'>
 
 
 def _run_id():
-    return 't%x' % (os.getpid() & 0xfffffff)
+    """A run id of its own for each test (namespace names carry it)."""
+    return 't' + os.urandom(3).hex()
 
 
 def _our_namespaces(run_id):
@@ -149,11 +151,6 @@ class TwoHostCloudTest(base.BaseTestCase):
         self.addCleanup(client.session.close)
         return client
 
-    def link(self, host, vol):
-        info = self.gateway.info
-        return host_mod.device_path(info['hosts'][host]['device_root'],
-                                    info['system_id'], vol)
-
     def test_hosts_are_apart_and_see_each_other(self):
         h1, h2 = self.hosts['h1'], self.hosts['h2']
         self.assertEqual('h1\n', h1.run(['hostname']).stdout)
@@ -183,6 +180,42 @@ class TwoHostCloudTest(base.BaseTestCase):
             self.gateway.info['system_id'],
             self.gateway.admin('GET', 'info')['system_id'])
 
+    def test_gateway_goes_away_and_comes_back_with_its_state(self):
+        client = self.client()
+        info = self.gateway.info
+        vol = client.create_volume('e2e-away', 8,
+                                   client.get_pool_id('pd1', 'sp1'))
+        client.map_volume(vol, sdc_id=info['hosts']['h1']['sdc_id'])
+        link = self.gateway.device_link('h1', vol)
+        self.assertTrue(sio_base.wait_until(
+            lambda: os.path.exists(link), timeout=10))
+        state = (self.gateway.audit(), self.gateway.loop_devices())
+        url = info['url'] + '/api/login'
+        for mode in ('refuse', 'hang'):
+            self.gateway.kill(mode)
+            began = time.monotonic()
+            try:
+                with requests.Session() as session:
+                    session.trust_env = False
+                    session.get(url, verify=info['ca_path'], timeout=3)
+            except requests.exceptions.ConnectionError as exc:
+                self.assertEqual('refuse', mode, exc)
+                self.assertLess(time.monotonic() - began, 2)
+            except requests.exceptions.Timeout:
+                self.assertEqual('hang', mode)
+            else:
+                self.fail('the gateway answered while away (%s)' % mode)
+            # The loop device stays while the gateway is away.
+            self.assertTrue(os.path.exists(link))
+            self.gateway.start()
+            self.assertIsNone(self.gateway.away)
+            self.assertEqual(state, (self.gateway.audit(),
+                                     self.gateway.loop_devices()))
+        self.assertEqual({vol: ['h1']}, self.gateway.audit()['mappings'])
+        client.delete_volume(vol, unmap=True)
+        self.assertEqual({'volumes': [], 'mappings': {}},
+                         self.gateway.audit())
+
     def test_guest_on_a_volume_live_migrates_between_hosts(self):
         h1, h2 = self.hosts['h1'], self.hosts['h2']
         client = self.client()
@@ -191,7 +224,8 @@ class TwoHostCloudTest(base.BaseTestCase):
         vol = client.create_volume('e2e-hosts-root', 8, pool)
         for name in ('h1', 'h2'):
             client.map_volume(vol, sdc_id=info['hosts'][name]['sdc_id'])
-        links = dict((name, self.link(name, vol)) for name in ('h1', 'h2'))
+        links = dict((name, self.gateway.device_link(name, vol))
+                     for name in ('h1', 'h2'))
         for name, link in links.items():
             self.assertTrue(sio_base.wait_until(
                 lambda: os.path.exists(link), timeout=10), link)
@@ -343,6 +377,8 @@ deadline = time.time() + 10
 while not gw.loop_devices() and time.time() < deadline:
     time.sleep(0.1)
 sleeper = host.popen(['sleep', '1000'], os.path.join(directory, 'sleep.log'))
+while sleeper.pid not in host.pids() and time.time() < deadline + 10:
+    time.sleep(0.1)
 print(json.dumps({'pids': host.pids() + [gw._proc.pid],
                   'loops': gw.loop_devices(),
                   'namespaces': netns.namespaces()}), flush=True)
@@ -367,8 +403,10 @@ class SweepTest(base.BaseTestCase):
             [sys.executable, '-c', _CHILD, self.dir, run_id],
             stdout=subprocess.PIPE, env=env)
         self.addCleanup(child.stdout.close)
-        # Whatever happens, release it at the end.
+        # Whatever happens, release it at the end (killed first).
         self.addCleanup(cleanup.sweep, ledger_dir)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
         line = child.stdout.readline()
         self.assertTrue(line, 'the harness child exited with %s'
                         % child.poll())
