@@ -132,8 +132,8 @@ def _private_mounts_work():
     """Bind-mount inside a new mount + UTS namespace; return why not."""
     proc = subprocess.run(
         ['unshare', '--mount', '--uts', '--propagation', 'private', 'sh',
-         '-c', 'hostname nsio-check && mount --bind /proc /mnt && '
-         'umount /mnt'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         '-c', 'hostname nsio-check && mount --bind /proc /proc && '
+         'umount /proc'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode:
         return proc.stdout.decode(errors='replace').strip() or (
             'exit status %d' % proc.returncode)

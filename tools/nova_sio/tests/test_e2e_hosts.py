@@ -32,6 +32,7 @@ from nova_sio.e2e import cleanup
 from nova_sio.e2e import gateway as gateway_mod
 from nova_sio.e2e import guest as guest_mod
 from nova_sio.e2e import hosts as hosts_mod
+from nova_sio.e2e import machine
 from nova_sio.e2e import netns
 from nova_sio.tests import e2e_base
 from nova_sio.tests import sio_base
@@ -96,6 +97,30 @@ class _Leaks(object):
         test.assertEqual([], _alive(sorted(self.pids)))
         if ledger is not None:
             test.assertEqual([], ledger.held())
+
+
+class HostsMachineCheckTest(base.BaseTestCase):
+    """The capability check names what the two hosts need (no root)."""
+
+    def test_host_tools_name_their_packages(self):
+        empty = self.useFixture(fixtures.TempDir()).path
+        text = '\n'.join(str(m) for m in machine.check(
+            path=empty, need_guest_kernel=False))
+        for tool, package in (('nsenter', 'util-linux'),
+                              ('iptables', 'iptables'),
+                              ('virtlogd', 'libvirt-daemon-system'),
+                              ('libvirtd', 'libvirt-daemon-system'),
+                              ('unshare', 'util-linux'),
+                              ('ip', 'iproute2')):
+            self.assertIn('%s: not installed (Debian package %s)' % (
+                tool, package), text)
+
+    def test_namespace_checks_pass_here_as_root(self):
+        e2e_base.require_e2e(self)
+        self.assertIsNone(machine._ip_netns_works())
+        self.assertIsNone(machine._private_mounts_work())
+        self.assertEqual([], [n for n in netns.namespaces()
+                              if n.startswith('nsio-check')])
 
 
 class TwoHostCloudTest(base.BaseTestCase):
