@@ -347,6 +347,54 @@ class InstallLocalChangesTest(OperatorTestCase):
         self.assertEqual([rel], [c['file'] for c in conflicts])
         self.assertEqual('line %d' % lineno, conflicts[0]['installed'])
         self.assertIn('%s line %d' % (rel, lineno), doc['error'])
+        self.assertEqual(1, len(conflicts[0]['hunks']), conflicts[0])
+        self.assertIn(conflicts[0]['hunks'][0], doc['error'])
+
+    def test_context_line_changed_merges_and_is_reported(self):
+        # The first line of a hunk is context three lines away from our
+        # change: git merge-file keeps both, and the plan says so.
+        rel, hunk = first_hunk(VERSION)
+        self.assertEqual(b' ', hunk.lines[0][0])
+        name = 'hunk 1 @@ -%d,%d +%d,%d @@' % (
+            hunk.old_start, hunk.old_len, hunk.new_start, hunk.new_len)
+
+        def change(lines):
+            lines[hunk.old_start - 1] += b'  # vendor'
+        self.edit(rel, change)
+        before = snapshot(self.root)
+        code, doc = self.install()
+        self.assertEqual(0, code, doc)
+        self.assertEqual('merged', doc['plan']['mode'])
+        self.assertEqual([[name]], [d['hunk_regions_changed']
+                                    for d in doc['plan']['differed']])
+        self.assertIn('%s %s' % (rel, name), ' '.join(doc['plan']['notes']))
+        self.assertEqual(0, self.revert()[0])
+        self.assertEqual(before, snapshot(self.root))
+
+    def test_without_metadata_changes_outside_regions_merge(self):
+        # Nothing vouches for the version, but every hunk region is
+        # intact: the regions speak for the release.
+        os.unlink(os.path.join(self.root, 'PKG-INFO'))
+        shutil.rmtree(os.path.join(self.root, 'nova.egg-info'))
+        rel, _hunk = first_hunk(VERSION)
+        self.edit(rel, lambda lines: lines.insert(1, b'# vendor'))
+        code, doc = self.install('--version', VERSION)
+        self.assertEqual(0, code, doc)
+        self.assertEqual('merged', doc['plan']['mode'])
+        self.assertIsNone(doc['plan']['package'])
+
+    def test_without_metadata_a_changed_region_is_another_release(self):
+        os.unlink(os.path.join(self.root, 'PKG-INFO'))
+        shutil.rmtree(os.path.join(self.root, 'nova.egg-info'))
+        rel, hunk = first_hunk(VERSION)
+
+        def change(lines):
+            lines[hunk.old_start - 1] += b'  # vendor'
+        self.edit(rel, change)
+        before = snapshot(self.root)
+        doc = self.assertRefused(before, '--version', VERSION)
+        self.assertIn('do not look like Nova %s' % VERSION, doc['error'])
+        self.assertEqual(1, len(doc['details']['hunk_regions_changed']))
 
 
 class InstallWrongVersionTest(OperatorTestCase):
