@@ -31,6 +31,7 @@ import yaml
 from nova_sio import cli
 from nova_sio.emulator import fixture as emu_fixture
 from nova_sio import operator_doctor
+from nova_sio.tests import test_operator_install as install_tests
 
 OS_VARS = ('OS_CLOUD', 'OS_AUTH_URL', 'OS_USERNAME', 'OS_PASSWORD',
            'OS_PROJECT_NAME', 'OS_USER_DOMAIN_NAME',
@@ -434,3 +435,51 @@ class DoctorFlavorTest(DoctorTestCase):
             {'disk': 0, 'swap': '', 'OS-FLV-EXT-DATA:ephemeral': 0}))
         self.assertEqual(['swap 1024 MiB'], operator_doctor.flavor_problems(
             {'disk': 24, 'swap': 1024}))
+
+
+class DoctorBackendTest(install_tests.OperatorTestCase):
+    """The ``nova backend`` check on a real (pip-like) Nova tree."""
+
+    def backend(self, images_type='sio'):
+        conf = os.path.join(self.base, 'nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[libvirt]\nimages_type = %s\n' % images_type)
+        _code, doc = self.cli('doctor', '--json', '--config-file', conf,
+                              '--nova-dir', self.nova)
+        checks = dict((r['check'], r) for r in doc['checks'])
+        return checks['nova backend'], checks['upgrade hook']
+
+    def test_installed_backend_passes(self):
+        self.assertEqual(0, self.install()[0])
+        backend, hook = self.backend()
+        self.assertEqual('pass', backend['status'], backend)
+        self.assertIn(self.nova, backend['detail'])
+        self.assertEqual('skip', hook['status'])
+        self.assertIn('no distribution package', hook['detail'])
+
+    def test_configured_for_sio_without_backend(self):
+        backend, _hook = self.backend()
+        self.assertEqual('fail', backend['status'])
+        self.assertIn('configured for sio but the backend is missing',
+                      backend['detail'])
+        self.assertIn('nova-sio install', backend['hint'])
+
+    def test_replaced_files_fail_with_the_reinstall_hint(self):
+        self.assertEqual(0, self.install()[0])
+        rel, _hunk = install_tests.first_hunk(self.version)
+        with open(os.path.join(install_tests.golden_tree(self.version),
+                               rel), 'rb') as f:
+            pristine = f.read()
+        with open(os.path.join(self.root, rel), 'wb') as f:
+            f.write(pristine)
+        backend, _hook = self.backend()
+        self.assertEqual('fail', backend['status'])
+        self.assertIn('configured for sio but the backend is missing',
+                      backend['detail'])
+        self.assertIn(rel, backend['detail'])
+        self.assertIn('nova-sio reinstall', backend['hint'])
+
+    def test_not_configured_for_sio(self):
+        backend, _hook = self.backend(images_type='qcow2')
+        self.assertEqual('pass', backend['status'])
+        self.assertIn('images_type is not sio', backend['detail'])
