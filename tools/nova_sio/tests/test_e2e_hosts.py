@@ -17,6 +17,7 @@ go to stderr.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -121,6 +122,73 @@ class HostsMachineCheckTest(base.BaseTestCase):
         self.assertIsNone(machine._private_mounts_work())
         self.assertEqual([], [n for n in netns.namespaces()
                               if n.startswith('nsio-check')])
+
+
+class CloudNetworkTest(base.BaseTestCase):
+    """Namespaces, bridge and veth pairs alone (quick)."""
+
+    def setUp(self):
+        super().setUp()
+        e2e_base.require_e2e(self)
+        self.useFixture(fixtures.Timeout(120, gentle=True))
+        self.dir = e2e_base.shared_dir(self)
+        self.ledger = cleanup.Ledger(os.path.join(self.dir, 'ledger'))
+        self.addCleanup(self.ledger.release_all)
+        self.run_id = _run_id()
+
+    def test_hosts_reach_ctl_and_destroy_leaves_nothing(self):
+        network = netns.CloudNetwork(self.ledger, self.run_id).create()
+        self.addCleanup(network.destroy)
+        for name, address in sorted(ADDRESSES.items()):
+            network.add_host(name, address)
+        self.assertEqual(['%s%s-%s' % (netns.PREFIX, self.run_id, r)
+                          for r in ('ctl', 'h1', 'h2')],
+                         _our_namespaces(self.run_id))
+        self.assertEqual({'netns': 3, 'link': 2}, dict(
+            (k, sum(1 for r in self.ledger.held() if r['kind'] == k))
+            for k in ('netns', 'link')))
+        outside = os.readlink('/proc/self/ns/net')
+        network.enter_ctl()
+        try:
+            self.assertNotEqual(outside, os.readlink('/proc/self/ns/net'))
+            listener = socket.socket()
+            self.addCleanup(listener.close)
+            listener.bind((netns.CTL_ADDRESS, 0))
+            listener.listen(4)
+        finally:
+            network.leave_ctl()
+        self.assertEqual(outside, os.readlink('/proc/self/ns/net'))
+        port = listener.getsockname()[1]
+        sleepers = []
+        for name, address in sorted(ADDRESSES.items()):
+            probe = subprocess.run(
+                ['nsenter', '--net=%s' % network.netns_path(name),
+                 sys.executable, '-c',
+                 'import socket, sys; s = socket.create_connection('
+                 '(sys.argv[1], int(sys.argv[2])), 5); '
+                 'print(s.getsockname()[0])', netns.CTL_ADDRESS, str(port)],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                timeout=30)
+            self.assertEqual(address, probe.stdout.decode().strip())
+            sleepers.append(subprocess.Popen(
+                ['nsenter', '--net=%s' % network.netns_path(name), 'sleep',
+                 '1000'], start_new_session=True))
+        for proc in sleepers:
+            self.addCleanup(proc.wait)
+        self.assertTrue(sio_base.wait_until(lambda: all(
+            p.pid in cleanup.netns_pids(network.netns_name(n))
+            for p, n in zip(sleepers, sorted(ADDRESSES))), timeout=10))
+        # Destroying the network ends what still runs inside.
+        network.destroy()
+        self.assertEqual([], _our_namespaces(self.run_id))
+        self.assertEqual([], self.ledger.held())
+        for proc in sleepers:
+            self.assertEqual(-15, proc.wait(timeout=10))
+
+    def test_a_bad_run_id_is_refused(self):
+        for run_id in ('', 'UPPER', 'far-too-long', 'a/b'):
+            self.assertRaises(netns.NetworkError, netns.CloudNetwork,
+                              self.ledger, run_id)
 
 
 class TwoHostCloudTest(base.BaseTestCase):
