@@ -21,7 +21,11 @@
   touches is merged three ways (installed, pristine upstream, patched
   upstream) with ``git merge-file``; it is used only when no file
   conflicts and the new diff passes the same strict gates against the
-  installed files.
+  installed files.  Whether the tree is the release at all is judged
+  from the package metadata (dist-info, egg-info, and the owning
+  distribution package) and from the regions of the release diff's
+  hunks, never from how much of a file differs elsewhere: distribution
+  backports outside those regions are simply merged.
 
 :func:`install` applies a plan atomically: the touched files are backed
 up under ``<nova>/.nova-sio-backup/``, GNU patch applies the diff, the
