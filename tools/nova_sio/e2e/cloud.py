@@ -127,7 +127,12 @@ class Cloud(object):
         self.network = netns.CloudNetwork(self.ledger, self.run_id,
                                           CTL_ADDRESS).create()
         for name, address in HOSTS:
-            self.network.add_host(name, address)
+            ns = self.network.add_host(name, address)
+            # Nothing outside the subnet is reachable: without a default
+            # route a name lookup fails at once instead of waiting for
+            # a nameserver that ctl does not forward to.
+            netns.ip('dropping the default route of %s' % name, 'route',
+                     'del', 'default', netns=ns)
         self.network.enter_ctl()
         if self.on_ctl is not None:
             self.on_ctl()
@@ -156,7 +161,6 @@ class Cloud(object):
         self.connect()
         for host in hosts:
             self.wait_compute_up(host.name)
-        self.controlplane.discover_hosts()
         self.wait_hypervisors()
         self.say('uploading the guest to Glance')
         self.upload_guest()
@@ -232,17 +236,23 @@ class Cloud(object):
             time.sleep(2)
 
     def wait_hypervisors(self, timeout=COMPUTE_TIMEOUT):
-        """Wait until every host is a hypervisor with resources in
-        placement.
+        """Map the hosts into the cell once each has its resource
+        provider in placement; wait until both are hypervisors.
         """
         deadline = time.monotonic() + timeout
         want = set(self.hosts)
+        discovered = 0
         while True:
+            providers = set(p.name.split('.')[0] for p in
+                            self.conn.placement.resource_providers())
+            if want <= providers and time.monotonic() > discovered + 10:
+                # The compute nodes exist: map them (again if the last
+                # pass ran before one of them was there).
+                self.controlplane.discover_hosts()
+                discovered = time.monotonic()
             found = set()
             for hyp in self.conn.compute.hypervisors(details=True):
                 found.add((hyp.name or '').split('.')[0])
-            providers = set(p.name.split('.')[0] for p in
-                            self.conn.placement.resource_providers())
             if want <= found and want <= providers:
                 return
             if time.monotonic() > deadline:
