@@ -127,12 +127,7 @@ class Cloud(object):
         self.network = netns.CloudNetwork(self.ledger, self.run_id,
                                           CTL_ADDRESS).create()
         for name, address in HOSTS:
-            ns = self.network.add_host(name, address)
-            # Nothing outside the subnet is reachable: without a default
-            # route a name lookup fails at once instead of waiting for
-            # a nameserver that ctl does not forward to.
-            netns.ip('dropping the default route of %s' % name, 'route',
-                     'del', 'default', netns=ns)
+            self.network.add_host(name, address)
         self.network.enter_ctl()
         if self.on_ctl is not None:
             self.on_ctl()
@@ -149,6 +144,10 @@ class Cloud(object):
             os.path.join(self.workdir, 'gateway'), self.ledger,
             hosts=tuple(n for n, _a in HOSTS), address=CTL_ADDRESS)
         self.gateway.start()
+        for host in hosts:
+            # Every host sees its SDC's devices under the same path, as
+            # Nova's live migration needs.
+            host.attach_sdc(self.gateway)
         self.say('starting the control plane')
         self.controlplane.start()
         for host in hosts:
@@ -317,9 +316,7 @@ class Cloud(object):
         :param host: host name.
         :param volume_id: the volume id.
         """
-        options = self.gateway.scaleio_options(host)
-        link = os.path.join(options['device_root'], 'emc-vol-%s-%s' % (
-            self.gateway.info['system_id'], volume_id))
+        link = self.gateway.device_link(host, volume_id)
         if not os.path.lexists(link):
             return None
         return os.path.realpath(link)
