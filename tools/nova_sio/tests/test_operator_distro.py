@@ -299,23 +299,29 @@ class PackageUpgradeTest(DistroTestCase):
         self.assertEqual(base.snapshot(os.path.join(fresh, 'usr')),
                          base.snapshot(os.path.join(root, 'usr')))
 
-    def test_upgrade_that_cannot_be_followed_holds_nova_compute(self):
+    def _set_release(self, root, old, new, old_deb, new_deb):
+        for path, was, now in (
+                (os.path.join(root, SITE, 'nova-26.2.2.egg-info',
+                              'PKG-INFO'),
+                 'Version: ' + old, 'Version: ' + new),
+                (os.path.join(root, 'var', 'lib', 'dpkg', 'status'),
+                 'Version: ' + old_deb, 'Version: ' + new_deb)):
+            with open(path) as f:
+                text = f.read()
+            self.assertIn(was, text)
+            with open(path, 'w') as f:
+                f.write(text.replace(was, now))
+
+    def _blocked(self):
+        """Upgrade to a package holding a release nova-sio has no diff for.
+
+        :returns: ``(root, nova_dir)`` after the APT hook ran.
+        """
         root, nova = self.chroot('deb12u4')
         self.assertEqual(0, self.cli('install', '--nova-dir', nova)[0])
         dpkg_unpack(root, 'deb12u5')
-        # As if the package now held a release nova-sio has no diff for.
-        for path, old, new in (
-                (os.path.join(root, SITE, 'nova-26.2.2.egg-info',
-                              'PKG-INFO'),
-                 'Version: 26.2.2', 'Version: 99.0.0'),
-                (os.path.join(root, 'var', 'lib', 'dpkg', 'status'),
-                 'Version: ' + DEB_VERSION % 'deb12u5',
-                 'Version: 2:99.0.0-1')):
-            with open(path) as f:
-                text = f.read()
-            self.assertIn(old, text)
-            with open(path, 'w') as f:
-                f.write(text.replace(old, new))
+        self._set_release(root, '26.2.2', '99.0.0',
+                          DEB_VERSION % 'deb12u5', '2:99.0.0-1')
         commands = apt_hook_commands(os.path.join(
             root, operator_hooks.APT_HOOK))
         proc = subprocess.run(['sh', '-c', commands[0]],
@@ -335,6 +341,10 @@ class PackageUpgradeTest(DistroTestCase):
         self.assertEqual('fail', checks['nova backend']['status'])
         self.assertIn('configured for sio but the backend is missing',
                       checks['nova backend']['detail'])
+        return root, nova
+
+    def test_upgrade_that_cannot_be_followed_holds_nova_compute(self):
+        root, nova = self._blocked()
         code, doc = self.cli('revert', '--nova-dir', nova)
         self.assertEqual(0, code, doc)
         self.assertEqual([], doc['report']['restored'])
@@ -342,6 +352,23 @@ class PackageUpgradeTest(DistroTestCase):
             root, operator_hooks.APT_HOOK)))
         self.assertFalse(os.path.exists(os.path.join(
             nova, '.nova-sio-backup')))
+
+    def test_install_settles_a_blocked_upgrade(self):
+        root, nova = self._blocked()
+        # nova-sio learnt the release (played by naming 26.2.2 again).
+        self._set_release(root, '99.0.0', '26.2.2', '2:99.0.0-1',
+                          DEB_VERSION % 'deb12u5')
+        code, doc = self.cli('install', '--nova-dir', nova)
+        self.assertEqual(0, code, doc)
+        self.assertEqual('installed', doc['state']['status'])
+        self.assertEqual(0, self.cli('guard', '--nova-dir', nova)[0])
+        self.assertEqual('pass',
+                         self.doctor(nova)['nova backend']['status'])
+        code, doc = self.cli('revert', '--nova-dir', nova)
+        self.assertEqual(0, code, doc)
+        fresh, _nova = self.chroot('deb12u5', 'fresh')
+        self.assertEqual(base.snapshot(os.path.join(fresh, 'usr')),
+                         base.snapshot(os.path.join(root, 'usr')))
 
 
 class PipTreeTest(DistroTestCase):
