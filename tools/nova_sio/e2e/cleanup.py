@@ -40,11 +40,11 @@ from nova_sio import errors
 
 DEFAULT_DIR = '/run/nova-sio-e2e'
 
-#: Resource kinds. Inside one ledger they are released by age alone,
-#: newest first: a namespace is recorded before the link, the processes
-#: and the mounts made in it, so those go first; releasing a namespace
-#: ends whatever still runs inside it (QEMU left by a killed libvirtd)
-#: before removing its name.
+#: Resource kinds. Inside one ledger they are released by age, newest
+#: first, once every process inside the ledger's network namespaces has
+#: ended (QEMU left by a libvirtd, the hosts' daemons): those would keep
+#: loop devices and mounts busy. A namespace is recorded before the
+#: links, processes and mounts made in it, so its name goes last.
 KINDS = ('loop', 'mount', 'process', 'dir', 'netns', 'link')
 
 
@@ -175,6 +175,37 @@ def netns_pids(name):
     return [int(p) for p in out.split() if p.isdigit()]
 
 
+def end_processes_in(names, wait=5.0):
+    """End every process inside the named network namespaces.
+
+    SIGTERM to all of them at once, SIGKILL to those still there after
+    ``wait`` seconds; never this process.
+
+    :param names: namespace names under ``/run/netns``.
+    :param wait: seconds between SIGTERM and SIGKILL.
+    :returns: the pids that were ended.
+    """
+    starts = {}
+    for name in names:
+        if os.path.exists(os.path.join('/run/netns', name)):
+            for pid in netns_pids(name):
+                if pid != os.getpid():
+                    starts[pid] = process_start_time(pid)
+    for pid, start in starts.items():
+        if start is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(
+            process_start_time(p) == s for p, s in starts.items()):
+        time.sleep(0.1)
+    for pid, start in starts.items():
+        _terminate(pid, start, wait=0)
+    return sorted(starts)
+
+
 def _release_netns(record):
     name = record['name']
     path = os.path.join('/run/netns', name)
@@ -182,24 +213,34 @@ def _release_netns(record):
         return False
     # What still runs inside keeps the namespace alive (and QEMU keeps
     # its loop devices busy): end it, but never this process.
-    pids = [p for p in netns_pids(name) if p != os.getpid()]
-    starts = dict((p, process_start_time(p)) for p in pids)
-    for pid, start in starts.items():
-        if start is not None:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(
-            process_start_time(p) == s for p, s in starts.items()):
-        time.sleep(0.1)
-    for pid, start in starts.items():
-        _terminate(pid, start, wait=0)
+    end_processes_in([name])
     code, out = _run(['ip', 'netns', 'delete', name])
     if code and os.path.exists(path):
         raise CleanupError(kind='netns', name=name, reason=out)
     return True
+
+
+def _release_records(records):
+    """Release ``records`` (oldest first) newest first; yield outcomes.
+
+    Before anything else, the processes inside the records' network
+    namespaces end: QEMU guests left by a libvirtd, daemons of the
+    hosts. Otherwise the storage under them (loop devices, the scratch
+    file system), released in age order, would still be busy.
+
+    :param records: ledger records, oldest first.
+    :returns: list of ``(record, released or None, error message)``.
+    """
+    names = [r['name'] for r in records if r['kind'] == 'netns']
+    if names:
+        end_processes_in(names)
+    outcome = []
+    for record in reversed(records):
+        try:
+            outcome.append((record, _release(record), None))
+        except CleanupError as exc:
+            outcome.append((record, None, exc.message))
+    return outcome
 
 
 def _release_link(record):
@@ -339,11 +380,9 @@ class Ledger(object):
         """
         problems = []
         with self._lock:
-            for record in reversed(list(self._held)):
-                try:
-                    _release(record)
-                except CleanupError as exc:
-                    problems.append(exc.message)
+            for record, _done, error in _release_records(list(self._held)):
+                if error:
+                    problems.append(error)
                     continue
                 self.forget(record)
             if not self._held and os.getpid() == self.pid:
@@ -418,15 +457,14 @@ def _sweep_once(directory, report):
             live.append(owner['pid'])
             continue
         failed = False
-        for record in reversed(held):
-            try:
-                if _release(record):
-                    report['released'].append(record)
-                else:
-                    report['gone'].append(record)
-            except CleanupError as exc:
-                report['errors'].append(exc.message)
+        for record, done, error in _release_records(held):
+            if error:
+                report['errors'].append(error)
                 failed = True
+            elif done:
+                report['released'].append(record)
+            else:
+                report['gone'].append(record)
         if not failed:
             os.unlink(path)
     return live

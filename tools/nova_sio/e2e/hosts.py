@@ -307,12 +307,11 @@ class ComputeHost(object):
         return self
 
     def stop(self):
-        """Destroy its guests, end its daemons and namespaces' holder.
+        """Destroy its guests, end its daemons, the holder and whatever
+        else still runs in the host's network namespace.
 
         The per-host mounts live in the host's own mount namespace: they
-        go with its last process. Processes still inside the network
-        namespace (a QEMU libvirt left) end when the network releases
-        the namespace.
+        go with its last process.
         """
         if self.holder is not None and self.holder.poll() is None and any(
                 p.poll() is None for p, _r in self._procs[1:]):
@@ -334,6 +333,10 @@ class ComputeHost(object):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 problems.append('%s did not exit' % proc.args[0])
+        # What is left inside (a QEMU libvirt did not end, a process
+        # started with popen) would keep the host's mounts alive.
+        if self.netns in self.network.hosts.get(self.name, ('',))[:1]:
+            cleanup.end_processes_in([self.netns])
         self.holder = None
         self.device_root = None
         if problems:
