@@ -11,11 +11,15 @@ constraints, then patches that Nova the operator's way (``nova-sio
 install``), so the code under test is exactly ``releases/<version>.diff``.
 
 :meth:`ControlPlane.start` runs, all on one address: MariaDB and RabbitMQ
-with their data under the work directory, Keystone, Glance (file store)
-and Placement under gunicorn, a Neutron stand-in
-(:mod:`~nova_sio.e2e.neutron_stub`), nova-api (gunicorn),
-nova-conductor and nova-scheduler. Every process is supervised by
-:mod:`~nova_sio.e2e.services` and recorded in the ledger;
+with their data under the work directory, Keystone, Glance (file store),
+Placement and Neutron under gunicorn, nova-api (gunicorn), nova-conductor
+and nova-scheduler. Neutron is a real ``neutron-server`` of the same
+series by default: ML2 with flat networks only, no mechanism driver, no
+agent and no network (servers boot with ``networks: none``); it answers
+Nova exactly as a cloud without ports would. ``neutron='stub'`` puts the
+stand-in of :mod:`~nova_sio.e2e.neutron_stub` there instead (no neutron
+in the venv, one process of 20 MiB instead of 180). Every process is
+supervised by :mod:`~nova_sio.e2e.services` and recorded in the ledger;
 :meth:`ControlPlane.stop` stops them all, also after a failed start.
 """
 
@@ -47,6 +51,10 @@ DEBS = ('mariadb-server', 'mariadb-client', 'rabbitmq-server',
 # series (holds from Stein, when Placement left Nova, on).
 SERVICE_OFFSETS = (('keystone', 4), ('glance', 1),
                    ('openstack-placement', 18))
+NEUTRON_OFFSET = 5
+# The Neutron endpoint: a real neutron-server (ML2, no mechanism driver,
+# no agent) or the stand-in of neutron_stub.
+NEUTRON_KINDS = ('server', 'stub')
 FIRST_MAJOR = 19
 # Clients and servers added to the services.
 EXTRAS = ('openstacksdk', 'python-openstackclient', 'gunicorn',
@@ -57,6 +65,7 @@ WSGI_APPS = {
     'glance': 'glance.wsgi.api:application',
     'placement': 'placement.wsgi.api:application',
     'nova-api': 'nova.wsgi.osapi_compute:application',
+    'neutron': 'neutron.wsgi.api:application',
 }
 SDK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           'sdkcalls.py')
@@ -66,10 +75,11 @@ class ControlPlaneError(errors.NovaSioError):
     msg_fmt = 'Control plane of Nova %(version)s: %(reason)s'
 
 
-def service_requirements(version):
+def service_requirements(version, neutron=False):
     """Return the pip requirements of the services of ``version``'s series.
 
     :param version: a final Nova release (``34.0.0``).
+    :param neutron: also neutron (the real server).
     :returns: ``['nova==34.0.0', 'keystone>=30,<31', ...]``.
     :raises ControlPlaneError: for a release older than Stein.
     """
@@ -82,6 +92,12 @@ def service_requirements(version):
     for name, offset in SERVICE_OFFSETS:
         reqs.append('%s>=%d,<%d' % (name, major - offset,
                                     major - offset + 1))
+    if neutron:
+        reqs.append('neutron>=%d,<%d' % (major - NEUTRON_OFFSET,
+                                         major - NEUTRON_OFFSET + 1))
+        # Imported by neutron's models (neutron.privileged) but not in
+        # its requirements since it is meant for agents.
+        reqs.append('pyroute2')
     return reqs
 
 
@@ -155,10 +171,17 @@ class ControlPlane(object):
         random one).
     :param ports: ``{name: port}`` overriding
         :data:`~nova_sio.e2e.novaconf.PORTS`.
+    :param neutron: ``'server'`` (a real neutron-server) or ``'stub'``
+        (:mod:`~nova_sio.e2e.neutron_stub`).
     """
 
     def __init__(self, workdir, version=DEFAULT_VERSION, address='127.0.0.1',
-                 ledger=None, progress=print, password=None, ports=None):
+                 ledger=None, progress=print, password=None, ports=None,
+                 neutron='server'):
+        if neutron not in NEUTRON_KINDS:
+            raise ControlPlaneError(version=version, reason='neutron must '
+                                    'be one of %s' % ', '.join(NEUTRON_KINDS))
+        self.neutron = neutron
         self.workdir = os.path.abspath(workdir)
         self.version = version
         self.address = address
@@ -193,9 +216,12 @@ class ControlPlane(object):
         with open(testenv.constraints_file(self.series), 'rb') as handle:
             digest.update(handle.read())
         digest.update(json.dumps([self.version, self._python_version(),
-                                  service_requirements(self.version),
-                                  EXTRAS]).encode())
+                                  self._requirements(), EXTRAS]).encode())
         return digest.hexdigest()[:12]
+
+    def _requirements(self):
+        return service_requirements(self.version,
+                                    neutron=self.neutron == 'server')
 
     def venv_path(self):
         """Return where the venv of this release is cached."""
@@ -256,7 +282,7 @@ class ControlPlane(object):
         pip_env = {'PIP_DISABLE_PIP_VERSION_CHECK': '1'}
         util.run([interp, '-m', 'venv', venv], isolated=False, timeout=600)
         pip = [os.path.join(venv, 'bin', 'python'), '-m', 'pip']
-        reqs = service_requirements(self.version)
+        reqs = self._requirements()
         util.run(pip + ['download', '-q', '--no-deps', '-d', wheels] + reqs,
                  isolated=False, timeout=1800, env=pip_env)
         # A release may need newer libraries than its series pinned
@@ -483,7 +509,7 @@ class ControlPlane(object):
                 break
             time.sleep(0.2)
         users = {'keystone': ['keystone'], 'glance': ['glance'],
-                 'placement': ['placement'],
+                 'placement': ['placement'], 'neutron': ['neutron'],
                  'nova': ['nova_api', 'nova_cell0', 'nova']}
         sql = []
         for user, dbs in sorted(users.items()):
@@ -615,12 +641,33 @@ class ControlPlane(object):
                                   self.ep.url('placement', '/'))
 
     def _start_neutron(self):
-        self._say('starting the Neutron stand-in ...')
-        stub = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                            'neutron_stub.py')
-        self.supervisor.start('neutron', [
-            self.python, stub, '--listen', self.address, '--port',
-            str(self.ep.ports['neutron'])], env=self._env())
+        if self.neutron == 'stub':
+            self._say('starting the Neutron stand-in ...')
+            stub = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'neutron_stub.py')
+            self.supervisor.start('neutron', [
+                self.python, stub, '--listen', self.address, '--port',
+                str(self.ep.ports['neutron'])], env=self._env())
+            self.supervisor.wait_http('neutron',
+                                      self.ep.url('neutron', '/'))
+            return
+        self._say('starting neutron-server (ML2, no agents) ...')
+        etc = os.path.join(self.etc, 'neutron')
+        os.makedirs(os.path.join(etc, 'plugins', 'ml2'), exist_ok=True)
+        paste = os.path.join(etc, 'api-paste.ini')
+        shutil.copy(os.path.join(self.venv, 'etc', 'neutron',
+                                 'api-paste.ini'), paste)
+        conf = novaconf.write_ini(
+            os.path.join(etc, 'neutron.conf'),
+            novaconf.neutron_conf(self.ep, self._dir('neutron'), paste))
+        ml2 = novaconf.write_ini(
+            os.path.join(etc, 'plugins', 'ml2', 'ml2_conf.ini'),
+            novaconf.ml2_conf())
+        self._setup('neutron-db-manage', [
+            self.bin('neutron-db-manage'), '--config-file', conf,
+            '--config-file', ml2, 'upgrade', 'heads'], timeout=1800)
+        self._gunicorn('neutron', self.ep.ports['neutron'],
+                       self._env(OS_NEUTRON_CONFIG_DIR=etc))
         self.supervisor.wait_http('neutron', self.ep.url('neutron', '/'))
 
     def _start_nova(self):

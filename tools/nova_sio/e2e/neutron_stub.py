@@ -3,6 +3,10 @@
 # a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
 """A Neutron stand-in: the smallest networking API Nova's calls need.
 
+The control plane runs a real ``neutron-server`` by default; this
+stand-in is its lighter alternative (``ControlPlane(neutron='stub')``),
+for a machine or release where neutron cannot be installed.
+
 The network is not under test in the end-to-end harness: every server
 boots with ``networks: none`` (compute API microversion 2.37 and later),
 so Nova never creates, binds or deletes a port. It still asks Neutron
@@ -14,9 +18,9 @@ from them). This stand-in answers those reads with empty collections, an
 empty extension list and the version document, ``404`` in Neutron's
 error format for any single resource, and refuses every write with
 ``400`` naming itself: a real ``neutron-server`` (ML2 with no agents)
-would answer the same reads identically for a cloud with no ports. Each
-request is logged on stderr (the service log), so a run can show what
-Nova asked.
+answers these reads alike for a cloud with no ports, only with its long
+extension list. Each request is logged on stderr (the service log), so
+a run can show what Nova asked.
 
 Run: ``python neutron_stub.py --listen ADDRESS --port PORT``. It needs
 only the standard library and does not check tokens.

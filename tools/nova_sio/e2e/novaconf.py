@@ -38,7 +38,7 @@ PORTS = {
     'neutron': 9696,
 }
 DATABASES = ('keystone', 'glance', 'placement', 'nova_api', 'nova_cell0',
-             'nova')
+             'nova', 'neutron')
 SERVICE_USERS = ('glance', 'placement', 'nova', 'neutron')
 
 
@@ -195,6 +195,51 @@ def glance_conf(ep, workdir):
         ('os_glance_tasks_store', {'filesystem_store_datadir':
                                    os.path.join(workdir, 'tasks')}),
         ('oslo_concurrency', {'lock_path': os.path.join(workdir, 'lock')}),
+    ])
+
+
+def neutron_conf(ep, workdir, paste):
+    """Return neutron-server's configuration: ML2 with no mechanism
+    driver and no agent, no service plugin, no notification to Nova.
+
+    :param ep: the :class:`Endpoints`.
+    :param workdir: its state directory.
+    :param paste: its ``api-paste.ini``.
+    """
+    return collections.OrderedDict([
+        ('DEFAULT', collections.OrderedDict([
+            ('use_stderr', True),
+            ('state_path', workdir),
+            ('core_plugin', 'ml2'),
+            ('service_plugins', ''),
+            ('auth_strategy', 'keystone'),
+            ('transport_url', ep.transport_url),
+            ('api_paste_config', paste),
+            ('api_workers', 1),
+            ('rpc_workers', 0),
+            ('rpc_state_report_workers', 0),
+            ('notify_nova_on_port_status_changes', False),
+            ('notify_nova_on_port_data_changes', False),
+        ])),
+        ('database', {'connection': ep.db('neutron')}),
+        ('keystone_authtoken', ep.keystone_auth('neutron')),
+        ('oslo_concurrency', {'lock_path': os.path.join(workdir, 'lock')}),
+        ('oslo_messaging_notifications', {'driver': 'noop'}),
+    ])
+
+
+def ml2_conf():
+    """Return the ML2 plugin's configuration: flat networks only, no
+    mechanism driver (nothing to bind, no agent to wait for).
+    """
+    return collections.OrderedDict([
+        ('ml2', collections.OrderedDict([
+            ('type_drivers', 'flat'),
+            ('tenant_network_types', ''),
+            ('mechanism_drivers', ''),
+            ('extension_drivers', ''),
+        ])),
+        ('ml2_type_flat', {'flat_networks': ''}),
     ])
 
 

@@ -8,7 +8,8 @@ supervisor are tested always (loopback and child processes only). The
 live test starts the whole control plane on 127.0.0.1 with a compute
 service on Nova's fake driver, asks every service one question through
 openstacksdk, boots and deletes a server, and checks that stopping leaves
-no process; it runs only with ``NOVA_SIO_E2E=1`` as root (see
+no process, once with a real neutron-server and once with the Neutron
+stand-in; it runs only with ``NOVA_SIO_E2E=1`` as root (see
 ``e2e_base``).
 """
 
@@ -67,6 +68,17 @@ class TestRequirements(base.BaseTestCase):
             ['nova==26.2.2', 'keystone>=22,<23', 'glance>=25,<26',
              'openstack-placement>=8,<9'],
             controlplane.service_requirements('26.2.2'))
+
+    def test_neutron_of_the_same_series(self):
+        reqs = controlplane.service_requirements('34.0.0', neutron=True)
+        self.assertIn('neutron>=29,<30', reqs)
+        self.assertIn('pyroute2', reqs)
+        a = controlplane.ControlPlane('/w', '34.0.0', neutron='server')
+        b = controlplane.ControlPlane('/w', '34.0.0', neutron='stub')
+        self.assertNotEqual(a.venv_key(), b.venv_key())
+        self.assertRaises(controlplane.ControlPlaneError,
+                          controlplane.ControlPlane, '/w', '34.0.0',
+                          neutron='none')
 
     def test_release_before_placement_is_refused(self):
         exc = self.assertRaises(controlplane.ControlPlaneError,
@@ -310,7 +322,7 @@ class TestLiveControlPlane(base.BaseTestCase):
     VERSION = os.environ.get('NOVA_SIO_E2E_VERSION',
                              controlplane.DEFAULT_VERSION)
 
-    def test_services_answer_and_stop_leaves_nothing(self):
+    def _run(self, neutron):
         e2e_base.require_e2e(self)
         if os.geteuid() != 0:
             self.fail('%s=1 but not root: the control plane runs MariaDB '
@@ -320,7 +332,8 @@ class TestLiveControlPlane(base.BaseTestCase):
         self.addCleanup(ledger.release_all)
         lines = []
         cp = controlplane.ControlPlane(workdir, self.VERSION, '127.0.0.1',
-                                       ledger, progress=lines.append)
+                                       ledger, progress=lines.append,
+                                       neutron=neutron)
         self.addCleanup(cp.stop)
         cp.install()
         self.assertEqual('already installed', cp.patch_nova())
@@ -344,7 +357,6 @@ class TestLiveControlPlane(base.BaseTestCase):
         self.assertEqual(8, smoke['flavor']['disk'])
         self.assertEqual(['fake-1'], smoke['resource_providers'])
         self.assertEqual([], smoke['networks'])
-        self.assertEqual([], smoke['extensions'])
         booted = cp.sdk('boot', name='nsio-boot', image='nsio-smoke',
                         flavor='nsio-smoke')
         self.assertEqual('ACTIVE', booted['status'], booted)
@@ -361,11 +373,16 @@ class TestLiveControlPlane(base.BaseTestCase):
                               if r['kind'] == 'process'])
         self.assertTrue(any(line.startswith('e2e: control plane up')
                             for line in lines), lines)
-        self.addDetail('figures', _text(json.dumps({
-            'timings': cp.timings, 'boot': booted,
-            'peak_rss_mib': peaks}, sort_keys=True)))
+        sys.stderr.write('control plane (neutron %s): %s\n' % (
+            neutron, json.dumps({'timings': cp.timings, 'boot': booted,
+                                 'peak_rss_mib': peaks}, sort_keys=True)))
+        return smoke
 
+    def test_with_neutron_server(self):
+        smoke = self._run('server')
+        # The real server's ML2 plugin, with no mechanism driver.
+        self.assertIn('binding', smoke['extensions'])
 
-def _text(value):
-    from testtools import content
-    return content.text_content(value)
+    def test_with_neutron_stand_in(self):
+        smoke = self._run('stub')
+        self.assertEqual([], smoke['extensions'])
