@@ -95,6 +95,8 @@ class Gateway(object):
         self.capacity_gb = capacity_gb
         self.log_path = os.path.join(self.workdir, 'logs', 'gateway.log')
         self.info = None
+        #: Hosts that see their SDC devices under ``hosts.DEVICE_ROOT``.
+        self.attached = set()
         self.away = None            # None, 'refuse' or 'hang'
         self._proc = None
         self._record = None
@@ -275,9 +277,15 @@ class Gateway(object):
             attach_sdc` binds them to inside the host (the same on every
             host, as Nova's live migration needs); None: the emulator's
             own directory of that host.
+        :raises GatewayError: for the default ``device_root`` when the
+            host did not attach its SDC devices yet.
         """
         info = self.info
         sdc = info['hosts'][host]
+        if device_root and host not in self.attached:
+            raise GatewayError(reason='host %s does not see its SDC '
+                               'devices under %s: call its attach_sdc('
+                               'gateway) first' % (host, device_root))
         return {'rest_server_ip': info['address'],
                 'rest_server_port': info['port'],
                 'rest_server_scheme': 'https',

@@ -255,6 +255,7 @@ class ComputeHost(object):
             raise HostError(name=self.name, reason='binding the SDC '
                             'devices: %s' % proc.stdout.strip())
         self.device_root = DEVICE_ROOT
+        gateway.attached.add(self.name)
 
     def _daemon(self, argv, service):
         proc = self.popen(argv, os.path.join(self.logs, service + '.log'))

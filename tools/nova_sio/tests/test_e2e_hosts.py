@@ -226,8 +226,14 @@ class TwoHostCloudTest(base.BaseTestCase):
             storage_size=16 * 1024 ** 3, device_delay=0.2)
         self.addCleanup(self.gateway.stop)
         self.gateway.start()
+        # Nova's options name the path inside the host: refused until
+        # the host sees its devices there.
+        self.assertRaises(gateway_mod.GatewayError,
+                          self.gateway.scaleio_options, 'h1')
         for host in self.hosts.values():
             host.attach_sdc(self.gateway)
+        self.assertEqual(hosts_mod.DEVICE_ROOT, self.gateway.scaleio_options(
+            'h2')['device_root'])
         # The test process moves into ctl to reach 10.251.0.1.
         self.network.enter_ctl()
         self.addCleanup(self.network.leave_ctl)
@@ -457,6 +463,7 @@ gw = gateway.Gateway(os.path.join(directory, 'gateway'), ledger,
                      hosts=('h1',), netns=network.ctl,
                      storage_size=4 * 1024 ** 3, device_delay=0)
 gw.start()
+host.attach_sdc(gw)
 network.enter_ctl()
 opts = gw.scaleio_options('h1')
 client = client_mod.Client(
