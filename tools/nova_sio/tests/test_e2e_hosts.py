@@ -27,8 +27,6 @@ import fixtures
 from oslotest import base
 import requests
 
-from nova.virt.libvirt.sio import client as client_mod
-from nova.virt.libvirt.sio import host as host_mod
 from nova_sio.e2e import cleanup
 from nova_sio.e2e import gateway as gateway_mod
 from nova_sio.e2e import guest as guest_mod
@@ -37,6 +35,9 @@ from nova_sio.e2e import machine
 from nova_sio.e2e import netns
 from nova_sio.tests import e2e_base
 from nova_sio.tests import sio_base
+
+client_mod = sio_base.client_mod
+host_mod = sio_base.host_mod
 
 ADDRESSES = {'h1': '10.251.0.11', 'h2': '10.251.0.12'}
 
@@ -452,8 +453,9 @@ def _cmdline(pid):
 
 _CHILD = r'''
 import json, os, sys, time
-from nova.virt.libvirt.sio import client as client_mod
 from nova_sio.e2e import cleanup, gateway, hosts, netns
+from nova_sio import runtime
+client_mod = runtime.load('client')
 directory, run_id = sys.argv[1], sys.argv[2]
 ledger = cleanup.Ledger(os.path.join(directory, 'ledger'))
 network = netns.CloudNetwork(ledger, run_id).create()
