@@ -4,8 +4,12 @@
 """End-to-end harness: real block devices, a real guest, real QEMU.
 
 * :mod:`~nova_sio.e2e.machine`: can this machine run it, what is missing;
-* :mod:`~nova_sio.e2e.cleanup`: the ledger of loop devices, mounts and
-  processes, and the sweep of what a crashed run left;
+* :mod:`~nova_sio.e2e.cleanup`: the ledger of loop devices, mounts,
+  processes and network namespaces, and the sweep of what a crashed run
+  left;
+* :mod:`~nova_sio.e2e.netns`, :mod:`~nova_sio.e2e.hosts`,
+  :mod:`~nova_sio.e2e.gateway`: the two-host cloud's network, its
+  compute hosts (each with its own libvirtd) and the gateway emulator;
 * :mod:`~nova_sio.e2e.guest`: a small Linux guest built offline from
   Debian's packages, and its serial-console checks.
 
