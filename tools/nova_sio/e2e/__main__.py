@@ -95,6 +95,9 @@ def _run(args):
         print('e2e: logs kept in %s' % args.keep_logs)
     for line in report.closing_lines():
         print(line)
+    if report.interrupted is not None:
+        print('e2e: interrupted')
+        return 130
     return 0 if report.ok else 1
 
 

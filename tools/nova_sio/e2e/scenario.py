@@ -100,6 +100,18 @@ def parse_volume_name(name):
     return owner, disk, _KINDS[match.group('kind')]
 
 
+def canonical(disk):
+    """Return the disk's role name: ``ephemeral`` for the flavor's
+    ephemeral disk (``disk.local``, or ``disk.eph0`` when Nova made a
+    block device mapping for it), else the disk name itself.
+
+    :param disk: a Nova disk name.
+    """
+    if disk == 'disk.local' or re.match(r'^disk\.eph[0-9]+$', disk or ''):
+        return 'ephemeral'
+    return disk
+
+
 def last_boot(text):
     """Return :func:`guest.parse_console` of the last boot in ``text``.
 
@@ -186,7 +198,7 @@ class Tracked(object):
     def expected_disks(self):
         disks = ['disk']
         if self.flavor.get('ephemeral'):
-            disks.append('disk.local')
+            disks.append('ephemeral')
         if self.flavor.get('swap'):
             disks.append('disk.swap')
         if self.status == 'RESCUE':
@@ -195,7 +207,7 @@ class Tracked(object):
 
     def sizes(self):
         return {'disk': self.flavor['disk'] * GiB,
-                'disk.local': self.flavor.get('ephemeral', 0) * GiB,
+                'ephemeral': self.flavor.get('ephemeral', 0) * GiB,
                 'disk.swap': self.flavor.get('swap', 0) * MiB,
                 'disk.rescue': None}
 
@@ -327,12 +339,26 @@ class Scenario(object):
         :param host: the compute host it must be on, or None.
         """
         deadline = time.monotonic() + timeout
+        settled = None
         while True:
             server = self.server(tracked)
             task = server.task_state
             if server.status == status and not task and (
                     host is None or server.compute_host == host):
                 return server
+            if host is not None and server.status == status and not task:
+                # Settled on the wrong host: a move that failed and was
+                # rolled back says so in its migration record.
+                settled = settled or time.monotonic()
+                failed = self.failed_migration(tracked)
+                if failed or time.monotonic() - settled > 60:
+                    raise StepFailed(reason='server %s stayed on %s, not '
+                                     '%s (migration %s): %s' % (
+                                         tracked.name, server.compute_host,
+                                         host, failed or 'not finished',
+                                         self.fault_text(server)))
+            else:
+                settled = None
             if server.status == 'ERROR':
                 raise StepFailed(reason='server %s went to ERROR (waiting '
                                  'for %s): %s' % (
@@ -345,6 +371,22 @@ class Scenario(object):
                                      server.compute_host, timeout, status,
                                      ' on %s' % host if host else ''))
             time.sleep(1)
+
+    def failed_migration(self, tracked):
+        """Return ``'<type> <status>'`` of the server's latest migration
+        when it failed, else None.
+
+        :param tracked: the server.
+        """
+        latest = None
+        for migration in self.conn.compute.migrations(
+                instance_uuid=tracked.id):
+            if latest is None or (migration.id or 0) > (latest.id or 0):
+                latest = migration
+        if latest is not None and latest.status in ('error', 'failed',
+                                                    'cancelled'):
+            return '%s %s' % (latest.migration_type, latest.status)
+        return None
 
     def fault_text(self, server):
         """Return the fault message and the failed action events' details.
@@ -429,7 +471,7 @@ class Scenario(object):
                                  'not one of its own' % (
                                      dev, tracked.name, vol_id,
                                      names.get(vol_id)))
-            result[dev] = (vol_id, parsed[1])
+            result[dev] = (vol_id, canonical(parsed[1]))
         return result
 
     def check_boot(self, tracked, parsed):
@@ -510,6 +552,7 @@ class Scenario(object):
                     vol_id, name))
                 continue
             owner, disk, kind = parsed
+            disk = canonical(disk)
             tracked = live.get(owner)
             if tracked is None:
                 problems.append('volume %s (%s, %s of %s) leaked: no such '
@@ -521,8 +564,8 @@ class Scenario(object):
                 problems.append('volume %s (%s) of %s is not a disk it '
                                 'has now' % (name, disk, tracked.name))
         for tracked in live.values():
-            have = set(d for o, d, k in filter(None, owned.values())
-                       if o == tracked.id and not k)
+            have = set(canonical(d) for o, d, k in filter(
+                None, owned.values()) if o == tracked.id and not k)
             if tracked.status == 'SHELVED_OFFLOADED':
                 want = {'disk'} & have  # the root may be kept or not
             else:
@@ -591,7 +634,7 @@ class Scenario(object):
             for vol_id, parsed in obs.owned().items():
                 if not parsed or parsed[0] != tracked.id or parsed[2]:
                     continue
-                disk = parsed[1]
+                disk = canonical(parsed[1])
                 if disk not in tracked.marks:
                     continue
                 device = self.cloud.device_path(tracked.host, vol_id)

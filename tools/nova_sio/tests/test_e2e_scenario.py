@@ -170,6 +170,12 @@ class NamesAndConsoleTest(base.BaseTestCase):
         self.assertIsNone(scenario.parse_volume_name('base-volume'))
         self.assertIsNone(scenario.parse_volume_name(None))
 
+    def test_ephemeral_disk_names(self):
+        for disk in ('disk.local', 'disk.eph0', 'disk.eph12'):
+            self.assertEqual('ephemeral', scenario.canonical(disk))
+        for disk in ('disk', 'disk.swap', 'disk.rescue', 'disk.config'):
+            self.assertEqual(disk, scenario.canonical(disk))
+
     def test_last_boot_only(self):
         text = '\n'.join([
             'NOVA-SIO-GUEST BOOTED boot_id=aaaa kernel=6.1',
@@ -310,7 +316,8 @@ class FakeCloud(object):
             self.loops.append(loop)
             path = os.path.join(self.tmp, vol_id)
             guest_mod.make_disk(path, 4 << 20, {
-                guest_mod.MARKER_OFFSET: marks.get(disk, '')})
+                guest_mod.MARKER_OFFSET: marks.get(scenario.canonical(disk),
+                                                   '')})
             self.devices[(host, vol_id)] = path
         return server
 
@@ -318,8 +325,8 @@ class FakeCloud(object):
 class CheckCloudTest(base.BaseTestCase):
     """Each kind of leak or damage fails the step; a clean cloud passes."""
 
-    DISKS = ('disk', 'disk.local', 'disk.swap')
-    MARKS = {'disk': 'NSIO-DATA:root:b1', 'disk.local':
+    DISKS = ('disk', 'disk.eph0', 'disk.swap')
+    MARKS = {'disk': 'NSIO-DATA:root:b1', 'ephemeral':
              'NSIO-DATA:ephemeral:b1', 'disk.swap': 'NSIO-DATA:swap:b1'}
 
     def setUp(self):
@@ -377,7 +384,7 @@ class CheckCloudTest(base.BaseTestCase):
         del self.cloud.volumes['6f1c01']
         del self.cloud.mappings['6f1c01']
         self.cloud.loops.pop()
-        self.assert_fails('nsio-e2e-1 has no disk.local volume')
+        self.assert_fails('nsio-e2e-1 has no ephemeral volume')
 
     def test_mapping_left_on_the_source_host(self):
         self.cloud.mappings['6f1c00'].add('h2')
@@ -407,8 +414,8 @@ class CheckCloudTest(base.BaseTestCase):
         self.assert_fails('domain instance-6f1c is paused')
 
     def test_data_marker_not_the_one_written(self):
-        self.tracked.marks['disk.local'] = 'NSIO-DATA:ephemeral:b2'
-        self.assert_fails('disk.local of nsio-e2e-1: the volume holds '
+        self.tracked.marks['ephemeral'] = 'NSIO-DATA:ephemeral:b2'
+        self.assert_fails('ephemeral of nsio-e2e-1: the volume holds '
                           'NSIO-DATA:ephemeral:b1, the guest last wrote '
                           'NSIO-DATA:ephemeral:b2')
 
@@ -466,7 +473,7 @@ class CheckBootTest(base.BaseTestCase):
     def test_first_boot_then_reboot_keeps_data(self):
         self.assertIsNone(self.check(self.console('b1', {})))
         self.assertEqual({'disk': 'NSIO-DATA:root:b1',
-                          'disk.local': 'NSIO-DATA:ephemeral:b1',
+                          'ephemeral': 'NSIO-DATA:ephemeral:b1',
                           'disk.swap': 'NSIO-DATA:swap:b1'},
                          self.tracked.marks)
         self.assertEqual('b1', self.tracked.boot_id)
@@ -479,13 +486,13 @@ class CheckBootTest(base.BaseTestCase):
         problem = self.check(self.console('b2', {
             'vda': 'NSIO-DATA:root:b1', 'vdb': '-',
             'vdc': 'NSIO-DATA:swap:b1'}))
-        self.assertIn('vdb (disk.local): data marker -, expected '
+        self.assertIn('vdb (ephemeral): data marker -, expected '
                       'NSIO-DATA:ephemeral:b1', problem)
 
     def test_fresh_disk_with_old_data_fails(self):
         problem = self.check(self.console('b1', {
             'vdb': 'NSIO-DATA:ephemeral:zz'}))
-        self.assertIn('vdb (disk.local) should be a fresh disk but holds '
+        self.assertIn('vdb (ephemeral) should be a fresh disk but holds '
                       'NSIO-DATA:ephemeral:zz', problem)
 
     def test_wrong_size_swap_and_image_fail(self):
@@ -499,7 +506,7 @@ class CheckBootTest(base.BaseTestCase):
 
     def test_a_disk_of_another_instance_fails(self):
         self.cloud.volumes['6f1c01']['name'] = naming.volume_name(
-            UUID2, 'disk.local')
+            UUID2, 'disk.eph0')
         problem = self.check(self.console('b1', {}))
         self.assertIn('disk vdb of nsio-e2e-1 is volume 6f1c01', problem)
 
