@@ -106,6 +106,59 @@ class TestRequirements(base.BaseTestCase):
             '/other', '34.0.0', '10.251.0.1').venv_key())
 
 
+class TestPatchNova(base.BaseTestCase):
+    """``patch_nova`` runs ``nova-sio install`` the operator's way."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.nova_dir = os.path.join(self.tmp, 'site-packages', 'nova')
+        os.makedirs(self.nova_dir)
+        self.useFixture(fixtures.MockPatch(
+            'nova_sio.e2e.controlplane.nova_dir_of',
+            return_value=self.nova_dir))
+        self.calls = []
+
+        def run(argv, **kwargs):
+            self.calls.append(argv[3:])
+        self.useFixture(fixtures.MockPatch(
+            'nova_sio.util.run', side_effect=run))
+        self.cp = controlplane.ControlPlane(self.tmp, '34.0.0',
+                                            progress=lambda m: None)
+        self.cp.venv = os.path.join(self.tmp, 'venv')
+
+    def _state(self, status, digest):
+        from nova_sio import operator_install
+        path = os.path.join(self.nova_dir, operator_install.STATE_DIR)
+        os.makedirs(path)
+        with open(os.path.join(path, operator_install.STATE_FILE),
+                  'w') as handle:
+            json.dump({'status': status, 'diff_sha256': digest}, handle)
+
+    def _digest(self):
+        from nova_sio import engine
+        from nova_sio import util
+        return util.sha256_file(engine.diff_path('34.0.0'))
+
+    def test_fresh_tree_is_installed(self):
+        self.assertEqual('installed', self.cp.patch_nova())
+        self.assertEqual([['install', '--nova-dir', self.nova_dir,
+                           '--version', '34.0.0', '--python',
+                           os.path.join(self.tmp, 'venv', 'bin', 'python'),
+                           '-q']], self.calls)
+
+    def test_same_diff_is_kept(self):
+        self._state('installed', self._digest())
+        self.assertEqual('already installed', self.cp.patch_nova())
+        self.assertEqual([], self.calls)
+
+    def test_other_diff_is_reverted_first(self):
+        self._state('installed', '0' * 64)
+        self.assertEqual('installed', self.cp.patch_nova())
+        self.assertEqual(['revert', 'install'],
+                         [call[0] for call in self.calls])
+
+
 class TestConf(base.BaseTestCase):
 
     def setUp(self):
