@@ -83,7 +83,8 @@ def _run(args):
         args.version = controlplane.DEFAULT_VERSION
     report = cloud.run_cloud(args.version, steps, progress=progress,
                              keep_logs=args.keep_logs,
-                             json_path=args.json, slice_name=args.slice)
+                             json_path=args.json, slice_name=args.slice,
+                             neutron=args.neutron)
     for name, lines in sorted(getattr(report, 'logs', {}).items()):
         if name.startswith('/'):
             print('== end of %s' % name)
@@ -134,6 +135,9 @@ def main(argv=None):
                    help='copy every service log and console here')
     p.add_argument('--json', metavar='FILE',
                    help='write the result as JSON')
+    p.add_argument('--neutron', choices=('server', 'stub'),
+                   help='a real neutron-server or the stand-in (default: '
+                   'the control plane\'s)')
     p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:

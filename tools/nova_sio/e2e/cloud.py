@@ -88,15 +88,18 @@ class Cloud(object):
     :param ledger: the run's :class:`~nova_sio.e2e.cleanup.Ledger`.
     :param progress: callable receiving progress lines.
     :param run_id: short id in the namespace names (default: random).
+    :param neutron: ``server`` (a real neutron-server) or ``stub`` (the
+        stand-in); None: the control plane's default.
     """
 
     def __init__(self, version, workdir, ledger, progress=print,
-                 run_id=None):
+                 run_id=None, neutron=None):
         self.version = version
         self.workdir = workdir
         self.ledger = ledger
         self.progress = progress
         self.run_id = run_id or uuid.uuid4().hex[:6]
+        self.neutron = neutron
         self.network = None
         self.hosts = {}
         self.gateway = None
@@ -124,9 +127,10 @@ class Cloud(object):
         from nova_sio.e2e import hosts as hosts_mod
         from nova_sio.e2e import netns
         started = time.monotonic()
+        kwargs = {'neutron': self.neutron} if self.neutron else {}
         self.controlplane = controlplane.ControlPlane(
             os.path.join(self.workdir, 'ctl'), self.version, CTL_ADDRESS,
-            self.ledger, progress=self.progress)
+            self.ledger, progress=self.progress, **kwargs)
         self.say('installing the control plane of nova %s' % self.version)
         self.controlplane.install()
         self.timings['install'] = time.monotonic() - started
@@ -450,7 +454,7 @@ def make_workdir(ledger, parent='/var/tmp'):
 
 
 def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
-              ledger=None, slice_name=None):
+              ledger=None, slice_name=None, neutron=None):
     """Build the cloud, run ``steps``, tear it all down; return the report.
 
     :param version: the Nova release under test.
@@ -460,6 +464,7 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
     :param json_path: file receiving the JSON result, or None.
     :param ledger: the ledger (default: a new one, with exit handlers).
     :param slice_name: the slice's name, for the title.
+    :param neutron: ``server``, ``stub`` or None (see :class:`Cloud`).
     """
     if ledger is None:
         ledger = cleanup.Ledger()
@@ -467,7 +472,8 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
     report = report_mod.Report('nova %s, %s slice' % (
         version, slice_name or 'custom'))
     workdir = make_workdir(ledger)
-    cloud = Cloud(version, workdir, ledger, progress=progress)
+    cloud = Cloud(version, workdir, ledger, progress=progress,
+                  neutron=neutron)
     sampler = report_mod.MemorySampler(cloud.root_pids)
     # Threads only once this process is in the ctl namespace.
     cloud.on_ctl = sampler.start
