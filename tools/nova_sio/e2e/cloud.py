@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -211,18 +212,19 @@ class Cloud(object):
         self.computes[host] = (proc, record)
         return proc
 
-    def stop_compute(self, host, sig=signal.SIGKILL):
+    def stop_compute(self, host, sig=signal.SIGKILL, grace=10):
         """Kill the ``nova-compute`` of ``host`` (a crash by default).
 
         :param host: host name.
         :param sig: the signal.
+        :param grace: seconds to wait before SIGKILL.
         """
         proc, record = self.computes.pop(host)
         if proc.poll() is None:
             proc.send_signal(sig)
             try:
-                proc.wait(60)
-            except Exception:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         self.ledger.forget(record)
@@ -355,10 +357,12 @@ class Cloud(object):
         each host's nova-compute log.
         """
         wanted = (' ERROR ', ' WARNING ', 'Traceback', 'Error: ')
+        noise = ('privsep log:', 'stevedore.extension')
         result = {}
         for host, path in sorted(self.compute_logs.items()):
             result[host] = tail(path, lines, lambda ln: any(
-                w in ln for w in wanted)) or tail(path, 10)
+                w in ln for w in wanted) and not any(
+                    n in ln for n in noise)) or tail(path, 10)
         return result
 
     def keep_logs(self, target):

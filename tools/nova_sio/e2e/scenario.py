@@ -415,6 +415,37 @@ class Scenario(object):
         out = self.conn.compute.get_server_console_output(tracked.id)
         return out.get('output') or '' if isinstance(out, dict) else out
 
+    def console_diagnosis(self, tracked):
+        """Return what the host shows of a guest's console: the serial
+        device of its domain, and the end of its log file.
+
+        :param tracked: the server (on its current host).
+        """
+        lines = []
+        try:
+            xml_text = self.cloud.hosts[tracked.host].virsh(
+                'dumpxml', tracked.instance_name)
+            root = ElementTree.fromstring(xml_text)
+            for serial in root.findall('./devices/serial'):
+                log = serial.find('log')
+                path = log.get('file') if log is not None else None
+                lines.append('serial type=%s log=%s' % (serial.get('type'),
+                                                        path))
+                if path:
+                    try:
+                        with open(path, errors='replace') as handle:
+                            text = handle.read()
+                        lines.append('log file: %d bytes, ends with: %s' % (
+                            len(text), ' | '.join(text.splitlines()[-3:])))
+                    except OSError as exc:
+                        lines.append('log file unreadable: %s' % exc)
+        except Exception as exc:  # diagnosis only
+            lines.append('no domain details: %s' % exc)
+        api = self.console(tracked).splitlines()
+        lines.append('API console: %d lines, ends with: %s' % (
+            len(api), ' | '.join(api[-3:])))
+        return '\n'.join(lines)
+
     def other_host(self, host):
         names = sorted(self.cloud.hosts)
         return [h for h in names if h != host][0]
@@ -666,8 +697,10 @@ class Scenario(object):
                 return counters
             if time.monotonic() > deadline:
                 raise StepFailed(reason='%s: no counter above %s of boot %s '
-                                 'within %d s' % (tracked.name, after,
-                                                  boot_id, timeout))
+                                 'within %d s on %s\n%s' % (
+                                     tracked.name, after, boot_id, timeout,
+                                     tracked.host,
+                                     self.console_diagnosis(tracked)))
             time.sleep(1)
 
     # -- steps -------------------------------------------------------------
