@@ -46,6 +46,13 @@ CTL_ADDRESS = '10.251.0.1'
 COMMAND_LINE = ('console=ttyS0 panic=-1 loglevel=3 nova_sio.disks=%s' %
                 guest_mod.DEFAULT_DISKS)
 COMPUTE_TIMEOUT = 300
+#: The instances directory of every host, inside its mount namespace (the
+#: host's own ``/var/lib/libvirt`` is bound there): the same path on every
+#: host, as in a real cloud. Nova keeps the source's console log path in
+#: the domain it live-migrates, so with a per-host path the destination's
+#: guest would write its console into the source's directory, which the
+#: source removes once the migration is over.
+INSTANCES_PATH = '/var/lib/libvirt/nova-instances'
 #: Added to each host's nova.conf. Nova fetches the instance's kernel
 #: without inspection when it boots a guest, but with its deep format
 #: inspection on the destination of a live migration, which refuses a
@@ -171,8 +178,16 @@ class Cloud(object):
                 host.name, host.address,
                 self.gateway.scaleio_options(host.name),
                 os.path.join(host.workdir, 'nova'))
-            with open(conf, 'a') as handle:
-                handle.write(WORKAROUNDS)
+            with open(conf) as handle:
+                text = handle.read()
+            text, count = re.subn(r'^instances_path = .*$',
+                                  'instances_path = %s' % INSTANCES_PATH,
+                                  text, flags=re.M)
+            if count != 1:
+                raise CloudError(reason='%s sets instances_path %d times'
+                                 % (conf, count))
+            with open(conf, 'w') as handle:
+                handle.write(text + WORKAROUNDS)
             self.compute_confs[host.name] = conf
             self.start_compute(host.name)
         self.say('waiting for both nova-compute services')
