@@ -23,12 +23,15 @@ import json
 import os
 import sys
 import threading
+import time
+import urllib.parse
 
 import fixtures
 import testtools
 import yaml
 
 from nova_sio import cli
+from nova_sio.doctor import base
 from nova_sio.emulator import fixture as emu_fixture
 from nova_sio import operator_doctor
 from nova_sio.tests import test_operator_install as install_tests
@@ -37,6 +40,56 @@ OS_VARS = ('OS_CLOUD', 'OS_AUTH_URL', 'OS_USERNAME', 'OS_PASSWORD',
            'OS_PROJECT_NAME', 'OS_USER_DOMAIN_NAME',
            'OS_PROJECT_DOMAIN_NAME', 'OS_REGION_NAME', 'OS_INTERFACE',
            'OS_CACERT')
+
+
+class RunnerTest(testtools.TestCase):
+    """The check runner on plain check functions."""
+
+    def run_named(self, checks):
+        return [(name, base.STATUS[r.code], r.details)
+                for name, r in base.run_checks(checks, None)]
+
+    def test_skips_name_the_root_cause(self):
+        found = self.run_named([
+            base.Check('a', lambda ctx: base.failure('broken', 'fix a'),
+                       blocked='a is broken'),
+            base.Check('b', lambda ctx: base.success('fine'), needs=['a'],
+                       blocked='b is off'),
+            base.Check('c', lambda ctx: base.success('fine'), needs=['b']),
+            base.Check('d', lambda ctx: base.warning('meh', 'fix d')),
+            base.Check('e', lambda ctx: base.success('ran'), needs=['d'])])
+        self.assertEqual([('a', 'fail', 'broken'),
+                          ('b', 'skip', 'not checked: a is broken'),
+                          ('c', 'skip', 'not checked: a is broken'),
+                          ('d', 'warn', 'meh'), ('e', 'pass', 'ran')],
+                         found)
+
+    def test_raising_check_fails_and_the_rest_runs(self):
+        def explode(ctx):
+            raise KeyError('gone')
+        found = base.run_checks([
+            base.Check('x', explode),
+            base.Check('y', lambda ctx: None),
+            base.Check('z', lambda ctx: base.success('ran'))], None)
+        self.assertEqual(['x', 'z'], [name for name, _r in found])
+        self.assertEqual(base.Code.FAILURE, found[0][1].code)
+        self.assertIn("KeyError: 'gone'", found[0][1].details)
+        self.assertTrue(found[0][1].hint)
+        self.assertEqual(base.Code.FAILURE, base.worst(found))
+
+    def test_fatal_failure_stops(self):
+        found = self.run_named([
+            base.Check('config', lambda ctx: base.failure('no', 'fix'),
+                       fatal=True),
+            base.Check('other', lambda ctx: base.success('ran'))])
+        self.assertEqual([('config', 'fail', 'no')], found)
+
+    def test_json_keeps_the_keys_and_adds_the_code(self):
+        found = base.run_checks([
+            base.Check('w', lambda ctx: base.warning('meh', 'fix w'))], None)
+        self.assertEqual([{'check': 'w', 'status': 'warn', 'detail': 'meh',
+                           'hint': 'fix w', 'code': 1}],
+                         base.as_dicts(found))
 
 
 class DoctorTestCase(testtools.TestCase):
@@ -78,7 +131,9 @@ class DoctorTestCase(testtools.TestCase):
             else:
                 options[(group, name)] = value
         lines = ['[DEFAULT]', 'debug = False']
-        for group in ('libvirt', 'scaleio'):
+        groups = ['libvirt', 'scaleio'] + sorted(
+            set(g for g, _n in options) - {'libvirt', 'scaleio'})
+        for group in groups:
             lines.append('[%s]' % group)
             for (g, name), value in sorted(options.items()):
                 if g == group:
@@ -134,8 +189,14 @@ class DoctorConfigTest(DoctorTestCase):
                          self.write_conf(scaleio__storage_pool_name='nope')])
         self.assertEqual(1, code)
         text = out.getvalue()
-        self.assertIn('[FAIL] storage pool', text)
-        self.assertIn('fix: correct [scaleio] storage_pool_name', text)
+        rows = [[cell.strip() for cell in line.split('|')[1:-1]]
+                for line in text.splitlines() if line.startswith('|')]
+        self.assertEqual(['Code', 'Check', 'Details'], rows[0])
+        at = rows.index(['FAIL', 'storage pool', "no storage pool 'nope' "
+                         "in protection domain 'pd1'"])
+        self.assertEqual(['', '', 'fix: correct [scaleio] '
+                          'storage_pool_name'], rows[at + 1])
+        self.assertIn(['OK', 'gateway'], [r[:2] for r in rows])
         self.assertIn('1 failed', text)
         self.assertNotIn(self.emu.info['password'], text)
 
@@ -155,6 +216,9 @@ class DoctorConfigTest(DoctorTestCase):
                 self.assertEqual('skip', checks[later]['status'], name)
             # Host checks do not depend on the gateway.
             self.assertEqual('pass', checks['drv_cfg']['status'])
+            # A skip names the root cause, not the check before.
+            self.assertEqual('not checked: mandatory options are missing',
+                             checks['tls']['detail'])
 
     def test_gateway_address_wrong(self):
         checks = self.doctor(scaleio__rest_server_ip='127.0.0.2')
@@ -290,15 +354,27 @@ class DoctorPoolLayoutTest(DoctorTestCase):
 
 
 class _FakeCloud(http.server.BaseHTTPRequestHandler):
-    """Keystone v3 password auth and the compute flavor list."""
+    """A small Keystone v3 and compute API over real HTTP on loopback.
+
+    Version discovery of both, password authentication with a scoped
+    token and a service catalog (the compute service under ``/compute``
+    as the public endpoint and ``/internal`` as the internal one), and
+    ``GET /flavors/detail`` with microversions, ``is_public`` and
+    marker pagination of :attr:`page` flavors, as Nova's API answers.
+    """
 
     flavors = []
     token = 'tok-123'
     max_microversion = '2.90'
-    seen_versions = []
+    page = 2
+    requests = []
 
     def log_message(self, *args):
         pass
+
+    @property
+    def base(self):
+        return 'http://%s:%d' % self.server.server_address
 
     def _send(self, code, doc, headers=()):
         data = json.dumps(doc).encode()
@@ -310,51 +386,135 @@ class _FakeCloud(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _keystone_version(self):
+        return {'id': 'v3.14', 'status': 'stable',
+                'updated': '2020-04-07T00:00:00Z',
+                'links': [{'rel': 'self', 'href': self.base + '/v3/'}],
+                'media-types': [{'base': 'application/json',
+                                 'type': 'application/vnd.openstack.'
+                                         'identity-v3+json'}]}
+
+    def _compute_version(self, prefix):
+        return {'id': 'v2.1', 'status': 'CURRENT',
+                'version': self.max_microversion, 'min_version': '2.1',
+                'updated': '2013-07-23T11:33:21Z',
+                'links': [{'rel': 'self',
+                           'href': '%s/%s/v2.1/' % (self.base, prefix)}]}
+
     def do_POST(self):
+        if self.path.rstrip('/') != '/v3/auth/tokens':
+            return self._send(404, {})
         body = json.loads(self.rfile.read(int(self.headers[
             'Content-Length'])))
         user = body['auth']['identity']['password']['user']
-        if user['name'] != 'admin' or user['password'] != 'secret':
-            return self._send(401, {'error': {'code': 401}})
-        base = 'http://%s:%d' % self.server.server_address
-        catalog = [{'type': 'compute', 'endpoints': [
-            {'interface': 'internal', 'region': 'R1',
-             'url': base + '/wrong'},
-            {'interface': 'public', 'region': 'R1',
-             'url': base + '/compute/v2.1'}]}]
-        self._send(201, {'token': {'catalog': catalog}},
-                   [('X-Subject-Token', self.token)])
+        scope = body['auth'].get('scope', {}).get('project', {})
+        if (user['name'], user['password'], user.get('domain')) != (
+                'admin', 'secret', {'name': 'Default'}) or \
+                scope != {'name': 'admin', 'domain': {'name': 'Default'}}:
+            return self._send(401, {'error': {
+                'code': 401, 'title': 'Unauthorized',
+                'message': 'The request you have made requires '
+                           'authentication.'}})
+        catalog = [{'type': 'compute', 'name': 'nova', 'id': 'c1',
+                    'endpoints': [
+                        {'id': 'e1', 'interface': 'internal',
+                         'region': 'R1', 'region_id': 'R1',
+                         'url': self.base + '/internal/v2.1'},
+                        {'id': 'e2', 'interface': 'public',
+                         'region': 'R1', 'region_id': 'R1',
+                         'url': self.base + '/compute/v2.1'}]}]
+        later = time.strftime('%Y-%m-%dT%H:%M:%S.000000Z',
+                              time.gmtime(time.time() + 3600))
+        now = time.strftime('%Y-%m-%dT%H:%M:%S.000000Z', time.gmtime())
+        self._send(201, {'token': {
+            'catalog': catalog, 'expires_at': later, 'issued_at': now,
+            'methods': ['password'],
+            'user': {'id': 'u1', 'name': 'admin',
+                     'domain': {'id': 'default', 'name': 'Default'}},
+            'project': {'id': 'p1', 'name': 'admin',
+                        'domain': {'id': 'default', 'name': 'Default'}},
+            'roles': [{'id': 'r1', 'name': 'admin'}]}},
+            [('X-Subject-Token', self.token)])
 
     def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path.rstrip('/')
+        if path == '':
+            return self._send(300, {'versions': {
+                'values': [self._keystone_version()]}})
+        if path == '/v3':
+            return self._send(200, {'version': self._keystone_version()})
+        prefix = path.split('/')[1]
+        if prefix not in ('compute', 'internal'):
+            return self._send(404, {})
+        if path == '/%s' % prefix:
+            return self._send(200, {'versions': [
+                self._compute_version(prefix)]})
+        if path == '/%s/v2.1' % prefix:
+            return self._send(200, {'version': self._compute_version(
+                prefix)})
         if self.headers.get('X-Auth-Token') != self.token:
             return self._send(401, {})
-        if not self.path.startswith('/compute/v2.1/flavors/detail'):
+        if path != '/%s/v2.1/flavors/detail' % prefix:
             return self._send(404, {})
-        wanted = self.headers.get('X-OpenStack-Nova-API-Version')
-        self.seen_versions.append(wanted)
+        query = urllib.parse.parse_qs(url.query)
+        wanted = self.headers.get('OpenStack-API-Version', '')
+        wanted = wanted.split()[-1] if wanted else None
+        self.requests.append({'prefix': prefix, 'version': wanted,
+                              'query': query})
         if wanted and (tuple(int(x) for x in wanted.split('.')) >
                        tuple(int(x) for x in
                              self.max_microversion.split('.'))):
             return self._send(406, {})
-        flavors = [dict(f) for f in self.flavors]
-        if not wanted:
-            for flavor in flavors:
+        with_specs = wanted and tuple(
+            int(x) for x in wanted.split('.')) >= (2, 61)
+        every = query.get('is_public', [''])[0].lower() == 'none'
+        flavors = sorted((dict(f) for f in self.flavors
+                          if every or f.get('os-flavor-access:is_public',
+                                            True)),
+                         key=lambda f: f['id'])
+        marker = query.get('marker', [None])[0]
+        if marker:
+            flavors = [f for f in flavors if f['id'] > marker]
+        page, rest = flavors[:self.page], flavors[self.page:]
+        for flavor in page:
+            if not with_specs:
                 flavor.pop('extra_specs', None)
-        self._send(200, {'flavors': flavors})
+        doc = {'flavors': page}
+        if rest:
+            doc['flavors_links'] = [{'rel': 'next', 'href': (
+                '%s/%s/v2.1/flavors/detail?%s' % (
+                    self.base, prefix, urllib.parse.urlencode(
+                        {'is_public': query.get('is_public', [''])[0],
+                         'marker': page[-1]['id']})))}]
+        self._send(200, doc)
+
+
+def _flavor(fid, name, disk, eph=0, swap='', **extra):
+    flavor = {'id': fid, 'name': name, 'disk': disk, 'swap': swap,
+              'OS-FLV-EXT-DATA:ephemeral': eph, 'ram': 512, 'vcpus': 1,
+              'os-flavor-access:is_public': True}
+    flavor.update(extra)
+    return flavor
 
 
 class DoctorFlavorTest(DoctorTestCase):
 
     def setUp(self):
         super(DoctorFlavorTest, self).setUp()
+        # Private and public flavors over two pages and a half.
         _FakeCloud.flavors = [
-            {'name': 'm1.sio', 'disk': 16, 'swap': '',
-             'OS-FLV-EXT-DATA:ephemeral': 0},
-            {'name': 'm1.odd', 'disk': 10, 'swap': 512,
-             'OS-FLV-EXT-DATA:ephemeral': 8},
-            {'name': 'm1.eph', 'disk': 8, 'swap': 8192,
-             'OS-FLV-EXT-DATA:ephemeral': 4},
+            _flavor('f1', 'm1.sio', 16),
+            _flavor('f2', 'm1.odd', 10, eph=8, swap=512),
+            _flavor('f3', 'm1.eph', 8, eph=4, swap=8192),
+            _flavor('f4', 'm1.tiny', 1, **{
+                'os-flavor-access:is_public': False}),
+            _flavor('f5', 'm1.big', 64),
         ]
+        _FakeCloud.requests = []
+        for name in ('XDG_CONFIG_HOME', 'OS_CLIENT_CONFIG_FILE',
+                     'OS_CLIENT_SECURE_FILE'):
+            self.useFixture(fixtures.EnvironmentVariable(name))
         server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
                                                  _FakeCloud)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -367,13 +527,31 @@ class DoctorFlavorTest(DoctorTestCase):
         return ['--os-auth-url', self.auth_url, '--os-username', 'admin',
                 '--os-password', password, '--os-project-name', 'admin']
 
+    def placement(self, password='secret'):
+        """nova.conf options of a ``[placement]`` section."""
+        return {'placement__auth_type': 'password',
+                'placement__auth_url': self.auth_url + '/v3',
+                'placement__username': 'admin',
+                'placement__password': password,
+                'placement__user_domain_name': 'Default',
+                'placement__project_name': 'admin',
+                'placement__project_domain_name': 'Default',
+                'placement__region_name': 'R1'}
+
     def test_flavors_breaking_the_rule(self):
         checks = self.doctor(*self.os_args())
         self.assertStatuses(checks, flavors='fail')
         detail = checks['flavors']['detail']
         self.assertIn('m1.odd (root disk 10 GiB, swap 512 MiB)', detail)
         self.assertIn('m1.eph (ephemeral 4 GiB)', detail)
+        # A private flavor on the third page: all pages, is_public=None.
+        self.assertIn('m1.tiny (root disk 1 GiB)', detail)
         self.assertNotIn('m1.sio', detail)
+        pages = [r for r in _FakeCloud.requests]
+        self.assertEqual(3, len(pages))
+        self.assertEqual([None, 'f2', 'f4'], [
+            r['query'].get('marker', [None])[0] for r in pages])
+        self.assertEqual({'compute'}, set(r['prefix'] for r in pages))
 
     def test_rounding_turns_failure_into_warning(self):
         checks = self.doctor(*self.os_args(),
@@ -381,33 +559,106 @@ class DoctorFlavorTest(DoctorTestCase):
         self.assertStatuses(checks, flavors='warn')
 
     def test_all_flavors_fit(self):
-        _FakeCloud.flavors = _FakeCloud.flavors[:1]
+        _FakeCloud.flavors = [_FakeCloud.flavors[0],
+                              _FakeCloud.flavors[-1]]
         checks = self.doctor(*self.os_args())
         self.assertStatuses(checks, flavors='pass')
+        self.assertIn('all 2 flavors', checks['flavors']['detail'])
 
     def test_bad_credentials(self):
         checks = self.doctor(*self.os_args(password='nope'))
         self.assertStatuses(checks, flavors='fail')
         self.assertIn('401', checks['flavors']['detail'])
+        self.assertEqual([], _FakeCloud.requests)
+
+    def test_os_environment_variables(self):
+        for name, value in (('OS_AUTH_URL', self.auth_url),
+                            ('OS_USERNAME', 'admin'),
+                            ('OS_PASSWORD', 'secret'),
+                            ('OS_PROJECT_NAME', 'admin')):
+            self.useFixture(fixtures.EnvironmentVariable(name, value))
+        checks = self.doctor()
+        self.assertStatuses(checks, flavors='fail')
+        self.assertIn('m1.odd', checks['flavors']['detail'])
+
+    def write_clouds(self, clouds, secure=None):
+        # openstacksdk fixes its search path (~/.config/openstack, ...)
+        # when it is imported: the files are named by the variables it
+        # reads when it loads them.
+        for name, doc in (('clouds', clouds), ('secure', secure)):
+            if doc is None:
+                continue
+            path = os.path.join(self.tmp, '%s.yaml' % name)
+            with open(path, 'w') as f:
+                yaml.safe_dump({'clouds': doc}, f)
+            self.useFixture(fixtures.EnvironmentVariable(
+                'OS_CLIENT_%s_FILE' % ('CONFIG' if name == 'clouds' else
+                                       'SECURE'), path))
 
     def test_clouds_yaml(self):
-        path = os.path.join(self.tmp, '.config', 'openstack')
-        os.makedirs(path)
-        with open(os.path.join(path, 'clouds.yaml'), 'w') as f:
-            yaml.safe_dump({'clouds': {'mycloud': {
-                'region_name': 'R1',
-                'auth': {'auth_url': self.auth_url, 'username': 'admin',
-                         'password': 'secret', 'project_name': 'admin'},
-            }}}, f)
+        self.write_clouds({'mycloud': {
+            'region_name': 'R1',
+            'auth': {'auth_url': self.auth_url, 'username': 'admin',
+                     'password': 'secret', 'project_name': 'admin',
+                     'user_domain_name': 'Default',
+                     'project_domain_name': 'Default'}}})
         checks = self.doctor('--os-cloud', 'mycloud')
         self.assertStatuses(checks, flavors='fail')
+        self.assertIn('m1.odd', checks['flavors']['detail'])
+
+    def test_os_cloud_and_secure_yaml(self):
+        # The password only in secure.yaml; the cloud from OS_CLOUD.
+        self.write_clouds({'mycloud': {
+            'auth': {'auth_url': self.auth_url, 'username': 'admin',
+                     'project_name': 'admin',
+                     'user_domain_name': 'Default',
+                     'project_domain_name': 'Default'}}},
+            secure={'mycloud': {'auth': {'password': 'secret'}}})
+        self.useFixture(fixtures.EnvironmentVariable('OS_CLOUD', 'mycloud'))
+        checks = self.doctor()
+        self.assertStatuses(checks, flavors='fail')
+        self.assertIn('m1.odd', checks['flavors']['detail'])
+
+    def test_unknown_cloud(self):
+        checks = self.doctor('--os-cloud', 'nocloud')
+        self.assertStatuses(checks, flavors='fail')
+        self.assertIn('nocloud', checks['flavors']['detail'])
+
+    def test_nova_conf_credentials_by_default(self):
+        checks = self.doctor(**self.placement())
+        self.assertStatuses(checks, flavors='fail')
+        self.assertIn('(read with nova.conf [placement])',
+                      checks['flavors']['detail'])
+        # The internal endpoint, as a compute host reaches it.
+        self.assertEqual({'internal'}, set(
+            r['prefix'] for r in _FakeCloud.requests))
+        _FakeCloud.flavors = _FakeCloud.flavors[:1]
+        checks = self.doctor(**self.placement())
+        self.assertStatuses(checks, flavors='pass')
+        self.assertIn('read with nova.conf [placement]',
+                      checks['flavors']['detail'])
+
+    def test_keystone_authtoken_and_auth_section(self):
+        options = dict(
+            (k.replace('placement__', 'keystone_authtoken__'), v)
+            for k, v in self.placement().items())
+        checks = self.doctor(**options)
+        self.assertStatuses(checks, flavors='fail')
+        self.assertIn('m1.odd', checks['flavors']['detail'])
+        # --auth-section picks a section; one without credentials fails.
+        checks = self.doctor('--auth-section', 'service_user', **options)
+        self.assertStatuses(checks, flavors='fail')
+        self.assertIn('service_user', checks['flavors']['hint'])
+
+    def test_nova_conf_bad_password(self):
+        checks = self.doctor(**self.placement(password='nope'))
+        self.assertStatuses(checks, flavors='fail')
+        self.assertIn('401', checks['flavors']['detail'])
 
     def test_flavor_pools(self):
-        _FakeCloud.seen_versions = []
         _FakeCloud.flavors = _FakeCloud.flavors[:1] + [
-            {'name': 'm1.fg', 'disk': 16, 'swap': '',
-             'OS-FLV-EXT-DATA:ephemeral': 0,
-             'extra_specs': {'sio:provisioning_type': 'thick'}}]
+            _flavor('f9', 'm1.fg', 16, extra_specs={
+                'sio:provisioning_type': 'thick'})]
         self.emu.admin.set_pool('sp1', data_layout='FineGranularity')
         checks = self.doctor(*self.os_args(),
                              scaleio__provisioning_type='thin')
@@ -417,18 +668,20 @@ class DoctorFlavorTest(DoctorTestCase):
         self.assertIn('pd1:sp1 zero padding on, Fine Granularity: thick '
                       'volumes are created thin',
                       checks['flavor pools']['detail'])
-        self.assertEqual(['2.61'], _FakeCloud.seen_versions)
+        self.assertEqual(['2.61'], [r['version']
+                                    for r in _FakeCloud.requests])
 
     def test_flavor_list_before_2_61(self):
-        _FakeCloud.seen_versions = []
         self.addCleanup(setattr, _FakeCloud, 'max_microversion', '2.90')
         _FakeCloud.max_microversion = '2.1'
         _FakeCloud.flavors = [dict(_FakeCloud.flavors[0], extra_specs={
             'sio:provisioning_type': 'thick'})]
         checks = self.doctor(*self.os_args())
         self.assertStatuses(checks, flavors='pass')
+        # No extra specs in the list: no pools to inspect.
         self.assertNotIn('flavor pools', checks)
-        self.assertEqual(['2.61', None], _FakeCloud.seen_versions)
+        self.assertEqual(1, len(_FakeCloud.requests))
+        self.assertNotEqual('2.61', _FakeCloud.requests[0]['version'])
 
     def test_flavor_problems(self):
         self.assertEqual([], operator_doctor.flavor_problems(
