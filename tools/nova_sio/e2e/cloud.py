@@ -189,6 +189,10 @@ class Cloud(object):
             with open(conf, 'w') as handle:
                 handle.write(text + WORKAROUNDS)
             self.compute_confs[host.name] = conf
+            made = host.run(['mkdir', '-p', INSTANCES_PATH])
+            if made.returncode:
+                raise CloudError(reason='%s: mkdir %s: %s' % (
+                    host.name, INSTANCES_PATH, made.stdout.strip()))
             self.start_compute(host.name)
         self.say('waiting for both nova-compute services')
         self.connect()
