@@ -49,6 +49,7 @@ import time
 from nova_sio import engine
 from nova_sio import errors
 from nova_sio import paths
+from nova_sio.proof import cells as cells_mod
 from nova_sio import releases as rel_mod
 from nova_sio import testenv
 from nova_sio import util
@@ -126,11 +127,9 @@ def selected_cells(tests, spec):
         stestr does).
     :param spec: what :func:`read_spec` returns.
     """
-    operations, faults, not_applicable = spec
     pattern = re.compile(tests)
-    return [(op, fault) for op in operations for fault in faults
-            if (op, fault) not in not_applicable and
-            pattern.search(cell_id(op, fault))]
+    return [(op, fault) for op, fault in cells_mod.applicable(*spec)
+            if pattern.search(cell_id(op, fault))]
 
 
 def slice_regex():

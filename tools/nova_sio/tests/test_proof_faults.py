@@ -14,8 +14,10 @@ import re
 import shlex
 
 from nova_sio import paths
+from nova_sio.proof import cells
 from nova_sio.proof import faults
 from nova_sio.tests import sio_base
+from nova_sio.tests import test_client_faults
 
 
 def _cell(op, fault, **extra):
@@ -172,3 +174,65 @@ class OutputTest(sio_base.TestCase):
                                                         'http_401')))
         self.assertIsNone(re.search(regex, faults.cell_id(
             'spawn', 'http_401') + '_more'))
+
+
+class CellsTest(sio_base.TestCase):
+    """The cell bookkeeping both fault matrices share."""
+
+    def test_applicable_cells_in_order_without_the_na_ones(self):
+        self.assertEqual(
+            [('spawn', 'reset'), ('spawn', 'nodev'), ('delete', 'reset')],
+            cells.applicable(('spawn', 'delete'), ('reset', 'nodev'),
+                             {('delete', 'nodev'): 'maps nothing'}))
+
+    def test_add_cell_tests(self):
+        class Matrix(object):
+            pass
+
+        def make(row, column):
+            def test(self):
+                return row, column
+            test.__name__ = 'test_%s__%s' % (row, column)
+            return test
+
+        names = cells.add_cell_tests(Matrix, ('a', 'b'), ('x',),
+                                     {('b', 'x'): 'n/a'}, make)
+        self.assertEqual(['test_a__x'], names)
+        self.assertEqual(('a', 'x'), Matrix().test_a__x())
+        self.assertFalse(hasattr(Matrix, 'test_b__x'))
+        self.assertRaises(ValueError, cells.add_cell_tests, Matrix,
+                          ('a',), ('x',), {}, make)
+
+    def test_client_matrix_has_every_applicable_cell_once(self):
+        mod = test_client_faults
+        generated = set(name for name in dir(mod.ClientFaultMatrixTest)
+                        if name.startswith('test_'))
+        self.assertEqual(
+            set('test_%s__%s' % cell for cell in cells.applicable(
+                mod.FAULTS, mod.STEPS, mod.NOT_APPLICABLE)), generated)
+        self.assertEqual(len(mod.FAULTS) * len(mod.STEPS) -
+                         len(mod.NOT_APPLICABLE), len(generated))
+
+    def test_fault_hits_from_the_request_log(self):
+        log = [
+            {'method': 'GET', 'path': '/api/types/Volume/instances',
+             'status': 200, 'fault': None},
+            {'method': 'POST', 'path': '/api/instances/Volume::1/action/'
+             'setVolumeSize', 'status': 500, 'fault': 'status'},
+            {'method': 'POST', 'path': '/api/instances/Volume::1/action/'
+             'addMappedSdc', 'status': 200, 'fault': None},
+            {'method': 'POST', 'path': '/api/instances/Volume::2/action/'
+             'addMappedSdc', 'status': 500, 'fault': 'status'},
+            {'method': 'POST', 'path': '/api/instances/Volume::3/action/'
+             'addMappedSdc', 'status': None, 'fault': None},
+        ]
+        self.assertEqual(2, cells.fault_hits(log))
+        # A device that never appears: the mappings the gateway made.
+        self.assertEqual(1, cells.fault_hits(log, device_fault=True))
+        self.assertEqual(0, cells.fault_hits(log[:1]))
+
+    def test_a_fault_that_never_fired_fails_the_test(self):
+        cells.assert_fired(self, 1, 'reset', 'spawn')
+        error = self.assertRaises(self.failureException, cells.assert_fired,
+                                  self, 0, 'reset', 'spawn')
+        self.assertIn('the reset fault never fired during spawn', str(error))
