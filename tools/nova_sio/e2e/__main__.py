@@ -84,7 +84,8 @@ def _run(args):
     report = cloud.run_cloud(args.version, steps, progress=progress,
                              keep_logs=args.keep_logs,
                              json_path=args.json, slice_name=args.slice,
-                             neutron=args.neutron)
+                             neutron=args.neutron,
+                             compute_path=args.compute_path)
     for name, lines in sorted(getattr(report, 'logs', {}).items()):
         if name.startswith('/'):
             print('== end of %s' % name)
@@ -135,6 +136,10 @@ def main(argv=None):
                    help='copy every service log and console here')
     p.add_argument('--json', metavar='FILE',
                    help='write the result as JSON')
+    p.add_argument('--compute-path', metavar='DIR',
+                   help='put DIR first on the Python path of nova-compute: '
+                   'a modified copy of Nova\'s package, to see a check '
+                   'fail when the backend misbehaves')
     p.add_argument('--neutron', choices=('server', 'stub'),
                    help='a real neutron-server or the stand-in (default: '
                    'the control plane\'s)')

@@ -98,16 +98,20 @@ class Cloud(object):
     :param run_id: short id in the namespace names (default: random).
     :param neutron: ``server`` (a real neutron-server) or ``stub`` (the
         stand-in); None: the control plane's default.
+    :param compute_path: a directory put first on the Python path of
+        every ``nova-compute`` (a modified copy of Nova's package, to
+        prove that a check fails when the backend misbehaves), or None.
     """
 
     def __init__(self, version, workdir, ledger, progress=print,
-                 run_id=None, neutron=None):
+                 run_id=None, neutron=None, compute_path=None):
         self.version = version
         self.workdir = workdir
         self.ledger = ledger
         self.progress = progress
         self.run_id = run_id or uuid.uuid4().hex[:6]
         self.neutron = neutron
+        self.compute_path = compute_path
         self.network = None
         self.hosts = {}
         self.gateway = None
@@ -225,6 +229,8 @@ class Cloud(object):
         env['PATH'] = os.pathsep.join([
             os.path.dirname(self.controlplane.bin('nova-compute')),
             '/usr/sbin', '/usr/bin', '/sbin', '/bin'])
+        if self.compute_path:
+            env['PYTHONPATH'] = self.compute_path
         proc = node.popen(self.controlplane.nova_compute_argv(
             self.compute_confs[host]), log, env=env)
         record = self.ledger.hold('process', pid=proc.pid)
@@ -477,7 +483,8 @@ def make_workdir(ledger, parent='/var/tmp'):
 
 
 def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
-              ledger=None, slice_name=None, neutron=None):
+              ledger=None, slice_name=None, neutron=None,
+              compute_path=None):
     """Build the cloud, run ``steps``, tear it all down; return the report.
 
     :param version: the Nova release under test.
@@ -488,15 +495,17 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
     :param ledger: the ledger (default: a new one, with exit handlers).
     :param slice_name: the slice's name, for the title.
     :param neutron: ``server``, ``stub`` or None (see :class:`Cloud`).
+    :param compute_path: see :class:`Cloud`.
     """
     if ledger is None:
         ledger = cleanup.Ledger()
         ledger.install_handlers()
-    report = report_mod.Report('nova %s, %s slice' % (
-        version, slice_name or 'custom'))
+    report = report_mod.Report('nova %s, %s slice%s' % (
+        version, slice_name or 'custom',
+        ', nova-compute from %s' % compute_path if compute_path else ''))
     workdir = make_workdir(ledger)
     cloud = Cloud(version, workdir, ledger, progress=progress,
-                  neutron=neutron)
+                  neutron=neutron, compute_path=compute_path)
     sampler = report_mod.MemorySampler(cloud.root_pids)
     # Threads only once this process is in the ctl namespace.
     cloud.on_ctl = sampler.start
