@@ -29,6 +29,7 @@ from nova import context as nova_context
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.libvirt import test_sio_faults as harness
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import zerocopy as sio_zerocopy
 from nova.virt.libvirt import utils as libvirt_utils
 
 _REAL_FILE_OPEN = libvirt_utils.file_open
@@ -222,7 +223,7 @@ class SioBaseVolumeCacheTest(_ImagesMixin, harness.SioFunctionalBase):
 
     def base_volumes(self, image_id):
         pool_id = self.admin.get_pool_id('pd1', 'sp1')
-        return sio_hooks.base_volumes(image_id, pool_id)
+        return sio_zerocopy.base_volumes(image_id, pool_id)
 
     def cache_pass(self, host):
         self.computes[host].manager._run_image_cache_manager_pass(self.ctxt)
@@ -261,7 +262,7 @@ class SioBaseVolumeCacheTest(_ImagesMixin, harness.SioFunctionalBase):
         self._delete_server(second)
         self.cache_pass('compute2')
         self.assertEqual([], self.base_volumes(image_id))
-        self.assertEqual({}, sio_hooks.recorded_base_images())
+        self.assertEqual({}, sio_zerocopy.recorded_base_images())
         self.assert_clean()
 
     def test_kept_when_the_cache_manager_may_not_remove(self):

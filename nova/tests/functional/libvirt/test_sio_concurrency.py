@@ -29,7 +29,7 @@ from lxml import etree
 
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.libvirt import test_sio_faults as sio_faults
-from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import disks as sio_disks
 
 COUNT = int(os.environ.get('NOVA_SIO_CONCURRENCY') or 50)
 HOST = sio_faults.COMPUTES[0]
@@ -114,7 +114,7 @@ class SioConcurrencyTest(sio_faults.SioFunctionalBase):
         names = []
         devices = self.domain_devices()
         for sid in ids:
-            volumes = sio_hooks.instance_volumes(sio_faults._Volumes(sid))
+            volumes = sio_disks.instance_volumes(sio_faults._Volumes(sid))
             self.assertEqual(['disk'], [v.disk_name for v in volumes])
             for volume in volumes:
                 names.append(volume.name)

@@ -26,7 +26,8 @@ import time
 from nova import context as nova_context
 from nova.tests.functional.libvirt import test_sio_beyond as beyond
 from nova.tests.functional.libvirt import test_sio_faults as harness
-from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import imagecache as sio_imagecache
+from nova.virt.libvirt.sio import zerocopy as sio_zerocopy
 
 
 class _Clock(object):
@@ -55,11 +56,12 @@ class _ZeroCopyBase(beyond._ImagesMixin, harness.SioFunctionalBase):
         self.ctxt = nova_context.get_admin_context()
         self.stub_out('nova.privsep.path.utime', lambda path: None)
         self.clock = _Clock()
-        self.stub_out('nova.virt.libvirt.sio.hooks.time', self.clock)
+        for module in (sio_imagecache, sio_zerocopy):
+            self.stub_out('%s.time' % module.__name__, self.clock)
         self.pool_id = self.admin.get_pool_id('pd1', 'sp1')
 
     def base_volumes(self, image_id):
-        return sio_hooks.base_volumes(image_id, self.pool_id)
+        return sio_zerocopy.base_volumes(image_id, self.pool_id)
 
     def boot_from(self, image_id, host, name):
         return self._create_server(
@@ -129,8 +131,8 @@ class SioAbandonedFillTest(_ZeroCopyBase):
 
     def abandoned_fill(self, image_id, host, generation=0):
         """The ``#`` volume a compute host left when it stopped mid-fill."""
-        name = sio_hooks.base_volume_name(image_id, self.pool_id,
-                                          generation, filling=True)
+        name = sio_zerocopy.base_volume_name(image_id, self.pool_id,
+                                             generation, filling=True)
         volume_id = self.admin.create_volume(name, 8, self.pool_id,
                                              thin=True)
         self.admin.map_volume(

@@ -26,7 +26,7 @@ converted into the mapped volume with ``qemu-img`` as root, like the
 ``lvm`` backend does; ephemeral disks are formatted straight on the
 device. With ``[scaleio] zero_copy_boot`` a root disk is instead a
 ScaleIO snapshot of a per-image, per-pool base volume that is filled
-once (see :func:`~.hooks.snapshot_from_base`). Volumes are mapped
+once (see :func:`~.zerocopy.snapshot_from_base`). Volumes are mapped
 lazily: ``libvirt_info`` maps an existing volume before its path goes
 into the domain XML.
 """
@@ -37,14 +37,22 @@ import inspect
 import logging
 import os
 
+from oslo_config import cfg
+
 from nova.compute import task_states
 from nova import exception as nova_exception
 from nova.virt.disk import api as disk_api
 from nova.virt import images
 from nova.virt.libvirt import imagebackend
+from nova.virt.libvirt.sio import capacity
+from nova.virt.libvirt.sio import connection
 from nova.virt.libvirt.sio import exception as sio_exc
-from nova.virt.libvirt.sio import hooks
+from nova.virt.libvirt.sio import flavors
 from nova.virt.libvirt.sio import naming
+from nova.virt.libvirt.sio import resize
+from nova.virt.libvirt.sio import snapshots
+from nova.virt.libvirt.sio import volumes
+from nova.virt.libvirt.sio import zerocopy
 
 try:
     from nova.virt.image import model as imgmodel
@@ -52,6 +60,7 @@ except ImportError:  # Kilo has no image model
     imgmodel = None
 
 LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
 
 SOURCE_TYPE = 'block'
 DRIVER_FORMAT = 'raw'
@@ -151,16 +160,16 @@ class Sio(imagebackend.Image):
         self._path = None
         self._volume_id = None
         if path:
-            self._volume_id = hooks.volume_id_from_path(path)
+            self._volume_id = connection.volume_id_from_path(path)
             if disk_name is None:
-                volume = hooks.get_client().get_volume(self._volume_id)
+                volume = connection.get_client().get_volume(self._volume_id)
                 disk_name = naming.parse_volume_name(volume['name'])[1]
         self.disk_name = disk_name
         self.instance_uuid = instance['uuid'] if instance else None
         self.volume_name = None
         if self.instance_uuid and disk_name:
-            self.volume_name = hooks.volume_name(self.instance_uuid,
-                                                 disk_name)
+            self.volume_name = volumes.volume_name(self.instance_uuid,
+                                                   disk_name)
         init_kwargs = {'is_block_dev': True}
         if 'disk_info_mapping' in _INIT_ARGS:
             init_kwargs['disk_info_mapping'] = disk_info_mapping
@@ -180,7 +189,7 @@ class Sio(imagebackend.Image):
         if self._path is None:
             volume_id = self._lookup()
             if volume_id is not None:
-                self._path = hooks.device_path(volume_id)
+                self._path = connection.device_path(volume_id)
         return self._path
 
     @path.setter
@@ -189,7 +198,7 @@ class Sio(imagebackend.Image):
 
     def _lookup(self):
         if self._volume_id is None and self.volume_name:
-            self._volume_id = hooks.get_client().get_volume_id(
+            self._volume_id = connection.get_client().get_volume_id(
                 self.volume_name)
         return self._volume_id
 
@@ -236,7 +245,7 @@ class Sio(imagebackend.Image):
         volume_id = self._lookup()
         if volume_id is None:
             return None
-        self._path = hooks.map_volume(volume_id)
+        self._path = volumes.map_volume(volume_id)
         return self._path
 
     def _hard_rebooting(self):
@@ -257,43 +266,43 @@ class Sio(imagebackend.Image):
             would otherwise get no source path.
         """
         if self._lookup() is None and self.instance is not None and \
-                hooks.rollback_pending(self.instance):
+                resize.rollback_pending(self.instance):
             LOG.warning('Finishing the interrupted resize revert of '
                         'instance %s', self.instance_uuid)
-            hooks.rollback_snapshots(self.instance, map_here=False)
+            resize.rollback_snapshots(self.instance, map_here=False)
             self._volume_id = None
             self._path = None
         if self.ensure_mapped() is None:
             raise sio_exc.VolumeNotFound(volume=self.volume_name)
         if self._hard_rebooting() and \
-                self.instance.host == hooks.CONF.host:
-            hooks.unmap_elsewhere(self._volume_id)
+                self.instance.host == CONF.host:
+            volumes.unmap_elsewhere(self._volume_id)
         return super(Sio, self).libvirt_info(*args, **kwargs)
 
     # -- creation ------------------------------------------------------------
 
     def _checked(self, size, round_up=None):
         try:
-            return hooks.checked_size(self._flavor(), self.disk_name, size,
-                                      round_up=round_up,
-                                      volume=self.volume_name)
+            return flavors.checked_size(self._flavor(), self.disk_name,
+                                        size, round_up=round_up,
+                                        volume=self.volume_name)
         except sio_exc.InvalidSize as exc:
             raise _size_error(exc)
 
     def _check_flavor(self):
         try:
-            hooks.check_flavor_sizes(self._flavor())
+            flavors.check_flavor_sizes(self._flavor())
         except sio_exc.InvalidSize as exc:
             raise _size_error(exc)
 
     def _create_volume(self, size):
         thin = True if self.disk_name in THIN_DISKS else None
-        self._volume_id = hooks.create_volume(
+        self._volume_id = volumes.create_volume(
             self.instance_uuid, self.disk_name, size, self._flavor(),
             thin=thin)
         self._path = None
         try:
-            return hooks.map_volume(self._volume_id)
+            return volumes.map_volume(self._volume_id)
         except Exception:
             self._discard()
             raise
@@ -304,7 +313,7 @@ class Sio(imagebackend.Image):
         if volume_id is None:
             return
         try:
-            hooks.delete_volume(volume_id)
+            volumes.delete_volume(volume_id)
         except Exception:
             LOG.exception('Could not delete ScaleIO volume %s of a failed '
                           'disk creation', volume_id)
@@ -349,7 +358,7 @@ class Sio(imagebackend.Image):
             volume_size = self._checked(base_size, round_up=True)
         image_id = kwargs.get('image_id')
         if (image_id and self.disk_name == ZERO_COPY_DISK and
-                hooks.CONF.scaleio.zero_copy_boot and
+                CONF.scaleio.zero_copy_boot and
                 self._create_from_base(image_id, base, base_size,
                                        volume_size)):
             return
@@ -364,8 +373,8 @@ class Sio(imagebackend.Image):
         """During a resize, move the volume to the new flavor's pool."""
         if not self._resizing():
             return
-        moved = hooks.move_volume(self.instance, self.disk_name,
-                                  self._flavor(), _copy_device)
+        moved = resize.move_volume(self.instance, self.disk_name,
+                                   self._flavor(), _copy_device)
         if moved != self._volume_id:
             self._volume_id = moved
             self._path = None
@@ -381,8 +390,8 @@ class Sio(imagebackend.Image):
         def fill(device):
             _convert(base, device, in_format, DRIVER_FORMAT)
 
-        made = hooks.snapshot_from_base(image_id, self._flavor(), base_size,
-                                        self.volume_name, fill)
+        made = zerocopy.snapshot_from_base(image_id, self._flavor(),
+                                           base_size, self.volume_name, fill)
         if made is None:
             LOG.warning('No base volume for image %s; copying it into %s',
                         image_id, self.volume_name)
@@ -391,16 +400,16 @@ class Sio(imagebackend.Image):
         self._path = None
         try:
             if volume_size > snap_size:
-                hooks.get_client().extend_volume(
+                connection.get_client().extend_volume(
                     self._volume_id, naming.size_in_gb(volume_size))
-                hooks.capacity_changed()
-            self._path = hooks.map_volume(self._volume_id)
+                capacity.capacity_changed()
+            self._path = volumes.map_volume(self._volume_id)
         except Exception:
             self._discard()
             raise
         LOG.info('Root disk %s is a snapshot of the base volume of image '
                  '%s (%d GiB)', self.volume_name, image_id,
-                 volume_size // hooks.GiB)
+                 volume_size // volumes.GiB)
         return True
 
     def cache(self, fetch_func, filename, size=None, *args, **kwargs):
@@ -436,21 +445,22 @@ class Sio(imagebackend.Image):
         volume_id = self._lookup()
         if volume_id is None or not size:
             return
-        current = hooks.volume_size(volume_id)
+        current = volumes.volume_size(volume_id)
         if current >= size:
             return
         wanted = self._checked(size)
         LOG.info('Extending ScaleIO volume %s from %d to %d GiB',
-                 self.volume_name, current // hooks.GiB, wanted // hooks.GiB)
-        hooks.get_client().extend_volume(volume_id,
-                                         naming.size_in_gb(wanted))
-        hooks.capacity_changed()
-        hooks.wait_for_growth(volume_id, wanted)
+                 self.volume_name, current // volumes.GiB,
+                 wanted // volumes.GiB)
+        connection.get_client().extend_volume(volume_id,
+                                              naming.size_in_gb(wanted))
+        capacity.capacity_changed()
+        volumes.wait_for_growth(volume_id, wanted)
 
     def get_disk_size(self, name):
         """Size of ``name``: the volume's for its device, else the file's."""
-        if name and hooks.is_sio_path(name):
-            return hooks.volume_size(hooks.volume_id_from_path(name))
+        if name and connection.is_sio_path(name):
+            return volumes.volume_size(connection.volume_id_from_path(name))
         return super(Sio, self).get_disk_size(name)
 
     # -- other uses of the disk ----------------------------------------------
@@ -464,20 +474,20 @@ class Sio(imagebackend.Image):
 
         :param target: the local file to write.
         :param out_format: the image format to write.
-        :param quiesce: see :func:`~.hooks.export_from_snapshot` (live
+        :param quiesce: see :func:`~.snapshots.export_from_snapshot` (live
             snapshots only).
         """
         self._refuse_cross_cell_resize()
-        if hooks.CONF.scaleio.live_snapshot:
+        if CONF.scaleio.live_snapshot:
             volume_id = self._lookup()
             if volume_id is None:
                 raise sio_exc.VolumeNotFound(volume=self.volume_name)
 
             def export(device):
                 _convert(device, target, DRIVER_FORMAT, out_format)
-            hooks.export_from_snapshot(volume_id, self.instance_uuid,
-                                       self.disk_name, export,
-                                       quiesce=quiesce)
+            snapshots.export_from_snapshot(volume_id, self.instance_uuid,
+                                           self.disk_name, export,
+                                           quiesce=quiesce)
             return
         source = self.ensure_mapped()
         if source is None:
@@ -510,12 +520,12 @@ class Sio(imagebackend.Image):
 
     def create_snap(self, name):
         """Snapshot every disk of the instance before a resize."""
-        hooks.snapshot_volumes(self.instance)
+        resize.snapshot_volumes(self.instance)
 
     def remove_snap(self, name, ignore_errors=False):
         """Delete the resize snapshots of the instance."""
         try:
-            hooks.remove_snapshots(self.instance)
+            resize.remove_snapshots(self.instance)
         except sio_exc.SioError:
             if not ignore_errors:
                 raise
@@ -524,6 +534,6 @@ class Sio(imagebackend.Image):
 
     def rollback_to_snap(self, name):
         """Return every disk of the instance to its resize snapshot."""
-        hooks.rollback_snapshots(self.instance)
+        resize.rollback_snapshots(self.instance)
         self._volume_id = None
         self._path = None

@@ -19,9 +19,15 @@ from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt import images
+from nova.virt.libvirt.sio import capacity as sio_capacity
 from nova.virt.libvirt.sio import exception as sio_exc
+from nova.virt.libvirt.sio import flavors as sio_flavors
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import imagecache as sio_imagecache
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
 from nova.virt.libvirt.sio import naming
+from nova.virt.libvirt.sio import volumes as sio_volumes
+from nova.virt.libvirt.sio import zerocopy as sio_zerocopy
 
 GiB = 1024 ** 3
 POOL_ID = 'b0b0000000000001'
@@ -107,7 +113,7 @@ class _Base(test.NoDBTestCase):
         return prepare, []
 
     def name(self, disk_name, kind=''):
-        return sio_hooks.volume_name(test_sio_image.UUID, disk_name, kind)
+        return sio_volumes.volume_name(test_sio_image.UUID, disk_name, kind)
 
 
 class BeyondTestCase(_Base):
@@ -125,7 +131,7 @@ class BeyondTestCase(_Base):
 
     def bases(self, pool_id=POOL_ID):
         return [(g, self.sio.volumes[v].name)
-                for g, v in sio_hooks.base_volumes(IMAGE_ID, pool_id)]
+                for g, v in sio_zerocopy.base_volumes(IMAGE_ID, pool_id)]
 
     def read(self, path):
         with open(path, 'rb') as handle:
@@ -135,20 +141,20 @@ class BeyondTestCase(_Base):
 
     def test_base_volume_name(self):
         self.flags(volume_name_prefix='abcd', group='scaleio')
-        name = sio_hooks.base_volume_name(IMAGE_ID, POOL_ID, 999,
-                                          filling=True)
+        name = sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID, 999,
+                                             filling=True)
         self.assertLessEqual(len(name), naming.MAX_NAME_LENGTH)
         self.assertTrue(name.startswith('abcd'))
         self.assertTrue(name.endswith('.B999#'))
-        self.assertNotEqual(sio_hooks.base_volume_name(IMAGE_ID, POOL_ID),
-                            sio_hooks.base_volume_name(IMAGE_ID, FAST_ID))
-        self.assertNotEqual(sio_hooks.base_volume_name(IMAGE_ID, POOL_ID),
-                            sio_hooks.base_volume_name(OTHER_UUID, POOL_ID))
+        self.assertNotEqual(sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID),
+                            sio_zerocopy.base_volume_name(IMAGE_ID, FAST_ID))
+        self.assertNotEqual(sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID),
+                            sio_zerocopy.base_volume_name(OTHER_UUID, POOL_ID))
         for generation in (0, 7, 999):
             self.assertRaises(
                 sio_exc.InvalidName, naming.parse_volume_name,
-                sio_hooks.base_volume_name(IMAGE_ID, POOL_ID, generation))
-        self.assertRaises(sio_exc.InvalidName, sio_hooks.base_volume_name,
+                sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID, generation))
+        self.assertRaises(sio_exc.InvalidName, sio_zerocopy.base_volume_name,
                           IMAGE_ID, POOL_ID, 1000)
 
     # -- zero-copy boot ------------------------------------------------------
@@ -181,8 +187,8 @@ class BeyondTestCase(_Base):
         self.assertIn(('extend_volume', self.name('disk'), 16),
                       self.sio.calls)
         # The base volume was made under its "filling" name.
-        filling = sio_hooks.base_volume_name(IMAGE_ID, POOL_ID,
-                                             filling=True)
+        filling = sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID,
+                                                filling=True)
         self.assertIn(('create_volume', filling, 8, POOL_ID, True),
                       self.sio.calls)
 
@@ -195,7 +201,7 @@ class BeyondTestCase(_Base):
         self.assertEqual(1, self.convert.call_count)
         self.assertEqual(creates, len([c for c in self.sio.calls
                                        if c[0] == 'create_volume']))
-        root = self.sio.by_name(sio_hooks.volume_name(OTHER_UUID, 'disk'))
+        root = self.sio.by_name(sio_volumes.volume_name(OTHER_UUID, 'disk'))
         self.assertEqual(8, root.size_gb)
         self.assertNotIn(('extend_volume', root.name, 8), self.sio.calls)
         self.assertEqual(b'glance image bytes', self.read(image.path))
@@ -207,7 +213,7 @@ class BeyondTestCase(_Base):
         self.boot(uuid=OTHER_UUID, extra_specs={'sio:sp_name': 'fast'})
         self.assertEqual(1, len(self.bases(POOL_ID)))
         self.assertEqual(1, len(self.bases(FAST_ID)))
-        root = self.sio.by_name(sio_hooks.volume_name(OTHER_UUID, 'disk'))
+        root = self.sio.by_name(sio_volumes.volume_name(OTHER_UUID, 'disk'))
         self.assertEqual(FAST_ID, root.pool_id)
         self.assertEqual(2, self.convert.call_count)
 
@@ -219,14 +225,14 @@ class BeyondTestCase(_Base):
         self.boot(uuid=THIRD_UUID)
         bases = self.bases()
         self.assertEqual([0, 1], [g for g, _n in bases])
-        third = self.sio.by_name(sio_hooks.volume_name(THIRD_UUID, 'disk'))
+        third = self.sio.by_name(sio_volumes.volume_name(THIRD_UUID, 'disk'))
         self.assertEqual(self.sio.by_name(bases[1][1]).id, third.ancestor)
         self.assertEqual(2, self.convert.call_count)
 
     def test_other_host_filling_falls_back_to_a_copy(self):
         self.flags(zero_copy_boot=True, zero_copy_fill_timeout=0,
                    group='scaleio')
-        self.sio.create_volume(sio_hooks.base_volume_name(
+        self.sio.create_volume(sio_zerocopy.base_volume_name(
             IMAGE_ID, POOL_ID, filling=True), 8, POOL_ID, thin=True)
         _instance, image = self.boot()
         root = self.sio.by_name(self.name('disk'))
@@ -246,19 +252,19 @@ class BeyondTestCase(_Base):
         second, _image = self.boot(uuid=OTHER_UUID)
         self.assertEqual(2, len(self.bases()))
         # Both generations have a snapshot: nothing goes.
-        self.assertEqual([], sio_hooks.remove_unused_base_volumes(
+        self.assertEqual([], sio_imagecache.remove_unused_base_volumes(
             [IMAGE_ID]))
-        sio_hooks.destroy_volumes(first)
-        removed = sio_hooks.remove_unused_base_volumes([IMAGE_ID])
-        self.assertEqual([sio_hooks.base_volume_name(IMAGE_ID, POOL_ID)],
+        sio_lifecycle.destroy_volumes(first)
+        removed = sio_imagecache.remove_unused_base_volumes([IMAGE_ID])
+        self.assertEqual([sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID)],
                          removed)
         # Generation 1 moved down to 0: numbering has no gap.
         bases = self.bases()
         self.assertEqual([0], [g for g, _n in bases])
-        root = self.sio.by_name(sio_hooks.volume_name(OTHER_UUID, 'disk'))
+        root = self.sio.by_name(sio_volumes.volume_name(OTHER_UUID, 'disk'))
         self.assertEqual(self.sio.by_name(bases[0][1]).id, root.ancestor)
-        sio_hooks.destroy_volumes(second)
-        self.assertEqual(1, len(sio_hooks.remove_unused_base_volumes(
+        sio_lifecycle.destroy_volumes(second)
+        self.assertEqual(1, len(sio_imagecache.remove_unused_base_volumes(
             [IMAGE_ID, OTHER_UUID])))
         self.assertEqual([], self.sio.names())
 
@@ -271,7 +277,7 @@ class BeyondTestCase(_Base):
         root = self.sio.by_name(self.name('disk'))
         self.assertEqual(16, root.size_gb)
         self.assertEqual(b'glance image bytes', root.data)
-        self.assertEqual(1, sio_hooks.destroy_volumes(instance))
+        self.assertEqual(1, sio_lifecycle.destroy_volumes(instance))
         self.assertEqual(1, len(self.sio.names()))
 
 
@@ -297,7 +303,7 @@ class RoundUpTestCase(_Base):
     def test_exact_sizes_are_not_logged(self):
         log = self.useFixture(fixtures.FakeLogger(
             level=logging.INFO))
-        self.assertEqual(16 * GiB, sio_hooks.checked_size(
+        self.assertEqual(16 * GiB, sio_flavors.checked_size(
             None, 'disk', 16 * GiB))
         self.assertNotIn('Rounding', log.output)
 
@@ -313,7 +319,7 @@ class CapacityTestCase(_Base):
         self.caps = caps
         self.sio.pool_capacity = lambda pool_id: dict(self.caps[pool_id])
         # Changed behind this host's back: drop the cached figures.
-        sio_hooks.capacity_changed()
+        sio_capacity.capacity_changed()
 
     def test_default_is_the_default_pool(self):
         self.set_capacity(POOL_ID, 800, 640, 1000)
@@ -340,7 +346,7 @@ class CapacityTestCase(_Base):
         self.set_capacity(POOL_ID, 800, 640, 0)
         self.set_capacity(FAST_ID, 200, 48, 0)
         self.assertEqual([('pd1', 'sp1'), ('pd1', 'fast')],
-                         sio_hooks.served_pools())
+                         sio_capacity.served_pools())
         # Free is the smallest pool's: whatever pool a flavor picks, an
         # admitted disk fits.
         self.assertEqual({'total': 1000, 'free': 48, 'used': 952},
@@ -508,30 +514,30 @@ class ImageCacheTestCase(_Base):
         self.flags(group=group, **kwargs)
 
     def test_boot_records_the_image(self):
-        self.assertEqual({}, sio_hooks.recorded_base_images())
+        self.assertEqual({}, sio_zerocopy.recorded_base_images())
         self.boot()
-        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+        self.assertEqual([IMAGE_ID], list(sio_zerocopy.recorded_base_images()))
 
     def test_unused_base_volume_removed(self):
         instance, _image = self.boot()
         instance.image_ref = IMAGE_ID
         self.assertEqual([], sio_hooks.manage_base_volumes([instance]))
         self.assertEqual(1, len(self.bases()))
-        sio_hooks.destroy_volumes(instance)
+        sio_lifecycle.destroy_volumes(instance)
         removed = sio_hooks.manage_base_volumes([])
-        self.assertEqual([sio_hooks.base_volume_name(IMAGE_ID, POOL_ID)],
+        self.assertEqual([sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID)],
                          removed)
         self.assertEqual([], self.sio.names())
-        self.assertEqual({}, sio_hooks.recorded_base_images())
+        self.assertEqual({}, sio_zerocopy.recorded_base_images())
 
     def test_young_records_are_kept(self):
         self.cache_flags(remove_unused_original_minimum_age_seconds=3600)
         instance, _image = self.boot()
-        sio_hooks.destroy_volumes(instance)
+        sio_lifecycle.destroy_volumes(instance)
         self.assertEqual([], sio_hooks.manage_base_volumes([]))
         self.assertEqual(1, len(self.bases()))
         # Older than the minimum age: removed.
-        path = os.path.join(self.instances_path, sio_hooks.REGISTRY_DIR,
+        path = os.path.join(self.instances_path, sio_zerocopy.REGISTRY_DIR,
                             IMAGE_ID)
         os.utime(path, (1, 1))
         self.assertEqual(1, len(sio_hooks.manage_base_volumes([])))
@@ -540,26 +546,26 @@ class ImageCacheTestCase(_Base):
     def test_removal_switched_off(self):
         self.cache_flags(remove_unused_base_images=False)
         instance, _image = self.boot()
-        sio_hooks.destroy_volumes(instance)
+        sio_lifecycle.destroy_volumes(instance)
         self.assertEqual([], sio_hooks.manage_base_volumes([]))
         self.assertEqual(1, len(self.bases()))
-        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+        self.assertEqual([IMAGE_ID], list(sio_zerocopy.recorded_base_images()))
 
     def test_used_on_another_host_is_kept(self):
         first, _image = self.boot()
         self.boot(uuid=OTHER_UUID)
-        sio_hooks.destroy_volumes(first)
+        sio_lifecycle.destroy_volumes(first)
         # This host sees no instance; the other host's root disk is a
         # snapshot of the base volume, so it stays, and so does the record.
         self.assertEqual([], sio_hooks.manage_base_volumes([]))
         self.assertEqual(1, len(self.bases()))
-        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+        self.assertEqual([IMAGE_ID], list(sio_zerocopy.recorded_base_images()))
 
     def test_gateway_error_is_logged_and_retried(self):
         log = self.useFixture(fixtures.FakeLogger(
-            name=sio_hooks.LOG.name, level=logging.WARNING))
+            name=sio_imagecache.LOG.name, level=logging.WARNING))
         instance, _image = self.boot()
-        sio_hooks.destroy_volumes(instance)
+        sio_lifecycle.destroy_volumes(instance)
         with fixtures.MockPatchObject(
                 self.sio, 'get_pool_id',
                 side_effect=sio_exc.GatewayUnreachable(

@@ -23,7 +23,13 @@ from nova import test
 from nova.tests.unit.virt.libvirt import sio_emulator
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.tests.unit.virt.libvirt import test_sio_lifecycle as lifecycle
+from nova.virt.libvirt.sio import connection as sio_connection
+from nova.virt.libvirt.sio import disks as sio_disks
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import imagecache as sio_imagecache
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
+from nova.virt.libvirt.sio import volumes as sio_volumes
+from nova.virt.libvirt.sio import zerocopy as sio_zerocopy
 
 GiB = 1024 ** 3
 IMAGE_DATA = b'zero-copy-image:' + b'z' * 4096
@@ -72,10 +78,10 @@ class ZeroCopyEmulatorTestCase(test.NoDBTestCase):
         return instance, image
 
     def base_ids(self):
-        client = sio_hooks.get_client()
+        client = sio_connection.get_client()
         pool_id = client.get_pool_id('pd1', 'sp1')
-        return [v for _g, v in sio_hooks.base_volumes(self.image_id,
-                                                      pool_id)]
+        return [v for _g, v in sio_zerocopy.base_volumes(self.image_id,
+                                                         pool_id)]
 
     def test_two_hosts_share_one_base_volume(self):
         first, image_a = self.boot('host-a')
@@ -83,7 +89,7 @@ class ZeroCopyEmulatorTestCase(test.NoDBTestCase):
         self.assertEqual(1, len(self.converts))
         bases = self.base_ids()
         self.assertEqual(1, len(bases))
-        client = sio_hooks.get_client()
+        client = sio_connection.get_client()
         for image in (image_a, image_b):
             info = client.get_volume(image.volume_id)
             self.assertEqual(bases[0], info['ancestorVolumeId'])
@@ -98,20 +104,20 @@ class ZeroCopyEmulatorTestCase(test.NoDBTestCase):
         image_b.snapshot_extract(target, 'raw')
         self.assertEqual(IMAGE_DATA,
                          lifecycle.read_head(target, len(IMAGE_DATA)))
-        self.assertIsNone(sio_hooks.lookup(second.uuid, 'disk',
-                                           'temporary'))
+        self.assertIsNone(sio_volumes.lookup(second.uuid, 'disk',
+                                             'temporary'))
 
         # In use: the base volume stays.
-        self.assertEqual([], sio_hooks.remove_unused_base_volumes(
+        self.assertEqual([], sio_imagecache.remove_unused_base_volumes(
             [self.image_id]))
-        sio_hooks.destroy_volumes(second)
+        sio_lifecycle.destroy_volumes(second)
         self.on('host-a')
-        sio_hooks.destroy_volumes(first)
-        removed = sio_hooks.remove_unused_base_volumes([self.image_id])
+        sio_lifecycle.destroy_volumes(first)
+        removed = sio_imagecache.remove_unused_base_volumes([self.image_id])
         self.assertEqual(1, len(removed))
 
         # Nothing of this test is left on the emulator.
         self.assertEqual([], self.base_ids())
         for instance in (first, second):
-            self.assertEqual([], sio_hooks.instance_volumes(instance))
+            self.assertEqual([], sio_disks.instance_volumes(instance))
         self.assertIsNone(client.get_volume_id(removed[0]))

@@ -15,7 +15,9 @@ from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.tests.unit.virt.libvirt import test_sio_zerocopy as zerocopy
+from nova.virt.libvirt.sio import capacity as sio_capacity
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import volumes as sio_volumes
 
 GiB = 1024 ** 3
 
@@ -29,7 +31,7 @@ class CapacityCacheTestCase(test.NoDBTestCase):
         self.flags(images_type='sio', group='libvirt')
         self.flags(capacity_cache_seconds=5, group='scaleio')
         self.clock = zerocopy.FakeClock(1.0e9)
-        fake_sio.patch_object(self, sio_hooks, 'time', new=self.clock)
+        fake_sio.patch_object(self, sio_capacity, 'time', new=self.clock)
         self.reads = fake_sio.patch_object(
             self, self.sio, 'pool_capacity',
             side_effect=lambda pool_id: dict(self.sio.capacity))
@@ -73,12 +75,12 @@ class CapacityCacheTestCase(test.NoDBTestCase):
     def test_volume_changes_of_this_host_drop_the_figures(self):
         uuid = test_sio_image.UUID
         steps = (
-            lambda: sio_hooks.create_volume(uuid, 'disk', 8 * GiB,
-                                            self.flavor),
+            lambda: sio_volumes.create_volume(uuid, 'disk', 8 * GiB,
+                                              self.flavor),
             lambda: sio_hooks.snapshot_volumes(
                 test_sio_image.make_instance()),
-            lambda: sio_hooks.delete_volume(self.sio.by_name(
-                sio_hooks.volume_name(uuid, 'disk')).id),
+            lambda: sio_volumes.delete_volume(self.sio.by_name(
+                sio_volumes.volume_name(uuid, 'disk')).id),
         )
         free = 640
         for step in steps:
@@ -90,7 +92,7 @@ class CapacityCacheTestCase(test.NoDBTestCase):
         self.assertEqual(len(steps) + 1, self.reads.call_count)
 
     def test_extend_drops_the_figures(self):
-        volume_id = sio_hooks.create_volume(
+        volume_id = sio_volumes.create_volume(
             test_sio_image.UUID, 'disk', 8 * GiB, self.flavor)
         image = test_sio_image.backend_image(
             test_sio_image.make_instance(), 'disk')

@@ -28,7 +28,7 @@ from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt import fake
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
-from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
 GiB = 1024 ** 3
@@ -63,7 +63,7 @@ class SioDriverTestCase(test.NoDBTestCase):
         self.instance.image_ref = ''
 
     def make(self, disk_name, kind='', map_to=(fake_sio.SioFixture.GUID_A,)):
-        name = sio_hooks.volume_name(UUID, disk_name, kind)
+        name = sio_volumes.volume_name(UUID, disk_name, kind)
         volume_id = self.sio.create_volume(name, 8, POOL)
         for guid in map_to:
             self.sio.map_volume(volume_id, guid=guid)
@@ -131,7 +131,7 @@ class SioDriverTestCase(test.NoDBTestCase):
         self.instance.old_flavor = self.instance.flavor
         self.instance.new_flavor = self.instance.flavor
         self.drvr._cleanup_resize(self.context, self.instance, [])
-        self.assertEqual([sio_hooks.volume_name(UUID, 'disk')],
+        self.assertEqual([sio_volumes.volume_name(UUID, 'disk')],
                          self.sio.names())
         self.assertEqual([], os.listdir(self.fx.dev_a))
 
@@ -145,7 +145,7 @@ class SioDriverTestCase(test.NoDBTestCase):
         with mock.patch.object(self.drvr, '_destroy', autospec=True), \
                 mock.patch.object(self.drvr, '_create_guest', autospec=True):
             self.drvr.unrescue(self.context, self.instance)
-        self.assertEqual([sio_hooks.volume_name(UUID, 'disk')],
+        self.assertEqual([sio_volumes.volume_name(UUID, 'disk')],
                          self.sio.names())
 
     def test_disk_info_skips_sio_disks(self):

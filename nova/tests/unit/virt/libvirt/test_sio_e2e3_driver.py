@@ -32,8 +32,11 @@ from nova.virt import fake
 from nova.virt import images
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
+from nova.virt.libvirt.sio import connection as sio_connection
+from nova.virt.libvirt.sio import disks as sio_disks
 from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt.sio import image as sio_image
+from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
 try:  # moved to nova.tests.fixtures.libvirt in Xena
@@ -99,14 +102,15 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
     def make_volumes(self, map_to=(GUID_A,), snapshot=False, size_gb=8):
         ids = {}
         for disk_name in DISKS:
-            name = sio_hooks.volume_name(self.instance.uuid, disk_name)
+            name = sio_volumes.volume_name(self.instance.uuid, disk_name)
             ids[disk_name] = self.sio.create_volume(name, size_gb, POOL)
             for guid in map_to:
                 self.sio.map_volume(ids[disk_name], guid=guid,
                                     allow_multiple=True)
             if snapshot:
-                self.sio.snapshot_volume(ids[disk_name], sio_hooks.volume_name(
-                    self.instance.uuid, disk_name, 'snapshot'))
+                self.sio.snapshot_volume(
+                    ids[disk_name], sio_volumes.volume_name(
+                        self.instance.uuid, disk_name, 'snapshot'))
         return ids
 
     def mapped_on(self, guid, volume_ids):
@@ -114,11 +118,11 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         return sorted(v for v in volume_ids if self.sio.is_mapped(v, sdc))
 
     def current_ids(self):
-        return sorted(v.id for v in sio_hooks.instance_volumes(
+        return sorted(v.id for v in sio_disks.instance_volumes(
             self.instance, kinds=('',)))
 
     def snapshots(self):
-        return sio_hooks.instance_volumes(self.instance, kinds=('snapshot',))
+        return sio_disks.instance_volumes(self.instance, kinds=('snapshot',))
 
     def stub(self, *names):
         for name in names:
@@ -142,7 +146,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                           destroy_disks=True)
         for volume_id in ids.values():
             self.assertNotIn(volume_id, self.sio.volumes)
-        self.assertEqual([], sio_hooks.instance_volumes(self.instance))
+        self.assertEqual([], sio_disks.instance_volumes(self.instance))
         self.delete_files.assert_called_once_with(self.instance)
 
     def test_cleanup_on_the_evacuation_source_unmaps_only(self):
@@ -336,7 +340,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
     def test_snapshot_backend_of_a_sio_path(self):
         ids = self.make_volumes()
-        path = sio_hooks.device_path(ids['disk'])
+        path = sio_connection.device_path(ids['disk'])
         backend = self.drvr.image_backend.snapshot(
             self.instance, path, image_type='sio')
         self.assertTrue(backend.is_shared_block_storage())
@@ -344,7 +348,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
     def test_snapshot_is_a_cold_raw_copy_of_the_volume(self):
         ids = self.make_volumes()
-        self.fx.copy_to(sio_hooks.device_path(ids['disk']),
+        self.fx.copy_to(sio_connection.device_path(ids['disk']),
                         b'root disk bytes')
         convert = fake_sio.patch_object(
             self, images, 'convert_image',
@@ -389,7 +393,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                            lambda **kwargs: None)
         self.assertFalse(live.called)
         self.assertEqual('raw', metadata.call_args[0][2])
-        self.assertEqual(sio_hooks.device_path(ids['disk']),
+        self.assertEqual(sio_connection.device_path(ids['disk']),
                          convert.call_args[0][0])
         self.assertEqual([b'root disk bytes'], uploaded[-1:])
 
@@ -401,7 +405,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
         :returns: ``(guest, uploaded bytes)``.
         """
-        self.fx.copy_to(sio_hooks.device_path(ids['disk']),
+        self.fx.copy_to(sio_connection.device_path(ids['disk']),
                         b'root disk bytes')
         fake_sio.patch_object(self, images, 'convert_image',
                               autospec=True,
@@ -474,7 +478,8 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.assertIs(self.instance, args[2])
         disk = args[4]
         self.assertIsInstance(disk, sio_image.Sio)
-        self.assertEqual(ids['disk'], sio_hooks.volume_id_from_path(disk.path))
+        self.assertEqual(ids['disk'],
+                         sio_connection.volume_id_from_path(disk.path))
         self.assertEqual('raw', args[6])
         # What the release's quiesce() takes: the image metadata dict
         # before Mitaka (no Instance.image_meta), ImageMeta from then on.
@@ -489,9 +494,9 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         # The guest was frozen for the ScaleIO snapshot and thawed.
         self.assertEqual([True, False],
                          [c[0][3] for c in quiesced.call_args_list])
-        temp = sio_hooks.volume_name(self.instance.uuid, 'disk',
-                                     'temporary')
-        self.assertIn(('snapshot_volume', sio_hooks.volume_name(
+        temp = sio_volumes.volume_name(self.instance.uuid, 'disk',
+                                       'temporary')
+        self.assertIn(('snapshot_volume', sio_volumes.volume_name(
             self.instance.uuid, 'disk'), temp), self.sio.calls)
         self.assertIsNone(self.sio.by_name(temp))
         self.assertEqual([ids['disk']],
@@ -518,14 +523,14 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         fake_sio.patch_object(
             self, libvirt_driver.lvm, 'get_volume_size', return_value=GiB,
             autospec=True)
-        xml = self.domain_xml(sio_hooks.device_path(ids['disk']), lv)
+        xml = self.domain_xml(sio_connection.device_path(ids['disk']), lv)
         info = self.drvr._get_instance_disk_info(
             'instance-1', xml, {'block_device_mapping': []})
         self.assertEqual([lv], [disk['path'] for disk in info])
 
     def test_unrescue_deletes_the_rescue_volume(self):
         ids = self.make_volumes()
-        name = sio_hooks.volume_name(self.instance.uuid, 'disk.rescue')
+        name = sio_volumes.volume_name(self.instance.uuid, 'disk.rescue')
         rescue_id = self.sio.create_volume(name, 8, POOL)
         self.sio.map_volume(rescue_id, guid=GUID_A)
         inst_dir = libvirt_utils.get_instance_path(self.instance)
@@ -571,12 +576,12 @@ class SioImageCacheTestCase(test.NoDBTestCase):
                     filename='ephemeral_8_default', size=8 * GiB,
                     ephemeral_size=8)
         volume = self.sio.by_name(
-            sio_hooks.volume_name(self.instance.uuid, 'disk.local'))
+            sio_volumes.volume_name(self.instance.uuid, 'disk.local'))
         self.assertEqual(8, volume.size_gb)
         self.assertEqual([(image.path, 8)], formatted)
 
     def test_existing_ephemeral_disk_is_kept(self):
-        name = sio_hooks.volume_name(self.instance.uuid, 'disk.local')
+        name = sio_volumes.volume_name(self.instance.uuid, 'disk.local')
         volume_id = self.sio.create_volume(name, 8, POOL)
         formatted = []
         image = self.backend.image(self.instance, 'disk.local')

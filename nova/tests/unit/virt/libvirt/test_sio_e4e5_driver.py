@@ -39,8 +39,11 @@ from nova.virt import images
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
+from nova.virt.libvirt.sio import connection as sio_connection
+from nova.virt.libvirt.sio import disks as sio_disks
 from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt.sio import image as sio_image
+from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
 try:  # Xena and later
@@ -98,14 +101,15 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                      snapshot=False):
         ids = {}
         for disk_name in DISKS:
-            name = sio_hooks.volume_name(self.instance.uuid, disk_name)
+            name = sio_volumes.volume_name(self.instance.uuid, disk_name)
             ids[disk_name] = self.sio.create_volume(name, 8, POOL)
             for guid in map_to:
                 self.sio.map_volume(ids[disk_name], guid=guid,
                                     allow_multiple=True)
             if snapshot:
-                self.sio.snapshot_volume(ids[disk_name], sio_hooks.volume_name(
-                    self.instance.uuid, disk_name, 'snapshot'))
+                self.sio.snapshot_volume(
+                    ids[disk_name], sio_volumes.volume_name(
+                        self.instance.uuid, disk_name, 'snapshot'))
         return ids
 
     def host_a_sdc(self):
@@ -135,7 +139,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                           destroy_disks=True)
         for volume_id in ids.values():
             self.assertNotIn(volume_id, self.sio.volumes)
-        self.assertEqual([], sio_hooks.instance_volumes(self.instance))
+        self.assertEqual([], sio_disks.instance_volumes(self.instance))
         self.delete_files.assert_called_once_with(self.instance)
 
     def test_cleanup_after_evacuation_unmaps_only(self):
@@ -161,11 +165,11 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                                 snapshot=True)
         self.instance.host = 'host-b'
         self.call('_cleanup_resize')
-        self.assertEqual([], sio_hooks.instance_volumes(
+        self.assertEqual([], sio_disks.instance_volumes(
             self.instance, kinds=('snapshot',)))
         self.assertEqual([], self.mapped_here(ids.values()))
         self.assertEqual(sorted(ids.values()), sorted(
-            v.id for v in sio_hooks.instance_volumes(self.instance)))
+            v.id for v in sio_disks.instance_volumes(self.instance)))
 
     def test_post_live_migration_at_source_unmaps(self):
         ids = self.make_volumes(map_to=(fake_sio.SioFixture.GUID_A,
@@ -217,7 +221,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
     def test_disk_type_from_path(self):
         ids = self.make_volumes()
-        path = sio_hooks.device_path(ids['disk'])
+        path = sio_connection.device_path(ids['disk'])
         self.assertEqual('sio', libvirt_utils.get_disk_type_from_path(path))
         self.assertEqual('lvm', libvirt_utils.get_disk_type_from_path(
             '/dev/nova-vg/%s_disk' % self.instance.uuid))
@@ -231,7 +235,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                '<driver name="qemu" type="raw"/><source dev="%s"/>'
                '<target dev="vda" bus="virtio"/></disk>'
                '</devices></domain>'
-               % (self.instance.uuid, sio_hooks.device_path(ids['disk'])))
+               % (self.instance.uuid, sio_connection.device_path(ids['disk'])))
         if hasattr(self.drvr, '_get_instance_disk_info_from_config'):
             config = vconfig.LibvirtConfigGuest()
             config.parse_str(xml)
@@ -249,7 +253,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         :returns: ``(guest, uploaded bytes)``.
         """
         self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
-        self.fx.copy_to(sio_hooks.device_path(ids['disk']),
+        self.fx.copy_to(sio_connection.device_path(ids['disk']),
                         b'root disk bytes')
         fake_sio.patch_object(self, images, 'convert_image',
                               autospec=True,
@@ -316,14 +320,14 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         disk = args[4]
         self.assertIsInstance(disk, sio_image.Sio)
         self.assertEqual(ids['disk'],
-                         sio_hooks.volume_id_from_path(disk.path))
+                         sio_connection.volume_id_from_path(disk.path))
         self.assertEqual('raw', args[6])
         # The guest was frozen for the ScaleIO snapshot and thawed.
         self.assertEqual([True, False],
                          [c[0][3] for c in quiesced.call_args_list])
-        temp = sio_hooks.volume_name(self.instance.uuid, 'disk',
-                                     'temporary')
-        self.assertIn(('snapshot_volume', sio_hooks.volume_name(
+        temp = sio_volumes.volume_name(self.instance.uuid, 'disk',
+                                       'temporary')
+        self.assertIn(('snapshot_volume', sio_volumes.volume_name(
             self.instance.uuid, 'disk'), temp), self.sio.calls)
         self.assertIsNone(self.sio.by_name(temp))
         self.assertEqual([ids['disk']], self.mapped_here([ids['disk']]))
@@ -346,7 +350,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
     def test_unrescue_deletes_the_rescue_volume(self):
         fake_sio.patch_object(self, self.drvr, '_destroy', autospec=True)
         self.make_volumes()
-        name = sio_hooks.volume_name(self.instance.uuid, 'disk.rescue')
+        name = sio_volumes.volume_name(self.instance.uuid, 'disk.rescue')
         rescue_id = self.sio.create_volume(name, 8, POOL)
         self.sio.map_volume(rescue_id, guid=fake_sio.SioFixture.GUID_A)
         self.assertIsNotNone(self.sio.by_name(name))
@@ -366,4 +370,4 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.call('unrescue')
         self.assertIsNone(self.sio.by_name(name))
         self.assertIsNotNone(self.sio.by_name(
-            sio_hooks.volume_name(self.instance.uuid, 'disk')))
+            sio_volumes.volume_name(self.instance.uuid, 'disk')))

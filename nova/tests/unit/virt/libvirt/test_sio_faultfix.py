@@ -19,6 +19,8 @@ from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt.libvirt.sio import exception as sio_exc
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import resize as sio_resize
+from nova.virt.libvirt.sio import volumes as sio_volumes
 
 UUID = test_sio_image.UUID
 POOL = 'b0b0000000000001'
@@ -109,7 +111,7 @@ class SioFaultFixTestCase(test.NoDBTestCase):
         return test_sio_image.backend_image(instance, 'disk')
 
     def make(self, disk_name, kind='', map_to=(), data=b''):
-        name = sio_hooks.volume_name(UUID, disk_name, kind)
+        name = sio_volumes.volume_name(UUID, disk_name, kind)
         volume_id = self.sio.create_volume(name, 8, POOL)
         self.sio.volumes[volume_id].data = data
         for guid in map_to:
@@ -127,12 +129,12 @@ class SioFaultFixTestCase(test.NoDBTestCase):
     def test_device_timeout_unmaps_from_this_host(self):
         volume_id = self.make('disk')
         self.lost.add('host-a')
-        self.assertRaises(sio_exc.DeviceTimeout, sio_hooks.map_volume,
+        self.assertRaises(sio_exc.DeviceTimeout, sio_volumes.map_volume,
                           volume_id)
         self.assertEqual([], self.mapped(volume_id))
         # Once the SDC behaves again, the next attempt works.
         self.lost.clear()
-        path = sio_hooks.map_volume(volume_id)
+        path = sio_volumes.map_volume(volume_id)
         self.assertTrue(os.path.exists(path))
         self.assertEqual([self.sdc(self.fx.GUID_A)], self.mapped(volume_id))
 
@@ -141,7 +143,7 @@ class SioFaultFixTestCase(test.NoDBTestCase):
                               data=b'guest')
         path = self.sio.device(self.fx.GUID_A, volume_id)
         os.remove(path)   # the mapping is there, the device is not
-        self.assertEqual(path, sio_hooks.map_volume(volume_id))
+        self.assertEqual(path, sio_volumes.map_volume(volume_id))
         with open(path, 'rb') as handle:
             self.assertEqual(b'guest', handle.read())
         self.assertEqual([self.sdc(self.fx.GUID_A)], self.mapped(volume_id))
@@ -152,7 +154,7 @@ class SioFaultFixTestCase(test.NoDBTestCase):
         os.remove(self.sio.device(self.fx.GUID_A, volume_id))
         self.lost.add('host-a')
         self.sio.blind.add(self.fx.GUID_A.upper())
-        self.assertRaises(sio_exc.DeviceTimeout, sio_hooks.map_volume,
+        self.assertRaises(sio_exc.DeviceTimeout, sio_volumes.map_volume,
                           volume_id)
         self.assertEqual([self.sdc(self.fx.GUID_A)], self.mapped(volume_id))
 
@@ -192,9 +194,9 @@ class SioFaultFixTestCase(test.NoDBTestCase):
     def test_unmap_elsewhere_keeps_this_host(self):
         volume_id = self.make('disk', map_to=(self.fx.GUID_A,
                                               self.fx.GUID_B))
-        self.assertEqual(1, sio_hooks.unmap_elsewhere(volume_id))
+        self.assertEqual(1, sio_volumes.unmap_elsewhere(volume_id))
         self.assertEqual([self.sdc(self.fx.GUID_A)], self.mapped(volume_id))
-        self.assertEqual(0, sio_hooks.unmap_elsewhere(volume_id))
+        self.assertEqual(0, sio_volumes.unmap_elsewhere(volume_id))
 
     def test_hard_reboot_unmaps_the_other_host(self):
         # A failed resize left the disk mapped on both hosts; the
@@ -227,7 +229,7 @@ class SioFaultFixTestCase(test.NoDBTestCase):
         return sorted(self.sio.names())
 
     def name(self, disk_name, kind=''):
-        return sio_hooks.volume_name(UUID, disk_name, kind)
+        return sio_volumes.volume_name(UUID, disk_name, kind)
 
     def resized(self):
         """The volumes of an instance in VERIFY_RESIZE."""
@@ -261,12 +263,12 @@ class SioFaultFixTestCase(test.NoDBTestCase):
         # snapshot; nothing is lost.
         self.assertIsNotNone(self.sio.by_name(self.name('disk', 'temporary')))
         self.assertIsNotNone(self.sio.by_name(self.name('disk', 'snapshot')))
-        self.assertTrue(sio_hooks.rollback_pending(self.instance))
+        self.assertTrue(sio_resize.rollback_pending(self.instance))
         # A retried revert finishes the job.
         self.renames.clear()
         sio_hooks.rollback_snapshots(self.instance)
         self.assert_reverted()
-        self.assertFalse(sio_hooks.rollback_pending(self.instance))
+        self.assertFalse(sio_resize.rollback_pending(self.instance))
 
     def test_first_rename_failure_changes_nothing(self):
         self.resized()

@@ -15,8 +15,13 @@ from nova import test
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
+from nova.virt.libvirt.sio import connection as sio_connection
+from nova.virt.libvirt.sio import disks as sio_disks
 from nova.virt.libvirt.sio import exception as sio_exc
+from nova.virt.libvirt.sio import flavors as sio_flavors
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
+from nova.virt.libvirt.sio import volumes as sio_volumes
 
 GiB = 1024 ** 3
 UUID = test_sio_image.UUID
@@ -33,7 +38,7 @@ class SioHooksTestCase(test.NoDBTestCase):
         self.instance = test_sio_image.make_instance()
 
     def make(self, disk_name, uuid=UUID, kind='', size=8, map_to=()):
-        name = sio_hooks.volume_name(uuid, disk_name, kind)
+        name = sio_volumes.volume_name(uuid, disk_name, kind)
         volume_id = self.sio.create_volume(name, size, POOL)
         for guid in map_to:
             self.sio.map_volume(volume_id, guid=guid)
@@ -52,12 +57,13 @@ class SioHooksTestCase(test.NoDBTestCase):
         self.assertFalse(sio_hooks.is_sio_path('/dev/vg/inst_disk'))
         self.assertFalse(sio_hooks.is_sio_path('rbd:pool/disk'))
         self.assertFalse(sio_hooks.is_sio_path(None))
-        self.assertEqual('f00d000000000001', sio_hooks.volume_id_from_path(
-            '/dev/disk/by-id/emc-vol-1a2b3c4d5e6f7a8b-f00d000000000001'))
+        self.assertEqual(
+            'f00d000000000001', sio_connection.volume_id_from_path(
+                '/dev/disk/by-id/emc-vol-1a2b3c4d5e6f7a8b-f00d000000000001'))
 
     def test_instance_volumes_finds_every_disk(self):
         self.make_all()
-        found = sio_hooks.instance_volumes(self.instance)
+        found = sio_disks.instance_volumes(self.instance)
         self.assertEqual(
             sorted(['disk', 'disk', 'disk.local', 'disk.eph0', 'disk.eph1',
                     'disk.swap', 'disk.rescue']),
@@ -65,13 +71,13 @@ class SioHooksTestCase(test.NoDBTestCase):
 
     def test_destroy_volumes_deletes_everything_mapped_anywhere(self):
         self.make_all(map_to=(self.fx.GUID_A, self.fx.GUID_B))
-        self.assertEqual(7, sio_hooks.destroy_volumes(self.instance))
-        self.assertEqual([sio_hooks.volume_name(OTHER, 'disk')],
+        self.assertEqual(7, sio_lifecycle.destroy_volumes(self.instance))
+        self.assertEqual([sio_volumes.volume_name(OTHER, 'disk')],
                          self.sio.names())
         self.assertEqual(1, len(os.listdir(self.fx.dev_a)))
         self.assertEqual(1, len(os.listdir(self.fx.dev_b)))
         # Idempotent: a second delete finds nothing.
-        self.assertEqual(0, sio_hooks.destroy_volumes(self.instance))
+        self.assertEqual(0, sio_lifecycle.destroy_volumes(self.instance))
 
     def test_map_volumes_skips_snapshots(self):
         self.make('disk')
@@ -119,7 +125,7 @@ class SioHooksTestCase(test.NoDBTestCase):
         self.make('disk', kind='snapshot')
         self.instance.host = 'host-b'
         sio_hooks.cleanup_resize(self.instance)
-        self.assertEqual([sio_hooks.volume_name(UUID, 'disk')],
+        self.assertEqual([sio_volumes.volume_name(UUID, 'disk')],
                          self.sio.names())
         self.assertEqual([], os.listdir(self.fx.dev_a))
         self.assertEqual(1, len(os.listdir(self.fx.dev_b)))
@@ -128,7 +134,7 @@ class SioHooksTestCase(test.NoDBTestCase):
         self.make('disk', map_to=(self.fx.GUID_A,))
         self.make('disk.local', kind='snapshot')
         sio_hooks.cleanup_resize(self.instance)
-        self.assertEqual([sio_hooks.volume_name(UUID, 'disk')],
+        self.assertEqual([sio_volumes.volume_name(UUID, 'disk')],
                          self.sio.names())
         self.assertEqual(1, len(os.listdir(self.fx.dev_a)))
 
@@ -136,7 +142,7 @@ class SioHooksTestCase(test.NoDBTestCase):
         self.make('disk', map_to=(self.fx.GUID_A,))
         self.make('disk.rescue', map_to=(self.fx.GUID_A,))
         self.assertEqual(1, sio_hooks.remove_rescue_volume(self.instance))
-        self.assertEqual([sio_hooks.volume_name(UUID, 'disk')],
+        self.assertEqual([sio_volumes.volume_name(UUID, 'disk')],
                          self.sio.names())
 
     def test_pool_info(self):
@@ -146,28 +152,28 @@ class SioHooksTestCase(test.NoDBTestCase):
                          sio_hooks.get_local_gb_info())
 
     def test_check_flavor_sizes(self):
-        sio_hooks.check_flavor_sizes(self.instance.flavor)
+        sio_flavors.check_flavor_sizes(self.instance.flavor)
         flavor = test_sio_image.make_instance(
             flavor_name='m1.eph', ephemeral_gb=10).flavor
         exc = self.assertRaises(sio_exc.InvalidSize,
-                                sio_hooks.check_flavor_sizes, flavor)
+                                sio_flavors.check_flavor_sizes, flavor)
         self.assertIn('m1.eph', str(exc))
         self.assertIn('disk.local', str(exc))
         self.assertIn('10.00 GiB', str(exc))
-        sio_hooks.check_flavor_sizes(flavor, disk_names=('disk',))
+        sio_flavors.check_flavor_sizes(flavor, disk_names=('disk',))
         self.flags(round_volume_capacity=True, group='scaleio')
-        sio_hooks.check_flavor_sizes(flavor)
+        sio_flavors.check_flavor_sizes(flavor)
 
     def test_storage_for_flavor(self):
         self.assertEqual(('pd1', 'sp1', False),
-                         sio_hooks.storage_for(self.instance.flavor))
+                         sio_flavors.storage_for(self.instance.flavor))
         self.flags(provisioning_type='thin', group='scaleio')
-        self.assertEqual(('pd1', 'sp1', True), sio_hooks.storage_for(None))
+        self.assertEqual(('pd1', 'sp1', True), sio_flavors.storage_for(None))
         flavor = {'extra_specs': {'sio:sp_name': 'fast',
                                   'sio:provisioning_type': 'thick'}}
         self.assertEqual(('pd1', 'fast', False),
-                         sio_hooks.storage_for(flavor))
-        self.assertRaises(sio_exc.InvalidConfig, sio_hooks.storage_for,
+                         sio_flavors.storage_for(flavor))
+        self.assertRaises(sio_exc.InvalidConfig, sio_flavors.storage_for,
                           {'extra_specs': {'sio:provisioning_type': 'x'}})
 
     def test_copy_config_drive(self):
@@ -193,14 +199,14 @@ class SioHooksTestCase(test.NoDBTestCase):
         self.flags(default_sdcguid=None, drv_cfg_path=tool,
                    device_root=self.fx.dev_b, group='scaleio')
         sio_hooks.reset()
-        self.assertEqual(self.fx.GUID_B.upper(), sio_hooks.sdc_guid())
+        self.assertEqual(self.fx.GUID_B.upper(), sio_connection.sdc_guid())
         self.make('disk')
         sio_hooks.map_volumes(self.instance)
         self.assertEqual(1, len(os.listdir(self.fx.dev_b)))
 
     def test_client_is_rebuilt_when_options_change(self):
-        first = sio_hooks.get_client()
-        self.assertIs(first, sio_hooks.get_client())
+        first = sio_connection.get_client()
+        self.assertIs(first, sio_connection.get_client())
         self.flags(rest_server_ip='192.0.2.99', group='scaleio')
-        sio_hooks.get_client()
+        sio_connection.get_client()
         self.assertTrue(first.closed)

@@ -23,6 +23,8 @@ from nova.virt import images
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt.sio import image as sio_image
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
+from nova.virt.libvirt.sio import volumes as sio_volumes
 
 GiB = 1024 ** 3
 UUID = '4f5a6b7c-1d2e-4f3a-8b9c-0d1e2f3a4b5c'
@@ -125,7 +127,7 @@ class SioImageTestCase(test.NoDBTestCase):
         return prepare, calls
 
     def name(self, disk_name, kind=''):
-        return sio_hooks.volume_name(UUID, disk_name, kind)
+        return sio_volumes.volume_name(UUID, disk_name, kind)
 
     # -- registration and identity -------------------------------------------
 
@@ -145,7 +147,7 @@ class SioImageTestCase(test.NoDBTestCase):
         self.sio.create_volume(self.name('disk'), 16, 'b0b0000000000001')
         self.assertTrue(image.exists())
         self.assertTrue(self.image().exists())
-        sio_hooks.destroy_volumes(self.instance)
+        sio_lifecycle.destroy_volumes(self.instance)
         self.assertFalse(image.exists())
         self.assertFalse(image.check_image_exists())
 

@@ -79,8 +79,10 @@ class KiloSioTestCase(test.NoDBTestCase):
         if self.emu is None:
             self.skipTest('NOVA_SIO_EMULATOR is not set')
         from nova.virt.libvirt.sio import hooks
+        from nova.virt.libvirt.sio import lifecycle
         from nova.virt.libvirt.sio import naming
         self.hooks = hooks
+        self.lifecycle = lifecycle
         self.naming = naming
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
@@ -153,7 +155,7 @@ class KiloSioTestCase(test.NoDBTestCase):
 
     def destroy_quietly(self, instance):
         try:
-            self.hooks.destroy_volumes(instance)
+            self.lifecycle.destroy_volumes(instance)
         except Exception:
             pass
 

@@ -44,6 +44,7 @@ from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt import fake
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
 from nova.virt.libvirt.sio import naming
 from nova.virt.libvirt import utils as libvirt_utils
 
@@ -183,7 +184,7 @@ class SioLifecycleTestCase(test.NoDBTestCase):
     def _remove_leftovers(self):
         # A failing run must not leave volumes in a shared emulator.
         self.on('host-a')
-        sio_hooks.destroy_volumes(self.instance)
+        sio_lifecycle.destroy_volumes(self.instance)
 
     def test_lifecycle(self):
         self.instance = self.make_instance()

@@ -22,10 +22,16 @@ from nova import exception as nova_exception
 from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import test_sio_image
+from nova.virt.libvirt.sio import connection as sio_connection
+from nova.virt.libvirt.sio import disks as sio_disks
 from nova.virt.libvirt.sio import exception as sio_exc
 from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt.sio import host as sio_host
 from nova.virt.libvirt.sio import image as sio_image
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
+from nova.virt.libvirt.sio import resize as sio_resize
+from nova.virt.libvirt.sio import stale as sio_stale
+from nova.virt.libvirt.sio import volumes as sio_volumes
 
 GiB = 1024 ** 3
 UUID = test_sio_image.UUID
@@ -76,7 +82,7 @@ class PfDefectsTestCase(test.NoDBTestCase):
         self.instance.vm_state = 'active'
 
     def make(self, disk_name, kind='', map_to=(), data=b''):
-        name = sio_hooks.volume_name(UUID, disk_name, kind)
+        name = sio_volumes.volume_name(UUID, disk_name, kind)
         volume_id = self.sio.create_volume(name, 16, POOL)
         self.sio.volumes[volume_id].data = data
         for guid in map_to:
@@ -85,7 +91,7 @@ class PfDefectsTestCase(test.NoDBTestCase):
 
     def count(self):
         counter = CountingClient(self.sio)
-        fake_sio.patch_object(self, sio_hooks, 'get_client',
+        fake_sio.patch_object(self, sio_connection, 'get_client',
                               return_value=counter)
         return counter
 
@@ -102,7 +108,7 @@ class PfDefectsTestCase(test.NoDBTestCase):
             self, self.sio, 'unmap_volume',
             side_effect=gateway_down())
         self.assertEqual(0, sio_hooks.unmap_volumes(self.instance))
-        self.assertEqual([(UUID, volume_id)], sio_hooks.stale_mappings())
+        self.assertEqual([(UUID, volume_id)], sio_stale.stale_mappings())
 
     def test_listing_failure_after_a_move_is_recorded_not_raised(self):
         self.make('disk', map_to=(self.fx.GUID_A,))
@@ -110,51 +116,51 @@ class PfDefectsTestCase(test.NoDBTestCase):
             self, self.sio, 'get_sdc_volumes',
             side_effect=gateway_down())
         self.assertEqual(0, sio_hooks.unmap_volumes(self.instance))
-        self.assertEqual([(UUID, None)], sio_hooks.stale_mappings())
+        self.assertEqual([(UUID, None)], sio_stale.stale_mappings())
 
     def test_sweep_removes_recorded_mappings(self):
         volume_id = self.make('disk', map_to=(self.fx.GUID_A,
                                               self.fx.GUID_B))
-        sio_hooks.record_stale_mapping(UUID, volume_id)
+        sio_stale.record_stale_mapping(UUID, volume_id)
         self.instance.host = 'host-b'
-        self.assertEqual(1, sio_hooks.sweep_stale_mappings([self.instance]))
-        self.assertEqual([], sio_hooks.stale_mappings())
+        self.assertEqual(1, sio_stale.sweep_stale_mappings([self.instance]))
+        self.assertEqual([], sio_stale.stale_mappings())
         self.assertEqual([], os.listdir(self.fx.dev_a))
         self.assertEqual(1, len(os.listdir(self.fx.dev_b)))
 
     def test_sweep_by_listing_when_the_volumes_were_unknown(self):
         self.make('disk', map_to=(self.fx.GUID_A,))
-        sio_hooks.record_stale_mapping(UUID, None)
-        self.assertEqual(1, sio_hooks.sweep_stale_mappings([]))
+        sio_stale.record_stale_mapping(UUID, None)
+        self.assertEqual(1, sio_stale.sweep_stale_mappings([]))
         self.assertEqual([], os.listdir(self.fx.dev_a))
 
     def test_sweep_keeps_mappings_of_an_instance_that_came_back(self):
         volume_id = self.make('disk', map_to=(self.fx.GUID_A,))
-        sio_hooks.record_stale_mapping(UUID, volume_id)
-        self.assertEqual(0, sio_hooks.sweep_stale_mappings([self.instance]))
-        self.assertEqual([], sio_hooks.stale_mappings())
+        sio_stale.record_stale_mapping(UUID, volume_id)
+        self.assertEqual(0, sio_stale.sweep_stale_mappings([self.instance]))
+        self.assertEqual([], sio_stale.stale_mappings())
         self.assertEqual(1, len(os.listdir(self.fx.dev_a)))
 
     def test_sweep_failure_keeps_the_record(self):
         volume_id = self.make('disk', map_to=(self.fx.GUID_A,))
-        sio_hooks.record_stale_mapping(UUID, volume_id)
+        sio_stale.record_stale_mapping(UUID, volume_id)
         fake_sio.patch_object(
             self, self.sio, 'unmap_volume',
             side_effect=gateway_down())
-        self.assertEqual(0, sio_hooks.sweep_stale_mappings([]))
-        self.assertEqual([(UUID, volume_id)], sio_hooks.stale_mappings())
+        self.assertEqual(0, sio_stale.sweep_stale_mappings([]))
+        self.assertEqual([(UUID, volume_id)], sio_stale.stale_mappings())
 
     def test_map_volumes_forgets_the_records_of_the_instance(self):
         volume_id = self.make('disk')
-        sio_hooks.record_stale_mapping(UUID, volume_id)
+        sio_stale.record_stale_mapping(UUID, volume_id)
         sio_hooks.map_volumes(self.instance)
-        self.assertEqual([], sio_hooks.stale_mappings())
+        self.assertEqual([], sio_stale.stale_mappings())
 
     def test_image_cache_pass_sweeps(self):
         volume_id = self.make('disk', map_to=(self.fx.GUID_A,))
-        sio_hooks.record_stale_mapping(UUID, volume_id)
+        sio_stale.record_stale_mapping(UUID, volume_id)
         sio_hooks.manage_base_volumes([])
-        self.assertEqual([], sio_hooks.stale_mappings())
+        self.assertEqual([], sio_stale.stale_mappings())
         self.assertEqual([], os.listdir(self.fx.dev_a))
 
     # -- 9. a missing device is rescanned, never unmapped -----------------
@@ -165,7 +171,7 @@ class PfDefectsTestCase(test.NoDBTestCase):
         path = self.sio.device(self.fx.GUID_A, volume_id)
         os.remove(path)
         del self.sio.calls[:]
-        self.assertEqual(path, sio_hooks.map_volume(volume_id))
+        self.assertEqual(path, sio_volumes.map_volume(volume_id))
         self.assertEqual([], self.unmaps())
         self.assertIn(('rescan', self.sio.sdcs[self.fx.GUID_A.upper()][0]),
                       self.sio.calls)
@@ -206,13 +212,13 @@ class PfDefectsTestCase(test.NoDBTestCase):
         sio_host.device_size.side_effect = None
         sio_host.device_size.return_value = 16 * GiB
         self.flags(device_wait_timeout=0.2, group='scaleio')
-        self.assertRaises(sio_exc.DeviceTimeout, sio_hooks.wait_for_growth,
+        self.assertRaises(sio_exc.DeviceTimeout, sio_volumes.wait_for_growth,
                           volume_id, 32 * GiB)
 
     def test_grown_volume_not_mapped_here_needs_no_rescan(self):
         volume_id = self.make('disk', map_to=(self.fx.GUID_B,))
         rescans = sio_host.rescan
-        self.assertFalse(sio_hooks.wait_for_growth(volume_id, 32 * GiB))
+        self.assertFalse(sio_volumes.wait_for_growth(volume_id, 32 * GiB))
         self.assertEqual(0, rescans.call_count)
 
     # -- call counts ----------------------------------------------------------
@@ -220,7 +226,7 @@ class PfDefectsTestCase(test.NoDBTestCase):
     def test_lookups_follow_the_disks_of_the_flavor(self):
         self.make('disk')
         counter = self.count()
-        found = sio_hooks.instance_volumes(self.instance)
+        found = sio_disks.instance_volumes(self.instance)
         self.assertEqual(['disk'], [v.disk_name for v in found])
         # Only the root disk's name: no swap, ephemeral, rescue, config,
         # snapshot or temporary names.
@@ -235,7 +241,7 @@ class PfDefectsTestCase(test.NoDBTestCase):
                           'disk.rescue'):
             self.make(disk_name)
         counter = self.count()
-        found = sio_hooks.instance_volumes(self.instance, kinds=('',))
+        found = sio_disks.instance_volumes(self.instance, kinds=('',))
         self.assertEqual(sorted(['disk', 'disk.eph0', 'disk.eph1',
                                  'disk.swap', 'disk.rescue']),
                          sorted(v.disk_name for v in found))
@@ -246,22 +252,22 @@ class PfDefectsTestCase(test.NoDBTestCase):
         self.make('disk')
         snap = self.make('disk', kind='snapshot')
         counter = self.count()
-        self.assertEqual(1, len(sio_hooks.instance_volumes(self.instance)))
+        self.assertEqual(1, len(sio_disks.instance_volumes(self.instance)))
         self.assertEqual(1, counter.total())
         self.instance.vm_state = 'resized'
-        found = sio_hooks.instance_volumes(self.instance)
+        found = sio_disks.instance_volumes(self.instance)
         self.assertIn(snap, [v.id for v in found])
 
     def test_unknown_state_looks_up_every_name(self):
         self.instance.vm_state = 'error'
         self.make('disk.config')
-        found = sio_hooks.instance_volumes(self.instance)
+        found = sio_disks.instance_volumes(self.instance)
         self.assertEqual(['disk.config'], [v.disk_name for v in found])
 
     def test_delete_of_a_mapped_instance(self):
         self.make('disk', map_to=(self.fx.GUID_A, self.fx.GUID_B))
         counter = self.count()
-        self.assertEqual(1, sio_hooks.destroy_volumes(self.instance))
+        self.assertEqual(1, sio_lifecycle.destroy_volumes(self.instance))
         self.assertEqual([], self.sio.names())
         # Listing, the root snapshot check, unmap everywhere, remove.
         self.assertLessEqual(counter.total(), 2 * 1 + 3)
@@ -270,7 +276,7 @@ class PfDefectsTestCase(test.NoDBTestCase):
         self.make('disk', map_to=(self.fx.GUID_A,))
         self.make('disk', kind='snapshot')
         self.make('disk.swap', kind='snapshot')
-        self.assertEqual(3, sio_hooks.destroy_volumes(self.instance))
+        self.assertEqual(3, sio_lifecycle.destroy_volumes(self.instance))
         self.assertEqual([], self.sio.names())
 
     def test_root_snapshot_is_removed_last(self):
@@ -287,8 +293,8 @@ class PfDefectsTestCase(test.NoDBTestCase):
             return real(volume_id, **kwargs)
         fake_sio.patch_object(self, self.sio, 'delete_volume',
                               side_effect=delete_volume)
-        sio_hooks.remove_snapshots(self.instance)
-        self.assertEqual(sio_hooks.volume_name(UUID, 'disk', 'snapshot'),
+        sio_resize.remove_snapshots(self.instance)
+        self.assertEqual(sio_volumes.volume_name(UUID, 'disk', 'snapshot'),
                          removed[-1])
         self.assertEqual(2, len(removed))
 

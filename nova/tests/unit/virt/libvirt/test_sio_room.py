@@ -23,6 +23,7 @@ from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.tests.unit.virt.libvirt import test_sio_zerocopy as zerocopy
 from nova.virt.libvirt.sio import exception as sio_exc
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
 
 
 class RoomBeforeChangesTestCase(zerocopy._Base):
@@ -52,7 +53,7 @@ class RoomBeforeChangesTestCase(zerocopy._Base):
         self.assertEqual(names, self.sio.names())
 
     def test_resize_with_room_passes(self):
-        sio_hooks.destroy_volumes(self.instances[3])
+        sio_lifecycle.destroy_volumes(self.instances[3])
         sio_hooks.check_resize(self.instances[0], self.flavor)
         # A resize snapshot left by an earlier resize is replaced: room.
         sio_hooks.snapshot_volumes(self.instances[0])
@@ -72,7 +73,7 @@ class RoomBeforeChangesTestCase(zerocopy._Base):
 
     def test_live_snapshot_with_room_freezes_and_exports(self):
         self.flags(live_snapshot=True, group='scaleio')
-        sio_hooks.destroy_volumes(self.instances[3])
+        sio_lifecycle.destroy_volumes(self.instances[3])
         driver = mock.Mock(spec=['quiesce', 'unquiesce'])
         image_meta = {'properties': {'hw_qemu_guest_agent': 'yes'}}
         names = self.sio.names()

@@ -31,6 +31,11 @@ from nova.virt import images
 from nova.virt.libvirt.sio import conf as sio_conf
 from nova.virt.libvirt.sio import exception as sio_exc
 from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import imagecache as sio_imagecache
+from nova.virt.libvirt.sio import lifecycle as sio_lifecycle
+from nova.virt.libvirt.sio import volumes as sio_volumes
+from nova.virt.libvirt.sio import vtree as sio_vtree
+from nova.virt.libvirt.sio import zerocopy as sio_zerocopy
 
 GiB = 1024 ** 3
 POOL_ID = beyond.POOL_ID
@@ -97,7 +102,8 @@ class _Base(test.NoDBTestCase):
                               new=ClockedScaleIO)
         self.fx = self.useFixture(fake_sio.SioFixture(self))
         self.sio = self.fx.sio
-        fake_sio.patch_object(self, sio_hooks, 'time', new=self.clock)
+        for module in (sio_imagecache, sio_zerocopy):
+            fake_sio.patch_object(self, module, 'time', new=self.clock)
         self.flags(images_type='sio', group='libvirt')
         self.instances_path = self.useFixture(fixtures.TempDir()).path
         self.flags(instances_path=self.instances_path)
@@ -128,15 +134,15 @@ class _Base(test.NoDBTestCase):
         return instance
 
     def root(self, instance):
-        return self.sio.by_name(sio_hooks.volume_name(instance.uuid, 'disk'))
+        return self.sio.by_name(sio_volumes.volume_name(instance.uuid, 'disk'))
 
     def bases(self):
-        return [(g, v) for g, v in sio_hooks.base_volumes(IMAGE_ID,
-                                                          POOL_ID)]
+        return [(g, v) for g, v in sio_zerocopy.base_volumes(IMAGE_ID,
+                                                             POOL_ID)]
 
     def filling(self, generation=0):
-        return sio_hooks.base_volume_name(IMAGE_ID, POOL_ID, generation,
-                                          filling=True)
+        return sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID, generation,
+                                             filling=True)
 
     def fills(self):
         return sorted(v.id for v in self.sio.volumes.values()
@@ -194,7 +200,7 @@ class AbandonedFillTestCase(_Base):
             # The other host finishes after two polls.
             if len(self.clock.sleeps) == 2:
                 self.sio.unmap_volume(running, guid=self.fx.GUID_B)
-                self.sio.rename_volume(running, sio_hooks.base_volume_name(
+                self.sio.rename_volume(running, sio_zerocopy.base_volume_name(
                     IMAGE_ID, POOL_ID))
         self.clock.on_sleep = publish
         instance = self.boot()
@@ -231,7 +237,7 @@ class AbandonedFillTestCase(_Base):
         def publish():
             self.sio.volumes[winner[0]].data = b'filled by the winner'
             self.sio.unmap_volume(winner[0], guid=self.fx.GUID_B)
-            self.sio.rename_volume(winner[0], sio_hooks.base_volume_name(
+            self.sio.rename_volume(winner[0], sio_zerocopy.base_volume_name(
                 IMAGE_ID, POOL_ID))
         self.clock.on_sleep = publish
         instance = self.boot()
@@ -261,7 +267,7 @@ class AbandonedFillTestCase(_Base):
         def create_volume(name, *args, **kwargs):
             if name == self.filling() and not self.bases():
                 other = real_create('published', 8, POOL_ID, thin=True)
-                self.sio.rename_volume(other, sio_hooks.base_volume_name(
+                self.sio.rename_volume(other, sio_zerocopy.base_volume_name(
                     IMAGE_ID, POOL_ID))
             return real_create(name, *args, **kwargs)
         fake_sio.patch_object(self, self.sio, 'create_volume',
@@ -289,12 +295,12 @@ class StaleFillCachePassTestCase(_Base):
 
     def test_fill_left_by_a_restart_is_removed(self):
         stale = self.crash_mid_fill()
-        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+        self.assertEqual([IMAGE_ID], list(sio_zerocopy.recorded_base_images()))
         self.assertEqual([self.filling()],
                          sio_hooks.manage_base_volumes([]))
         self.assertNotIn(stale.id, self.sio.volumes)
         self.assertEqual([], self.sio.names())
-        self.assertEqual({}, sio_hooks.recorded_base_images())
+        self.assertEqual({}, sio_zerocopy.recorded_base_images())
 
     def test_fill_of_another_host_removed_once_older_than_the_timeout(self):
         instance = self.boot()
@@ -311,11 +317,11 @@ class StaleFillCachePassTestCase(_Base):
 
     def test_record_kept_while_a_fill_runs_elsewhere(self):
         instance = self.boot()
-        sio_hooks.destroy_volumes(instance)
+        sio_lifecycle.destroy_volumes(instance)
         fill = self.other_host_fill()
         self.sio.delete_volume(self.bases()[0][1])
         self.assertEqual([], sio_hooks.manage_base_volumes([]))
-        self.assertEqual([IMAGE_ID], list(sio_hooks.recorded_base_images()))
+        self.assertEqual([IMAGE_ID], list(sio_zerocopy.recorded_base_images()))
         self.assertIn(fill, self.sio.volumes)
 
     def test_running_fill_of_this_process_is_kept(self):
@@ -323,7 +329,7 @@ class StaleFillCachePassTestCase(_Base):
 
         def convert(source, dest, *args, **kwargs):
             # The cache pass runs while this host fills.
-            seen.append(sio_hooks.remove_stale_fills([IMAGE_ID]))
+            seen.append(sio_imagecache.remove_stale_fills([IMAGE_ID]))
             test_sio_image.fake_convert(source, dest)
         self.convert.side_effect = convert
         instance = self.boot()
@@ -350,11 +356,11 @@ class VTreeRoomTestCase(_Base):
         self.assertEqual(3, self.convert.call_count)
         # Every instance can take its resize snapshot at the same time.
         for instance in instances:
-            sio_hooks.check_snapshot_room(instance)
+            sio_vtree.check_snapshot_room(instance)
             sio_hooks.snapshot_volumes(instance)
         for instance in instances:
-            self.assertIsNotNone(self.sio.by_name(sio_hooks.volume_name(
-                instance.uuid, 'disk', sio_hooks.RESIZE_SNAPSHOT)))
+            self.assertIsNotNone(self.sio.by_name(sio_volumes.volume_name(
+                instance.uuid, 'disk', sio_volumes.RESIZE_SNAPSHOT)))
 
     def test_max_vtree_snapshots_option(self):
         self.flags(zero_copy_max_vtree_snapshots=3, group='scaleio')
@@ -364,7 +370,7 @@ class VTreeRoomTestCase(_Base):
     def test_older_generation_with_room_is_used(self):
         instances = [self.boot() for _n in range(3)]
         self.assertEqual([0, 0, 1], self.generations(instances))
-        sio_hooks.destroy_volumes(instances[0])
+        sio_lifecycle.destroy_volumes(instances[0])
         # Generation 1 has room: it is the newest, so it is used first.
         self.assertEqual([1], self.generations([self.boot()]))
         # Generation 1 is at the mark now; generation 0 has room again.
@@ -378,38 +384,38 @@ class VTreeRoomTestCase(_Base):
         names = self.sio.names()
         calls = len(self.sio.calls)
         exc = self.assertRaises(sio_exc.VTreeLimitReached,
-                                sio_hooks.check_snapshot_room, instances[0])
+                                sio_vtree.check_snapshot_room, instances[0])
         self.assertIn(self.root(instances[0]).name, str(exc))
         self.assertRaises(sio_exc.VTreeLimitReached,
-                          sio_hooks.check_snapshot_room, instances[1],
+                          sio_vtree.check_snapshot_room, instances[1],
                           disk_names=('disk',), kind='temporary')
         self.assertEqual(names, self.sio.names())
         self.assertEqual(calls, len(self.sio.calls))
         # Room again once an instance is gone.
-        sio_hooks.destroy_volumes(instances[3])
-        sio_hooks.check_snapshot_room(instances[0])
+        sio_lifecycle.destroy_volumes(instances[3])
+        sio_vtree.check_snapshot_room(instances[0])
 
     def test_snapshot_to_be_replaced_leaves_room(self):
         self.flags(zero_copy_max_vtree_snapshots=3, group='scaleio')
         instances = [self.boot() for _n in range(3)]
         sio_hooks.snapshot_volumes(instances[0])
         # Full now, but the resize snapshot of instance 0 is replaced.
-        sio_hooks.check_snapshot_room(instances[0])
+        sio_vtree.check_snapshot_room(instances[0])
         self.assertRaises(sio_exc.VTreeLimitReached,
-                          sio_hooks.check_snapshot_room, instances[1])
+                          sio_vtree.check_snapshot_room, instances[1])
         self.assertEqual(1, len(sio_hooks.snapshot_volumes(instances[0])))
 
     def test_vtree_count_read_from_the_statistics(self):
         first = self.boot()
         root_id = self.root(first).id
-        self.assertEqual(2, sio_hooks._vtree_volume_count(self.sio, root_id))
+        self.assertEqual(2, sio_vtree.volume_count(self.sio, root_id))
         # A gateway without the figure: the system's limit still holds.
         fake_sio.patch_object(self, self.sio, '_request', return_value={})
         self.assertRaises(sio_exc.MalformedResponse,
-                          sio_hooks._vtree_volume_count, self.sio, root_id)
+                          sio_vtree.volume_count, self.sio, root_id)
         second = self.boot()
         self.assertEqual([0, 0], self.generations([first, second]))
-        sio_hooks.check_snapshot_room(second)
+        sio_vtree.check_snapshot_room(second)
 
 
 class VTreeOptionsTestCase(test.NoDBTestCase):
@@ -426,12 +432,12 @@ class VTreeOptionsTestCase(test.NoDBTestCase):
         sio_conf.validate(conf)
         self.assertEqual(126, conf.scaleio.vtree_snapshot_limit)
         self.assertEqual(0, conf.scaleio.zero_copy_max_vtree_snapshots)
-        self.assertEqual(63, sio_hooks.boot_snapshot_mark())
+        self.assertEqual(63, sio_zerocopy.boot_snapshot_mark())
         self.flags(zero_copy_max_vtree_snapshots=100, group='scaleio')
-        self.assertEqual(100, sio_hooks.boot_snapshot_mark())
+        self.assertEqual(100, sio_zerocopy.boot_snapshot_mark())
         self.flags(vtree_snapshot_limit=1, zero_copy_max_vtree_snapshots=0,
                    group='scaleio')
-        self.assertEqual(1, sio_hooks.boot_snapshot_mark())
+        self.assertEqual(1, sio_zerocopy.boot_snapshot_mark())
 
     def test_bad_values(self):
         for values, option in (
