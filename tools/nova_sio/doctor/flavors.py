@@ -67,10 +67,15 @@ def add_arguments(parser):
                             % name.upper())
 
 
+#: ``--os-*`` options that also apply to nova.conf credentials.
+ENDPOINT_OPTIONS = ('region_name', 'interface')
+
+
 def _cloud_wanted(args):
     """Did the command line or the environment name a cloud?"""
     return bool(args.os_cloud or os.environ.get('OS_AUTH_URL') or any(
-        getattr(args, 'os_' + name) for name in OS_OPTIONS))
+        getattr(args, 'os_' + name) for name in OS_OPTIONS
+        if name not in ENDPOINT_OPTIONS))
 
 
 def cloud_session(args):
@@ -110,13 +115,15 @@ def nova_conf_section(conf, wanted=None):
     return None
 
 
-def nova_conf_session(conf, section, interface=None):
+def nova_conf_session(conf, section, interface=None, region_name=None):
     """Open a connection with the credentials of a nova.conf section.
 
     :param conf: the parsed nova.conf.
     :param section: a section that :func:`nova_conf_section` returned.
     :param interface: the compute endpoint's interface (default:
         :data:`NOVA_CONF_INTERFACES`).
+    :param region_name: the compute endpoint's region (default: the
+        section's ``region_name``).
     :returns: ``(connection, description)``.
     """
     from keystoneauth1 import loading
@@ -130,7 +137,8 @@ def nova_conf_session(conf, section, interface=None):
     session = loading.load_session_from_conf_options(conf, section,
                                                      auth=auth)
     conn = connection.Connection(
-        session=session, region_name=conf[section].region_name,
+        session=session,
+        region_name=region_name or conf[section].region_name,
         interface=interface or list(NOVA_CONF_INTERFACES))
     return conn, 'nova.conf [%s]' % section
 
@@ -181,7 +189,8 @@ def _open(ctx):
                                                   None))
     if section is None:
         return None
-    return nova_conf_session(ctx.conf, section, args.os_interface)
+    return nova_conf_session(ctx.conf, section, args.os_interface,
+                             args.os_region_name)
 
 
 def flavors(ctx):

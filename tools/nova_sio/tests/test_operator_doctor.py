@@ -633,10 +633,14 @@ class DoctorFlavorTest(DoctorTestCase):
         self.assertEqual({'internal'}, set(
             r['prefix'] for r in _FakeCloud.requests))
         _FakeCloud.flavors = _FakeCloud.flavors[:1]
-        checks = self.doctor(**self.placement())
+        _FakeCloud.requests = []
+        # --os-interface still reads with the credentials of nova.conf.
+        checks = self.doctor('--os-interface', 'public', **self.placement())
         self.assertStatuses(checks, flavors='pass')
         self.assertIn('read with nova.conf [placement]',
                       checks['flavors']['detail'])
+        self.assertEqual({'compute'}, set(
+            r['prefix'] for r in _FakeCloud.requests))
 
     def test_keystone_authtoken_and_auth_section(self):
         options = dict(
