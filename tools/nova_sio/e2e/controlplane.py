@@ -14,9 +14,15 @@ install``), so the code under test is exactly ``releases/<version>.diff``.
 with their data under the work directory, Keystone, Glance (file store),
 Placement and Neutron under gunicorn, nova-api (gunicorn), nova-conductor
 and nova-scheduler. Neutron is a real ``neutron-server`` of the same
-series by default: ML2 with flat networks only, no mechanism driver, no
-agent and no network (servers boot with ``networks: none``); it answers
-Nova exactly as a cloud without ports would. ``neutron='stub'`` puts the
+series by default: ML2 with no mechanism driver, no agent and no network
+(servers boot with ``networks: none``), the L3 service plugin; it
+answers Nova exactly as a cloud without ports would. Its ML2 loads the
+VXLAN type driver although no VXLAN network is made: that driver's
+start-up query configures SQLAlchemy's mappers, without which Neutron's
+port list fails (HTTP 500, ``type object 'Port' has no attribute
+'port_forwardings'``) until some other query has run, and a boot's first
+Neutron request is such a port list (see
+:func:`~nova_sio.e2e.novaconf.ml2_conf`). ``neutron='stub'`` puts the
 stand-in of :mod:`~nova_sio.e2e.neutron_stub` there instead (no neutron
 in the venv, one process of 20 MiB instead of 180). Every process is
 supervised by :mod:`~nova_sio.e2e.services` and recorded in the ledger;

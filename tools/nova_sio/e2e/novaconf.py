@@ -200,7 +200,14 @@ def glance_conf(ep, workdir):
 
 def neutron_conf(ep, workdir, paste):
     """Return neutron-server's configuration: ML2 with no mechanism
-    driver and no agent, no service plugin, no notification to Nova.
+    driver and no agent, no notification to Nova, and the L3 service
+    plugin (``router``).
+
+    Neutron always loads its default service plugins, among them
+    ``auto_allocate``, whose extension requires the L3 one (``router``);
+    without it the server logs ``Unable to process extensions
+    (auto-allocated-topology)`` at start. ``router`` needs no agent
+    until a router is made, and the harness makes none.
 
     :param ep: the :class:`Endpoints`.
     :param workdir: its state directory.
@@ -211,7 +218,7 @@ def neutron_conf(ep, workdir, paste):
             ('use_stderr', True),
             ('state_path', workdir),
             ('core_plugin', 'ml2'),
-            ('service_plugins', ''),
+            ('service_plugins', 'router'),
             ('auth_strategy', 'keystone'),
             ('transport_url', ep.transport_url),
             ('api_paste_config', paste),
@@ -229,17 +236,35 @@ def neutron_conf(ep, workdir, paste):
 
 
 def ml2_conf():
-    """Return the ML2 plugin's configuration: flat networks only, no
-    mechanism driver (nothing to bind, no agent to wait for).
+    """Return the ML2 plugin's configuration: no mechanism driver
+    (nothing to bind, no agent to wait for), no flat network, and the
+    VXLAN type driver with a small range of VNIs.
+
+    The VXLAN driver is what makes neutron-server answer Nova's first
+    port read. Neutron's ``get_ports`` names ``Port.port_forwardings``
+    and ``Port.distributed_port_binding`` as its lazy-load fields before
+    it queries; SQLAlchemy adds these two back-references to ``Port``
+    only when it configures the mappers, at the first ORM query of the
+    process. A segmentation type driver syncs its allocation table at
+    start (an ORM query in the API worker itself, at each start of that
+    worker); the flat driver queries nothing, so with flat alone the
+    first request of a server booted with ``networks: none`` (``GET
+    /v2.0/ports?fields=security_groups&fields=device_id&device_id=...``,
+    the security groups of the API's view of the server) failed with
+    ``AttributeError: type object 'Port' has no attribute
+    'port_forwardings'`` (HTTP 500), as did every port read until some
+    other request (a network list) ran a query. No project network type
+    is set: no network is ever made.
     """
     return collections.OrderedDict([
         ('ml2', collections.OrderedDict([
-            ('type_drivers', 'flat'),
+            ('type_drivers', 'flat,vxlan'),
             ('tenant_network_types', ''),
             ('mechanism_drivers', ''),
             ('extension_drivers', ''),
         ])),
         ('ml2_type_flat', {'flat_networks': ''}),
+        ('ml2_type_vxlan', {'vni_ranges': '1:16'}),
     ])
 
 

@@ -14,14 +14,43 @@ endpoints in Keystone), ``compute-services`` (Nova's service list),
 ``smoke`` (a token, the catalog, an image upload, a flavor, Placement's
 resource providers, the network API), ``boot`` (a server with no
 networks, booted and deleted), ``cleanup-smoke`` (delete what
-``smoke`` made).
+``smoke`` made), ``neutron-reads`` (the reads Nova makes of Neutron
+for a server with no networks, sent as Nova's client sends them).
 """
 
 import json
 import sys
 import time
+from urllib import parse
 
 import openstack
+
+# The reads Nova's networking API (nova/network/neutron.py and
+# security_group_api.py) makes for one server, in the order and with the
+# query parameters python-neutronclient sends: (what, collection, query).
+# The server-show read comes first: it is the first Neutron request of a
+# boot with networks 'none' (the API's view of the new server).
+NOVA_READS = (
+    ('security groups of a server (show, list)', 'ports',
+     [('fields', 'security_groups'), ('fields', 'device_id'),
+      ('device_id', '{device}')]),
+    ('ports of a server (build, delete)', 'ports',
+     [('device_id', '{device}')]),
+    ('ports bound to a host (migration set-up, tear-down)', 'ports',
+     [('device_id', '{device}'), ('tenant_id', '{project}'),
+      ('binding:host_id', '{host}')]),
+    ('port ids (migration roll-back)', 'ports',
+     [('device_id', '{device}'), ('tenant_id', '{project}'),
+      ('fields', 'id')]),
+    ('ports to re-bind (migration finish)', 'ports',
+     [('device_id', '{device}'), ('tenant_id', '{project}')]),
+    ('resource requests (migration, resize)', 'ports',
+     [('device_id', '{device}'), ('fields', 'resource_request')]),
+    ('project networks', 'networks',
+     [('tenant_id', '{project}'), ('shared', 'False')]),
+    ('shared networks', 'networks', [('shared', 'True')]),
+    ('extensions', 'extensions', []),
+)
 
 
 def connect(auth):
@@ -131,7 +160,8 @@ def boot(conn, request):
     :param conn: an admin connection.
     :param request: ``{'name', 'image', 'flavor', 'timeout'}`` (names or
         ids of the image and flavor).
-    :returns: ``{'status', 'host', 'boot_s', 'delete_s', 'fault'}``.
+    :returns: ``{'id', 'status', 'host', 'boot_s', 'delete_s',
+        'fault'}``.
     """
     timeout = request.get('timeout', 300)
     image = conn.image.find_image(request['image'], ignore_missing=False)
@@ -141,7 +171,7 @@ def boot(conn, request):
     server = conn.compute.create_server(
         name=request['name'], image_id=image.id, flavor_id=flavor.id,
         networks='none')
-    out = {}
+    out = {'id': server.id}
     try:
         server = conn.compute.wait_for_server(server, status='ACTIVE',
                                               failures=['ERROR'],
@@ -176,8 +206,41 @@ def cleanup_smoke(conn, request):
     return gone
 
 
+def neutron_reads(conn, request):
+    """Send :data:`NOVA_READS` to the network endpoint, in order.
+
+    :param conn: an admin connection.
+    :param request: ``{'device_id', 'host'}`` (the project is the
+        connection's).
+    :returns: ``[{'what', 'path', 'status', 'items', 'error'}]``:
+        ``items`` the length of the answered collection (``None`` when
+        there is none), ``error`` the start of a non-200 body.
+    """
+    values = {'device': request['device_id'], 'host': request['host'],
+              'project': conn.current_project_id}
+    base = conn.network.get_endpoint().rstrip('/')
+    if base.endswith('/v2.0'):
+        base = base[:-len('/v2.0')]
+    out = []
+    for what, collection, query in NOVA_READS:
+        path = '/v2.0/%s' % collection
+        pairs = [(k, v.format(**values)) for k, v in query]
+        if pairs:
+            path += '?' + parse.urlencode(pairs)
+        resp = conn.session.get(base + path, raise_exc=False)
+        answer = {'what': what, 'path': path, 'status': resp.status_code,
+                  'items': None, 'error': None}
+        if resp.status_code == 200:
+            answer['items'] = len(resp.json()[collection])
+        else:
+            answer['error'] = resp.text[:300]
+        out.append(answer)
+    return out
+
+
 COMMANDS = {'register': register, 'compute-services': compute_services,
-            'smoke': smoke, 'boot': boot, 'cleanup-smoke': cleanup_smoke}
+            'smoke': smoke, 'boot': boot, 'cleanup-smoke': cleanup_smoke,
+            'neutron-reads': neutron_reads}
 
 
 def main(argv=None):

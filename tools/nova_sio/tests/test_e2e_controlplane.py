@@ -6,10 +6,12 @@
 The configuration writers, the Neutron stand-in and the process
 supervisor are tested always (loopback and child processes only). The
 live test starts the whole control plane on 127.0.0.1 with a compute
-service on Nova's fake driver, asks every service one question through
-openstacksdk, boots and deletes a server, and checks that stopping leaves
-no process, once with a real neutron-server and once with the Neutron
-stand-in; it runs only with ``NOVA_SIO_E2E=1`` as root (see
+service on Nova's fake driver, sends Neutron the port, network and
+extension reads Nova makes for a server with no networks (first thing,
+then again for the booted server), asks every service one question
+through openstacksdk, boots and deletes a server, and checks that
+stopping leaves no process, once with a real neutron-server and once
+with the Neutron stand-in; it runs only with ``NOVA_SIO_E2E=1`` as root (see
 ``e2e_base``).
 """
 
@@ -22,7 +24,9 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 import zipfile
 
 import fixtures
@@ -32,6 +36,7 @@ from nova_sio.e2e import cleanup
 from nova_sio.e2e import controlplane
 from nova_sio.e2e import neutron_stub
 from nova_sio.e2e import novaconf
+from nova_sio.e2e import sdkcalls
 from nova_sio.e2e import services
 from nova_sio.tests import e2e_base
 
@@ -233,6 +238,39 @@ class TestConf(base.BaseTestCase):
             conf['api_database']['connection'])
         self.assertEqual('nova', conf['keystone_authtoken']['username'])
 
+    def test_neutron_conf(self):
+        ep = novaconf.Endpoints('10.251.0.1', 'pw')
+        conf = read_ini(novaconf.write_ini(
+            os.path.join(self.tmp, 'neutron.conf'),
+            novaconf.neutron_conf(ep, self.tmp, '/etc/api-paste.ini')))
+        default = conf['DEFAULT']
+        self.assertEqual('ml2', default['core_plugin'])
+        # auto_allocate (always loaded) requires the L3 plugin.
+        self.assertEqual(['router'], default['service_plugins'].split(','))
+        self.assertEqual('1', default['api_workers'])
+        self.assertEqual('0', default['rpc_workers'])
+        self.assertEqual('False',
+                         default['notify_nova_on_port_status_changes'])
+        self.assertEqual(
+            'mysql+pymysql://neutron:pw@10.251.0.1:3306/neutron'
+            '?charset=utf8', conf['database']['connection'])
+
+    def test_ml2_conf_queries_at_start(self):
+        conf = read_ini(novaconf.write_ini(
+            os.path.join(self.tmp, 'ml2_conf.ini'), novaconf.ml2_conf()))
+        ml2 = conf['ml2']
+        self.assertEqual('', ml2['mechanism_drivers'])
+        self.assertEqual('', ml2['tenant_network_types'])
+        # A segmentation type driver with a range: it syncs its
+        # allocations (an ORM query) when the API worker starts, which
+        # configures the mappers get_ports needs.
+        types = ml2['type_drivers'].split(',')
+        self.assertIn('vxlan', types)
+        low, high = conf['ml2_type_vxlan']['vni_ranges'].split(':')
+        self.assertLessEqual(1, int(low))
+        self.assertLessEqual(int(low), int(high))
+        self.assertEqual('', conf['ml2_type_flat']['flat_networks'])
+
     def test_rabbitmq_user_may_connect_remotely(self):
         text = novaconf.rabbitmq_conf(novaconf.Endpoints('10.0.0.1', 'pw'))
         self.assertIn('loopback_users = none\n', text)
@@ -291,6 +329,84 @@ class TestNeutronStub(base.BaseTestCase):
         exc = self.assertRaises(urllib.error.HTTPError,
                                 urllib.request.urlopen, req)
         self.assertEqual(400, exc.code)
+
+
+class FakeConnection(object):
+    """What :func:`sdkcalls.neutron_reads` uses of a connection."""
+
+    current_project_id = 'p1'
+
+    def __init__(self, endpoint):
+        self.network = self
+        self.session = self
+        self.endpoint = endpoint
+        self.paths = []
+
+    def get_endpoint(self):
+        return self.endpoint
+
+    def get(self, url, raise_exc=True):
+        self.paths.append(urllib.parse.urlsplit(url))
+        try:
+            with urllib.request.urlopen(url) as resp:
+                return FakeResponse(resp.status, resp.read())
+        except urllib.error.HTTPError as exc:
+            return FakeResponse(exc.code, exc.read())
+
+
+class FakeResponse(object):
+
+    def __init__(self, status, data):
+        self.status_code = status
+        self.text = data.decode()
+
+    def json(self):
+        return json.loads(self.text)
+
+
+class TestNeutronReads(base.BaseTestCase):
+    """The reads of Nova that the live test sends, against the stand-in
+    over HTTP.
+    """
+
+    def setUp(self):
+        super().setUp()
+        httpd = neutron_stub.server.ThreadingHTTPServer(
+            ('127.0.0.1', 0), neutron_stub.Handler)
+        self.addCleanup(httpd.server_close)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        self.addCleanup(httpd.shutdown)
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', open(
+            os.devnull, 'w')))
+        self.url = 'http://127.0.0.1:%d' % httpd.server_address[1]
+
+    def test_queries_as_neutronclient_sends_them(self):
+        conn = FakeConnection(self.url + '/v2.0/')
+        out = sdkcalls.neutron_reads(conn, {'device_id': 'd1',
+                                            'host': 'h1'})
+        self.assertEqual(len(sdkcalls.NOVA_READS), len(out))
+        self.assertEqual([200] * len(out), [r['status'] for r in out])
+        # The read that failed on a fresh neutron-server comes first.
+        self.assertEqual('/v2.0/ports', conn.paths[0].path)
+        self.assertEqual('fields=security_groups&fields=device_id&'
+                         'device_id=d1', conn.paths[0].query)
+        queries = [urllib.parse.parse_qs(p.query) for p in conn.paths]
+        self.assertIn({'device_id': ['d1'], 'tenant_id': ['p1'],
+                       'binding:host_id': ['h1']}, queries)
+        self.assertEqual({'/v2.0/ports', '/v2.0/networks',
+                          '/v2.0/extensions'},
+                         {p.path for p in conn.paths})
+        self.assertEqual({0}, {r['items'] for r in out})
+        self.assertEqual({None}, {r['error'] for r in out})
+
+    def test_errors_are_reported(self):
+        conn = FakeConnection(self.url + '/nowhere')
+        out = sdkcalls.neutron_reads(conn, {'device_id': 'd1',
+                                            'host': 'h1'})
+        self.assertEqual({404}, {r['status'] for r in out})
+        self.assertEqual({None}, {r['items'] for r in out})
+        self.assertIn('HTTPNotFound', out[0]['error'])
 
 
 def free_port():
@@ -396,6 +512,11 @@ class TestLiveControlPlane(base.BaseTestCase):
         self.assertEqual({'mariadb', 'epmd', 'rabbitmq', 'keystone', 'glance',
                           'placement', 'neutron', 'nova-api',
                           'nova-conductor', 'nova-scheduler'}, set(health))
+        # Nova's reads of Neutron for a server with no networks, before
+        # any other request reaches Neutron (as on a boot's first show).
+        reads = cp.sdk('neutron-reads', device_id=str(uuid.uuid4()),
+                       host='fake-1')
+        self._check_reads(reads, neutron)
         cp.start_fake_compute('fake-1')
         image = os.path.join(workdir, 'image.raw')
         with open(image, 'wb') as handle:
@@ -414,8 +535,16 @@ class TestLiveControlPlane(base.BaseTestCase):
                         flavor='nsio-smoke')
         self.assertEqual('ACTIVE', booted['status'], booted)
         self.assertEqual('fake-1', booted['host'])
+        self._check_reads(cp.sdk('neutron-reads', device_id=booted['id'],
+                                 host=booted['host']), neutron)
         with open(cp.logs['neutron']) as handle:
-            self.assertIn('GET /v2.0/ports?', handle.read())
+            log = handle.read()
+        self.assertIn('GET /v2.0/ports?', log)
+        self.assertIn(booted['id'], log)
+        if neutron == 'server':
+            errors = [line for line in log.splitlines()
+                      if ' ERROR ' in line]
+            self.assertEqual([], errors[:5])
         cp.sdk('cleanup-smoke', name='nsio-smoke')
         peaks = cp.peak_rss_mib()
         pids = [s.pid for s in cp.supervisor.services.values()]
@@ -430,6 +559,20 @@ class TestLiveControlPlane(base.BaseTestCase):
             neutron, json.dumps({'timings': cp.timings, 'boot': booted,
                                  'peak_rss_mib': peaks}, sort_keys=True)))
         return smoke
+
+    def _check_reads(self, reads, neutron):
+        self.assertEqual([r[0] for r in sdkcalls.NOVA_READS],
+                         [r['what'] for r in reads])
+        failed = [r for r in reads if r['status'] != 200]
+        self.assertEqual([], failed)
+        for read in reads:
+            if read['what'] == 'extensions':
+                if neutron == 'server':
+                    self.assertGreater(read['items'], 0)
+                else:
+                    self.assertEqual(0, read['items'])
+            else:
+                self.assertEqual(0, read['items'], read)
 
     def test_with_neutron_server(self):
         smoke = self._run('server')
