@@ -25,7 +25,8 @@ fi
 pkgs=(qemu-system-x86 qemu-utils seabios libvirt-daemon-system
       libvirt-daemon-driver-qemu libvirt-clients busybox-static cpio
       xfsprogs util-linux mount iproute2 iptables kmod xz-utils zstd
-      mariadb-server mariadb-client rabbitmq-server libvirt-dev pkg-config gcc)
+      mariadb-server mariadb-client rabbitmq-server libvirt-dev pkg-config gcc
+      rsync)
 need=()
 for pkg in "${pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -60,9 +60,37 @@ INSTANCES_PATH = '/var/lib/libvirt/nova-instances'
 #: and is read as a master boot record with an invalid boot flag
 #: ("Safety check mbr on gpt failed"). The guest is booted from a
 #: kernel and a ramdisk, so the inspection is turned off on the hosts.
+#: Nova's cold migration and resize reach the destination host with
+#: ``ssh`` (make the instance directory) and copy the instance's files
+#: (kernel, ramdisk, disk.info) with rsync over ``ssh``.
 WORKAROUNDS = """
 [workarounds]
 disable_deep_image_inspection = True
+
+[libvirt]
+remote_filesystem_transport = rsync
+"""
+#: The ``ssh`` of the compute hosts: operators let their compute hosts
+#: reach each other over SSH; here each host runs the command inside the
+#: other host's namespaces instead (no SSH server is started).
+SSH_WRAPPER = """#!/bin/sh
+# ssh [OPTIONS] HOST COMMAND between the compute hosts of the nova-sio
+# end-to-end cloud: runs COMMAND inside HOST's namespaces.
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -[bcDEeFIiJLlmOopQRSWw]) shift 2 ;;
+        -*) shift ;;
+        *) break ;;
+    esac
+done
+host=${1#*@}
+shift
+case "$host" in
+%(cases)s
+    *) echo "ssh: connect to host $host port 22: not a host of this cloud" >&2
+       exit 255 ;;
+esac
+exec nsenter -t "$pid" -n -m -u -- sh -c "$*"
 """
 
 
@@ -112,6 +140,7 @@ class Cloud(object):
         self.run_id = run_id or uuid.uuid4().hex[:6]
         self.neutron = neutron
         self.compute_path = compute_path
+        self.bin_dir = None
         self.network = None
         self.hosts = {}
         self.gateway = None
@@ -166,6 +195,7 @@ class Cloud(object):
         for host in hosts:
             self.hosts[host.name] = host
         hosts_mod.start_all(hosts)
+        self.write_ssh()
         self.say('starting the gateway emulator (block devices, HTTPS)')
         self.gateway = gateway_mod.Gateway(
             os.path.join(self.workdir, 'gateway'), self.ledger,
@@ -208,6 +238,23 @@ class Cloud(object):
         self.timings['start'] = time.monotonic() - mark
         return self
 
+    def write_ssh(self):
+        """Write the hosts' ``ssh`` (:data:`SSH_WRAPPER`) into the run's
+        ``bin`` directory; return that directory.
+        """
+        directory = os.path.join(self.workdir, 'bin')
+        os.makedirs(directory, exist_ok=True)
+        cases = '\n'.join('    %s|%s) pid=%d ;;' % (
+            host.address, name, host.holder.pid)
+            for name, host in sorted(self.hosts.items()))
+        path = os.path.join(directory, 'ssh')
+        with open(path, 'w') as handle:
+            handle.write(SSH_WRAPPER % {'cases': cases})
+        os.chmod(path, 0o755)
+        os.chmod(directory, 0o755)
+        self.bin_dir = directory
+        return directory
+
     def connect(self):
         """Open the openstacksdk connection (admin)."""
         import openstack
@@ -227,6 +274,7 @@ class Cloud(object):
         env = dict((k, v) for k, v in os.environ.items()
                    if k not in ('PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV'))
         env['PATH'] = os.pathsep.join([
+            self.bin_dir,
             os.path.dirname(self.controlplane.bin('nova-compute')),
             '/usr/sbin', '/usr/bin', '/sbin', '/bin'])
         if self.compute_path:
