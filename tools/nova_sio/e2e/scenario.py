@@ -329,14 +329,16 @@ class Scenario(object):
         return server
 
     def wait_status(self, tracked, status, timeout=ACTION_TIMEOUT,
-                    host=None):
+                    host=None, since=None):
         """Wait until the server has ``status`` (and ``host``); fail on
-        ERROR or timeout, naming the fault.
+        ERROR, on a failed move or on timeout, naming the fault.
 
         :param tracked: the :class:`Tracked` server.
         :param status: e.g. ``ACTIVE``, ``VERIFY_RESIZE``.
         :param timeout: seconds.
         :param host: the compute host it must be on, or None.
+        :param since: for a move, :meth:`migration_mark` taken before it:
+            a newer migration that failed ends the wait.
         """
         deadline = time.monotonic() + timeout
         settled = None
@@ -346,11 +348,14 @@ class Scenario(object):
             if server.status == status and not task and (
                     host is None or server.compute_host == host):
                 return server
-            if host is not None and server.status == status and not task:
-                # Settled on the wrong host: a move that failed and was
-                # rolled back says so in its migration record.
+            failed = None
+            if since is not None and not task:
+                failed = self.failed_migration(tracked, since)
+            if failed or (host is not None and server.status == status and
+                          not task):
+                # Settled elsewhere: a move that failed and was rolled
+                # back says so in its migration record.
                 settled = settled or time.monotonic()
-                failed = self.failed_migration(tracked)
                 if failed or time.monotonic() - settled > 60:
                     raise StepFailed(reason='server %s stayed on %s, not '
                                      '%s (migration %s): %s' % (
@@ -372,15 +377,23 @@ class Scenario(object):
                                      ' on %s' % host if host else ''))
             time.sleep(1)
 
-    def failed_migration(self, tracked):
+    def migration_mark(self, tracked):
+        """Return the id of the server's latest migration (0: none)."""
+        return max([m.id or 0 for m in self.conn.compute.migrations(
+            instance_uuid=tracked.id)] or [0])
+
+    def failed_migration(self, tracked, since=0):
         """Return ``'<type> <status>'`` of the server's latest migration
         when it failed, else None.
 
         :param tracked: the server.
+        :param since: only migrations with a greater id count.
         """
         latest = None
         for migration in self.conn.compute.migrations(
                 instance_uuid=tracked.id):
+            if (migration.id or 0) <= since:
+                continue
             if latest is None or (migration.id or 0) > (latest.id or 0):
                 latest = migration
         if latest is not None and latest.status in ('error', 'failed',
@@ -734,10 +747,11 @@ class Scenario(object):
         before = guest_mod.parse_console(self.console(tracked))['counters']
         last = before[-1][0] if before else -1
         boot_id = tracked.boot_id
+        mark = self.migration_mark(tracked)
         started = time.monotonic()
         self.conn.compute.live_migrate_server(
             tracked.id, host=target, block_migration=False)
-        self.wait_status(tracked, 'ACTIVE', host=target)
+        self.wait_status(tracked, 'ACTIVE', host=target, since=mark)
         self.report.timing('live migration', time.monotonic() - started)
         counters = self.counter_after(tracked, last, boot_id)
         self.note('counter %d on %s, %d on %s, boot id %s kept' % (
@@ -754,12 +768,13 @@ class Scenario(object):
         target = self.other_host(source)
         previous = tracked.boot_id
         saved = copy.deepcopy(tracked.marks)
+        mark = self.migration_mark(tracked)
         started = time.monotonic()
         if action == 'migrate':
             self.conn.compute.migrate_server(tracked.id, host=target)
         else:
             self.conn.compute.resize_server(tracked.id, self.flavor(flavor))
-        self.wait_status(tracked, 'VERIFY_RESIZE', host=target)
+        self.wait_status(tracked, 'VERIFY_RESIZE', host=target, since=mark)
         old_flavor = tracked.flavor
         if flavor is not None:
             tracked.flavor = flavor
@@ -891,10 +906,11 @@ class Scenario(object):
             None, host=failed, binary='nova-compute', forced=True)
         self.allow_mapped[tracked.id] = {failed}
         self.allow_domains[failed] = {tracked.instance_name}
+        mark = self.migration_mark(tracked)
         started = time.monotonic()
         try:
             self.conn.compute.evacuate_server(tracked.id)
-            self.wait_status(tracked, 'ACTIVE', host=target)
+            self.wait_status(tracked, 'ACTIVE', host=target, since=mark)
             self.report.timing('evacuate', time.monotonic() - started)
             # Shared storage: the evacuated guest has its disks and data.
             self.wait_boot(tracked, previous)
