@@ -23,12 +23,11 @@ from oslo_serialization import jsonutils
 
 from nova.compute import power_state
 from nova.compute import task_states
-from nova import context as nova_context
 from nova import objects
 from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
+from nova.tests.unit.virt.libvirt import sio_driver_base as harness
 from nova.tests.unit.virt.libvirt import test_sio_image
-from nova.virt import fake
 from nova.virt import images
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
@@ -44,11 +43,11 @@ try:  # moved to nova.tests.fixtures.libvirt in Xena
 except ImportError:
     fakelibvirt = None
 
-GiB = 1024 ** 3
-POOL = 'b0b0000000000001'
-DISKS = ('disk', 'disk.local', 'disk.swap')
-GUID_A = fake_sio.SioFixture.GUID_A
-GUID_B = fake_sio.SioFixture.GUID_B
+GiB = harness.GiB
+POOL = harness.POOL
+DISKS = harness.DISKS
+GUID_A = harness.GUID_A
+GUID_B = harness.GUID_B
 
 IN_ERA = (fakelibvirt is not None and
           hasattr(imagebackend.Image, 'get_model') and
@@ -61,73 +60,41 @@ def disk_type_from_path(path):
     return (func or libvirt_utils.get_disk_type)(path)
 
 
-class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
-                             test.NoDBTestCase):
+class SioDriverHooksTestCase(harness.DriverTestBase):
 
-    def setUp(self):
-        super(SioDriverHooksTestCase, self).setUp()
-        # In setUp, not as a class decorator: older testtools turn a
-        # decorated class into a function, which loses its tests.
-        if not IN_ERA:
-            self.skipTest('driver hooks of Nova 12.0.0 to 14.x')
+    ERA = 'Nova 12.0.0 to 14.x'
+    STUBBED = ('_unplug_vifs', 'unplug_vifs', 'plug_vifs',
+               'unfilter_instance', '_undefine_domain')
+    SNAPSHOT_STUBS = ('_detach_pci_devices', '_detach_sriov_ports',
+                      '_attach_pci_devices', '_attach_sriov_ports',
+                      '_create_domain', 'suspend')
+
+    def in_era(self):
+        return IN_ERA
+
+    def use_libvirt(self):
         # These releases' own driver tests swap the binding for the fake
         # at import time; do it here so that this module runs alone too.
         for module in ('driver', 'host', 'guest'):
             self.useFixture(fixtures.MonkeyPatch(
                 'nova.virt.libvirt.%s.libvirt' % module, fakelibvirt))
         self.useFixture(fakelibvirt.FakeLibvirtFixture())
-        self.fx = self.useFixture(fake_sio.SioFixture(self))
-        self.sio = self.fx.sio
-        self.flags(images_type='sio', group='libvirt')
-        self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
-        self.context = nova_context.get_admin_context()
-        self.drvr = libvirt_driver.LibvirtDriver(fake.FakeVirtAPI(), False)
-        for name in ('_unplug_vifs', 'unplug_vifs', 'plug_vifs',
-                     'unfilter_instance', '_undefine_domain'):
-            fake_sio.patch_object(self, self.drvr, name, autospec=True)
-        self.delete_files = fake_sio.patch_object(
-            self, self.drvr, 'delete_instance_files', return_value=True,
-            autospec=True)
-        self.instance = test_sio_image.make_instance()
-        self.instance.system_metadata = {}
+
+    def setUp(self):
+        super(SioDriverHooksTestCase, self).setUp()
         self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
         # Liberty and Mitaka read the sizes from the instance itself.
         self.instance.root_gb = 16
         self.instance.id = 1
         self.instance.ephemeral_gb = 8
-        fake_sio.patch_object(self, self.instance, 'save', autospec=True)
+
+    def found_disk(self, path):
+        # 12.0.0 returns the path only; later releases add the format.
+        if not hasattr(libvirt_utils, 'get_disk_type_from_path'):
+            return path
+        return path, 'raw'
 
     # -- helpers -------------------------------------------------------------
-
-    def make_volumes(self, map_to=(GUID_A,), snapshot=False, size_gb=8):
-        ids = {}
-        for disk_name in DISKS:
-            name = sio_volumes.volume_name(self.instance.uuid, disk_name)
-            ids[disk_name] = self.sio.create_volume(name, size_gb, POOL)
-            for guid in map_to:
-                self.sio.map_volume(ids[disk_name], guid=guid,
-                                    allow_multiple=True)
-            if snapshot:
-                self.sio.snapshot_volume(
-                    ids[disk_name], sio_volumes.volume_name(
-                        self.instance.uuid, disk_name, 'snapshot'))
-        return ids
-
-    def mapped_on(self, guid, volume_ids):
-        sdc = self.sio.get_sdc_id(guid)
-        return sorted(v for v in volume_ids if self.sio.is_mapped(v, sdc))
-
-    def current_ids(self):
-        return sorted(v.id for v in sio_disks.instance_volumes(
-            self.instance, kinds=('',)))
-
-    def snapshots(self):
-        return sio_disks.instance_volumes(self.instance, kinds=('snapshot',))
-
-    def stub(self, *names):
-        for name in names:
-            if hasattr(self.drvr, name):
-                fake_sio.patch_object(self, self.drvr, name, autospec=True)
 
     def domain_xml(self, *paths):
         disks = ''.join(
@@ -327,10 +294,6 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
 
     # -- resources, snapshots, rescue ----------------------------------------
 
-    def test_local_gb_info_is_the_pool(self):
-        info = libvirt_driver.LibvirtDriver._get_local_gb_info()
-        self.assertEqual({'total': 800, 'free': 640, 'used': 160}, info)
-
     def test_disk_type_from_path(self):
         path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
                                                   'f00d000000000001')
@@ -364,12 +327,9 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         fake_sio.patch_object(
             self, self.drvr._host, 'has_min_version', return_value=True,
             autospec=True)
-        # 12.0.0 returns the path only; later releases add the format.
-        found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
-                 else (path, 'raw'))
         fake_sio.patch_object(
-            self, libvirt_utils, 'find_disk', return_value=found,
-            autospec=True)
+            self, libvirt_utils, 'find_disk',
+            return_value=self.found_disk(path), autospec=True)
         fake_sio.patch_object(
             self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
             return_value=[], autospec=True)
@@ -396,56 +356,6 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.assertEqual(sio_connection.device_path(ids['disk']),
                          convert.call_args[0][0])
         self.assertEqual([b'root disk bytes'], uploaded[-1:])
-
-    def snapshot_running_guest(self, ids):
-        """Run ``snapshot()`` of a running guest whose root disk is sio.
-
-        Only libvirt (the guest), the image service and the PCI and port
-        steps are replaced; the ScaleIO system is the fake one.
-
-        :returns: ``(guest, uploaded bytes)``.
-        """
-        self.fx.copy_to(sio_connection.device_path(ids['disk']),
-                        b'root disk bytes')
-        fake_sio.patch_object(self, images, 'convert_image',
-                              autospec=True,
-                              side_effect=test_sio_image.fake_convert)
-        path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
-                                                  ids['disk'])
-        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
-        self.flags(snapshots_directory=self.useFixture(
-            fixtures.TempDir()).path, group='libvirt')
-        guest = fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest', autospec=True).return_value
-        guest.get_power_state.return_value = power_state.RUNNING
-        guest.has_persistent_configuration.return_value = True
-        fake_sio.patch_object(
-            self, self.drvr._host, 'has_min_version', return_value=True,
-            autospec=True)
-        # 12.0.0 returns the path only; later releases add the format.
-        found = (path if not hasattr(libvirt_utils, 'get_disk_type_from_path')
-                 else (path, 'raw'))
-        fake_sio.patch_object(
-            self, libvirt_utils, 'find_disk', return_value=found,
-            autospec=True)
-        fake_sio.patch_object(
-            self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
-            return_value=[], autospec=True)
-        image_api = fake_sio.patch_object(self, self.drvr, '_image_api',
-                                          autospec=True)
-        image_api.get.return_value = {'name': 'snap'}
-        fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
-                              side_effect=lambda *args: {}, autospec=True)
-        self.stub('_detach_pci_devices', '_detach_sriov_ports',
-                  '_attach_pci_devices', '_attach_sriov_ports',
-                  '_create_domain', 'suspend')
-        uploaded = []
-        image_api.update.side_effect = (
-            lambda ctxt, image_id, meta, data=None, **kw:
-            uploaded.append(data.read() if data else None))
-        self.drvr.snapshot(self.context, self.instance, 'image-1',
-                           lambda **kwargs: None)
-        return guest, uploaded[-1]
 
     def suspended(self, guest):
         """Whether snapshot() saved the guest's memory and stopped it."""

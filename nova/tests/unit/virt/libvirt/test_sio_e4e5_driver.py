@@ -25,17 +25,10 @@ from __future__ import absolute_import
 
 import inspect
 
-import fixtures
-
-from nova.compute import power_state
-from nova import context as nova_context
 from nova.network import model as network_model
 from nova import objects
-from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
-from nova.tests.unit.virt.libvirt import test_sio_image
-from nova.virt import fake
-from nova.virt import images
+from nova.tests.unit.virt.libvirt import sio_driver_base as harness
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
@@ -53,9 +46,10 @@ except AttributeError:
     from nova.tests.unit.virt.libvirt import fakelibvirt
     LIBVIRT_FIXTURE = fakelibvirt.FakeLibvirtFixture
 
-GiB = 1024 ** 3
-POOL = 'b0b0000000000001'
-DISKS = ('disk', 'disk.local', 'disk.swap')
+GiB = harness.GiB
+POOL = harness.POOL
+GUID_A = harness.GUID_A
+GUID_B = harness.GUID_B
 
 
 def _init_args(func):
@@ -67,57 +61,26 @@ IN_ERA = (hasattr(imagebackend.Backend, 'by_name') and
           'disk_info_mapping' not in _init_args(imagebackend.Image.__init__))
 
 
-class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
-                             test.NoDBTestCase):
+class SioDriverHooksTestCase(harness.DriverTestBase):
+
+    ERA = 'Nova 15.0.0 to 25.x'
+    STUBBED_IF_PRESENT = ('_unplug_vifs', 'unplug_vifs', 'unfilter_instance',
+                          '_undefine_domain', '_cleanup_resize_vtpm')
+    SNAPSHOT_STUBS = ('_attach_pci_devices',
+                      '_attach_direct_passthrough_ports',
+                      '_attach_sriov_ports', '_create_domain', 'suspend')
+
+    def in_era(self):
+        return IN_ERA
+
+    def use_libvirt(self):
+        self.useFixture(LIBVIRT_FIXTURE())
 
     def setUp(self):
         super(SioDriverHooksTestCase, self).setUp()
-        # In setUp, not as a class decorator: older testtools turn a
-        # decorated class into a function, which loses its tests.
-        if not IN_ERA:
-            self.skipTest('driver hooks of Nova 15.0.0 to 25.x')
-        self.useFixture(LIBVIRT_FIXTURE())
-        self.fx = self.useFixture(fake_sio.SioFixture(self))
-        self.sio = self.fx.sio
-        self.flags(images_type='sio', group='libvirt')
-        self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
-        self.context = nova_context.get_admin_context()
-        self.drvr = libvirt_driver.LibvirtDriver(fake.FakeVirtAPI(), False)
-        for name in ('_unplug_vifs', 'unplug_vifs', 'unfilter_instance',
-                     '_undefine_domain', '_cleanup_resize_vtpm'):
-            if hasattr(self.drvr, name):
-                fake_sio.patch_object(self, self.drvr, name, autospec=True)
         if hasattr(self.drvr, '_get_vpmems'):
             fake_sio.patch_object(
                 self, self.drvr, '_get_vpmems', return_value=[], autospec=True)
-        self.delete_files = fake_sio.patch_object(
-            self, self.drvr, 'delete_instance_files', return_value=True,
-            autospec=True)
-        self.instance = test_sio_image.make_instance()
-        self.instance.system_metadata = {}
-        fake_sio.patch_object(self, self.instance, 'save', autospec=True)
-
-    def make_volumes(self, map_to=(fake_sio.SioFixture.GUID_A,),
-                     snapshot=False):
-        ids = {}
-        for disk_name in DISKS:
-            name = sio_volumes.volume_name(self.instance.uuid, disk_name)
-            ids[disk_name] = self.sio.create_volume(name, 8, POOL)
-            for guid in map_to:
-                self.sio.map_volume(ids[disk_name], guid=guid,
-                                    allow_multiple=True)
-            if snapshot:
-                self.sio.snapshot_volume(
-                    ids[disk_name], sio_volumes.volume_name(
-                        self.instance.uuid, disk_name, 'snapshot'))
-        return ids
-
-    def host_a_sdc(self):
-        return self.sio.get_sdc_id(fake_sio.SioFixture.GUID_A)
-
-    def mapped_here(self, volume_ids):
-        return [v for v in volume_ids
-                if self.sio.is_mapped(v, self.host_a_sdc())]
 
     def call(self, method, **kwargs):
         """Call a driver method with the arguments its release takes.
@@ -143,12 +106,11 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.delete_files.assert_called_once_with(self.instance)
 
     def test_cleanup_after_evacuation_unmaps_only(self):
-        ids = self.make_volumes(map_to=(fake_sio.SioFixture.GUID_A,
-                                        fake_sio.SioFixture.GUID_B))
+        ids = self.make_volumes(map_to=(GUID_A, GUID_B))
         self.instance.host = 'host-b'
         self.drvr.cleanup(self.context, self.instance, [],
                           destroy_disks=False)
-        self.assertEqual([], self.mapped_here(ids.values()))
+        self.assertEqual([], self.mapped_on(GUID_A, ids.values()))
         for volume_id in ids.values():
             self.assertTrue(self.sio.is_mapped(volume_id))
 
@@ -157,27 +119,25 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.drvr.cleanup(self.context, self.instance, [],
                           destroy_disks=False)
         self.assertEqual(sorted(ids.values()),
-                         sorted(self.mapped_here(ids.values())))
+                         sorted(self.mapped_on(GUID_A, ids.values())))
 
     def test_cleanup_resize_on_the_old_host(self):
-        ids = self.make_volumes(map_to=(fake_sio.SioFixture.GUID_A,
-                                        fake_sio.SioFixture.GUID_B),
+        ids = self.make_volumes(map_to=(GUID_A, GUID_B),
                                 snapshot=True)
         self.instance.host = 'host-b'
         self.call('_cleanup_resize')
         self.assertEqual([], sio_disks.instance_volumes(
             self.instance, kinds=('snapshot',)))
-        self.assertEqual([], self.mapped_here(ids.values()))
+        self.assertEqual([], self.mapped_on(GUID_A, ids.values()))
         self.assertEqual(sorted(ids.values()), sorted(
             v.id for v in sio_disks.instance_volumes(self.instance)))
 
     def test_post_live_migration_at_source_unmaps(self):
-        ids = self.make_volumes(map_to=(fake_sio.SioFixture.GUID_A,
-                                        fake_sio.SioFixture.GUID_B))
+        ids = self.make_volumes(map_to=(GUID_A, GUID_B))
         self.instance.host = 'host-b'
         self.drvr.post_live_migration_at_source(self.context, self.instance,
                                                 [])
-        self.assertEqual([], self.mapped_here(ids.values()))
+        self.assertEqual([], self.mapped_on(GUID_A, ids.values()))
 
     def test_finish_revert_migration_maps_on_the_source(self):
         ids = self.make_volumes(map_to=())
@@ -204,7 +164,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                                           network_model.NetworkInfo(),
                                           **kwargs)
         self.assertEqual(sorted(ids.values()),
-                         sorted(self.mapped_here(ids.values())))
+                         sorted(self.mapped_on(GUID_A, ids.values())))
 
     def test_resize_breaking_the_8_gib_rule_is_refused_running(self):
         self.make_volumes()
@@ -214,10 +174,6 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
                                         self.instance, flavor)
         self.assertIn('8 GiB', str(error))
         self.assertEqual(before, sorted(self.sio.volumes))
-
-    def test_local_gb_info_is_the_pool(self):
-        info = libvirt_driver.LibvirtDriver._get_local_gb_info()
-        self.assertEqual({'total': 800, 'free': 640, 'used': 160}, info)
 
     def test_disk_type_from_path(self):
         ids = self.make_volumes()
@@ -243,56 +199,6 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         else:  # Ocata parses the XML itself
             info = self.drvr._get_instance_disk_info('instance-1', xml, {})
         self.assertEqual([], info)
-
-    def snapshot_running_guest(self, ids):
-        """Run ``snapshot()`` of a running guest whose root disk is sio.
-
-        Only libvirt (the guest), the image service and the PCI and port
-        steps are replaced; the ScaleIO system is the fake one.
-
-        :returns: ``(guest, uploaded bytes)``.
-        """
-        self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
-        self.fx.copy_to(sio_connection.device_path(ids['disk']),
-                        b'root disk bytes')
-        fake_sio.patch_object(self, images, 'convert_image',
-                              autospec=True,
-                              side_effect=test_sio_image.fake_convert)
-        path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
-                                                  ids['disk'])
-        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
-        self.flags(snapshots_directory=self.useFixture(
-            fixtures.TempDir()).path, group='libvirt')
-        guest = fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest', autospec=True).return_value
-        guest.get_power_state.return_value = power_state.RUNNING
-        guest.has_persistent_configuration.return_value = True
-        fake_sio.patch_object(
-            self, self.drvr._host, 'has_min_version', return_value=True,
-            autospec=True)
-        fake_sio.patch_object(
-            self, libvirt_utils, 'find_disk', return_value=(path, 'raw'),
-            autospec=True)
-        if hasattr(libvirt_driver.pci_manager, 'get_instance_pci_devs'):
-            fake_sio.patch_object(
-                self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
-                return_value=[], autospec=True)
-        image_api = fake_sio.patch_object(self, self.drvr, '_image_api',
-                                          autospec=True)
-        image_api.get.return_value = {'name': 'snap'}
-        fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
-                              side_effect=lambda *args: {}, autospec=True)
-        for name in ('_attach_pci_devices', '_attach_direct_passthrough_ports',
-                     '_attach_sriov_ports', '_create_domain', 'suspend'):
-            if hasattr(self.drvr, name):
-                fake_sio.patch_object(self, self.drvr, name, autospec=True)
-        uploaded = []
-        image_api.update.side_effect = (
-            lambda ctxt, image_id, meta, data=None, **kw:
-            uploaded.append(data.read() if data else None))
-        self.drvr.snapshot(self.context, self.instance, 'image-1',
-                           lambda **kwargs: None)
-        return guest, uploaded[-1]
 
     def test_live_snapshot_exports_a_scaleio_snapshot_of_the_running_guest(
             self):
@@ -330,7 +236,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.assertIn(('snapshot_volume', sio_volumes.volume_name(
             self.instance.uuid, 'disk'), temp), self.sio.calls)
         self.assertIsNone(self.sio.by_name(temp))
-        self.assertEqual([ids['disk']], self.mapped_here([ids['disk']]))
+        self.assertEqual([ids['disk']], self.mapped_on(GUID_A, [ids['disk']]))
 
     def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
         ids = self.make_volumes()
@@ -352,7 +258,7 @@ class SioDriverHooksTestCase(fake_sio.ImageCacheHookTests,
         self.make_volumes()
         name = sio_volumes.volume_name(self.instance.uuid, 'disk.rescue')
         rescue_id = self.sio.create_volume(name, 8, POOL)
-        self.sio.map_volume(rescue_id, guid=fake_sio.SioFixture.GUID_A)
+        self.sio.map_volume(rescue_id, guid=GUID_A)
         self.assertIsNotNone(self.sio.by_name(name))
         fake_sio.patch_object(
             self, libvirt_utils, 'load_file', return_value='<domain/>',

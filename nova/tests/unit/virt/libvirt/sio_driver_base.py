@@ -1,0 +1,189 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+"""The set-up shared by the driver tests of Nova 12.0.0 to 25.x.
+
+``test_sio_e2e3_driver`` (12.0.0 to 14.x) and ``test_sio_e4e5_driver``
+(15.0.0 to 25.x) test the driver hunks of their eras against a real
+``LibvirtDriver`` whose ScaleIO system is the in-memory fake of
+:mod:`fake_sio`. Both build the same driver, instance and volumes;
+:class:`DriverTestBase` does it once, and each module only says how its
+releases are recognised and which libvirt fake they take.
+"""
+
+from __future__ import absolute_import
+
+import fixtures
+
+from nova.compute import power_state
+from nova import context as nova_context
+from nova import test
+from nova.tests.unit.virt.libvirt import fake_sio
+from nova.tests.unit.virt.libvirt import test_sio_image
+from nova.virt import fake
+from nova.virt import images
+from nova.virt.libvirt import driver as libvirt_driver
+from nova.virt.libvirt.sio import connection as sio_connection
+from nova.virt.libvirt.sio import disks as sio_disks
+from nova.virt.libvirt.sio import volumes as sio_volumes
+from nova.virt.libvirt import utils as libvirt_utils
+
+GiB = 1024 ** 3
+POOL = 'b0b0000000000001'
+DISKS = ('disk', 'disk.local', 'disk.swap')
+GUID_A = fake_sio.SioFixture.GUID_A
+GUID_B = fake_sio.SioFixture.GUID_B
+
+
+class DriverTestBase(fake_sio.ImageCacheHookTests, test.NoDBTestCase):
+    """A ``LibvirtDriver`` with ``images_type = sio`` on host ``host-a``.
+
+    Subclasses set :attr:`ERA` and implement :meth:`in_era` and
+    :meth:`use_libvirt`; the tests of a release outside the era skip.
+    """
+
+    #: The releases the subclass tests (named when they skip).
+    ERA = None
+    #: Driver methods every test replaces; the era's releases have them.
+    STUBBED = ()
+    #: Driver methods replaced only where the release has them.
+    STUBBED_IF_PRESENT = ()
+    #: Driver methods :meth:`snapshot_running_guest` replaces (if present).
+    SNAPSHOT_STUBS = ()
+
+    def in_era(self):
+        """Whether the Nova under test is one of the subclass's releases.
+        """
+        raise NotImplementedError()
+
+    def use_libvirt(self):
+        """Install the fake libvirt the era's own driver tests use."""
+        raise NotImplementedError()
+
+    def setUp(self):
+        super(DriverTestBase, self).setUp()
+        # In setUp, not as a class decorator: older testtools turn a
+        # decorated class into a function, which loses its tests.
+        if not self.in_era():
+            self.skipTest('driver hooks of %s' % self.ERA)
+        self.use_libvirt()
+        self.fx = self.useFixture(fake_sio.SioFixture(self))
+        self.sio = self.fx.sio
+        self.flags(images_type='sio', group='libvirt')
+        self.flags(instances_path=self.useFixture(fixtures.TempDir()).path)
+        self.context = nova_context.get_admin_context()
+        self.drvr = libvirt_driver.LibvirtDriver(fake.FakeVirtAPI(), False)
+        for name in self.STUBBED:
+            fake_sio.patch_object(self, self.drvr, name, autospec=True)
+        self.stub(*self.STUBBED_IF_PRESENT)
+        self.delete_files = fake_sio.patch_object(
+            self, self.drvr, 'delete_instance_files', return_value=True,
+            autospec=True)
+        self.instance = test_sio_image.make_instance()
+        self.instance.system_metadata = {}
+        fake_sio.patch_object(self, self.instance, 'save', autospec=True)
+
+    # -- helpers -------------------------------------------------------------
+
+    def stub(self, *names):
+        """Replace the driver methods ``names`` the release has."""
+        for name in names:
+            if hasattr(self.drvr, name):
+                fake_sio.patch_object(self, self.drvr, name, autospec=True)
+
+    def make_volumes(self, map_to=(GUID_A,), snapshot=False, size_gb=8):
+        """Create the volumes of :data:`DISKS`; return ``{disk: id}``.
+
+        :param map_to: the SDC GUIDs to map them to.
+        :param snapshot: give each one its resize snapshot.
+        :param size_gb: their size.
+        """
+        ids = {}
+        for disk_name in DISKS:
+            name = sio_volumes.volume_name(self.instance.uuid, disk_name)
+            ids[disk_name] = self.sio.create_volume(name, size_gb, POOL)
+            for guid in map_to:
+                self.sio.map_volume(ids[disk_name], guid=guid,
+                                    allow_multiple=True)
+            if snapshot:
+                self.sio.snapshot_volume(
+                    ids[disk_name], sio_volumes.volume_name(
+                        self.instance.uuid, disk_name, 'snapshot'))
+        return ids
+
+    def mapped_on(self, guid, volume_ids):
+        """Return the sorted ids of ``volume_ids`` mapped to SDC ``guid``.
+        """
+        sdc = self.sio.get_sdc_id(guid)
+        return sorted(v for v in volume_ids if self.sio.is_mapped(v, sdc))
+
+    def current_ids(self):
+        """Return the sorted ids of the instance's disk volumes."""
+        return sorted(v.id for v in sio_disks.instance_volumes(
+            self.instance, kinds=('',)))
+
+    def snapshots(self):
+        """Return the instance's resize snapshots."""
+        return sio_disks.instance_volumes(self.instance,
+                                          kinds=('snapshot',))
+
+    def found_disk(self, path):
+        """What ``libvirt_utils.find_disk`` returns for the root disk.
+
+        :param path: the root disk's device path.
+        """
+        return path, 'raw'
+
+    def snapshot_running_guest(self, ids):
+        """Run ``snapshot()`` of a running guest whose root disk is sio.
+
+        Only libvirt (the guest), the image service and the PCI and port
+        steps are replaced; the ScaleIO system is the fake one.
+
+        :param ids: :meth:`make_volumes` of the instance.
+        :returns: ``(guest, uploaded bytes)``.
+        """
+        self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
+        self.fx.copy_to(sio_connection.device_path(ids['disk']),
+                        b'root disk bytes')
+        fake_sio.patch_object(self, images, 'convert_image',
+                              autospec=True,
+                              side_effect=test_sio_image.fake_convert)
+        path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
+                                                  ids['disk'])
+        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
+        self.flags(snapshots_directory=self.useFixture(
+            fixtures.TempDir()).path, group='libvirt')
+        guest = fake_sio.patch_object(
+            self, self.drvr._host, 'get_guest', autospec=True).return_value
+        guest.get_power_state.return_value = power_state.RUNNING
+        guest.has_persistent_configuration.return_value = True
+        fake_sio.patch_object(
+            self, self.drvr._host, 'has_min_version', return_value=True,
+            autospec=True)
+        fake_sio.patch_object(
+            self, libvirt_utils, 'find_disk',
+            return_value=self.found_disk(path), autospec=True)
+        if hasattr(libvirt_driver.pci_manager, 'get_instance_pci_devs'):
+            fake_sio.patch_object(
+                self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
+                return_value=[], autospec=True)
+        image_api = fake_sio.patch_object(self, self.drvr, '_image_api',
+                                          autospec=True)
+        image_api.get.return_value = {'name': 'snap'}
+        fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
+                              side_effect=lambda *args: {}, autospec=True)
+        self.stub(*self.SNAPSHOT_STUBS)
+        uploaded = []
+        image_api.update.side_effect = (
+            lambda ctxt, image_id, meta, data=None, **kw:
+            uploaded.append(data.read() if data else None))
+        self.drvr.snapshot(self.context, self.instance, 'image-1',
+                           lambda **kwargs: None)
+        return guest, uploaded[-1]
+
+    # -- tests of every era --------------------------------------------------
+
+    def test_local_gb_info_is_the_pool(self):
+        info = libvirt_driver.LibvirtDriver._get_local_gb_info()
+        self.assertEqual({'total': 800, 'free': 640, 'used': 160}, info)
