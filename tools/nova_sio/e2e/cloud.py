@@ -480,6 +480,11 @@ class Cloud(object):
             left = []
             attempt('stopping the control plane',
                     lambda: left.extend(self.controlplane.stop() or ()))
+            deadline = time.monotonic() + 10
+            while left and time.monotonic() < deadline:
+                # Processes being killed right now (a signal's release).
+                time.sleep(0.5)
+                left = [p for p in left if os.path.exists('/proc/%d' % p)]
             if left:
                 problems.append('control-plane processes still alive: %s'
                                 % ' '.join(map(str, left)))
