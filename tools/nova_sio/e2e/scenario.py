@@ -585,9 +585,12 @@ class Scenario(object):
         obs = self.observe()
         problems = []
         live = {}
+        transient = set(transient)
         for tracked in self.servers.values():
             self.server(tracked)
             live[tracked.id] = tracked
+            if tracked.status == 'VERIFY_RESIZE':
+                transient.add(tracked.id)
         owned = obs.owned()
         for vol_id, parsed in sorted(owned.items()):
             name = obs.volumes[vol_id]['name']
@@ -612,6 +615,8 @@ class Scenario(object):
                 None, owned.values()) if o == tracked.id and not k)
             if tracked.status == 'SHELVED_OFFLOADED':
                 want = {'disk'} & have  # the root may be kept or not
+            elif tracked.status == 'ERROR':
+                want = set()   # a failed build may have made some or none
             else:
                 want = set(tracked.expected_disks())
             for disk in sorted(want - have):
@@ -641,6 +646,10 @@ class Scenario(object):
             for tracked in live.values():
                 if tracked.host == host and tracked.status in (
                         'ACTIVE', 'RESCUE', 'VERIFY_RESIZE', 'SHUTOFF'):
+                    want.add(tracked.instance_name)
+                if tracked.id in transient:
+                    # The source keeps the guest defined (shut off) until
+                    # the resize is confirmed or reverted.
                     want.add(tracked.instance_name)
             for name in sorted(set(doms) - want):
                 problems.append('host %s has domain %s (%s) of no server '
@@ -955,6 +964,12 @@ class Scenario(object):
         if SIZE_MESSAGE not in text:
             raise StepFailed(reason='the error does not say why: %s' % text)
         self.note('refused: %s' % text[:300])
+        made = [info['name'] for vid, info in self.observe().volumes.items()
+                if (parse_volume_name(info['name']) or ('',))[0] ==
+                tracked.id]
+        if made:
+            raise StepFailed(reason='the refused server has volumes: %s' %
+                             ', '.join(sorted(made)))
         self.check_cloud()
         self.delete(tracked)
         self.check_cloud()
@@ -999,9 +1014,14 @@ class Scenario(object):
 
     def delete(self, tracked):
         """Delete a server and wait until it is gone."""
-        self.conn.compute.delete_server(tracked.id)
-        self.conn.compute.wait_for_delete(
-            self.conn.compute.get_server(tracked.id), wait=ACTION_TIMEOUT)
+        from openstack import exceptions
+        try:
+            server = self.conn.compute.get_server(tracked.id)
+        except exceptions.NotFoundException:
+            server = None
+        if server is not None:
+            self.conn.compute.delete_server(server)
+            self.conn.compute.wait_for_delete(server, wait=ACTION_TIMEOUT)
         self.servers.pop(tracked.id, None)
         if self.main is tracked:
             self.main = None

@@ -400,6 +400,34 @@ class CheckCloudTest(base.BaseTestCase):
             self.scenario.check_cloud(transient=(UUID1,))
         self.assertEqual(report_mod.PASSED, step.status, step.detail)
 
+    def test_a_resize_waiting_for_confirmation_is_transient(self):
+        # The source still maps the volumes and keeps the guest defined.
+        self.cloud.conn.compute.servers[UUID1].status = 'VERIFY_RESIZE'
+        self.cloud.mappings['6f1c00'].add('h2')
+        self.cloud.loops.append('/dev/loop99')
+        self.cloud.domains['h2']['instance-6f1c'] = 'shut off'
+        self.cloud.volumes['zz'] = {'name': naming.volume_name(
+            UUID1, 'disk', kind='snapshot')}
+        step = self.check()
+        self.assertEqual(report_mod.PASSED, step.status, step.detail)
+        # Confirmed: the same leftovers fail.
+        self.cloud.conn.compute.servers[UUID1].status = 'ACTIVE'
+        self.assert_fails('snapshot volume', 'still mapped to h2',
+                          'host h2 has domain instance-6f1c (shut off)')
+
+    def test_failed_build_without_volumes_and_its_mappings(self):
+        self.scenario.servers[UUID2] = scenario.Tracked(
+            UUID2, 'nsio-e2e-bad', scenario.FLAVOR)
+        bad = FakeServer(UUID2, None, status='ERROR')
+        self.cloud.conn.compute.servers[UUID2] = bad
+        self.assertEqual(report_mod.PASSED, self.check().status)
+        self.cloud.volumes['zz'] = {'name': naming.volume_name(UUID2,
+                                                               'disk')}
+        self.cloud.mappings['zz'] = {'h1'}
+        self.cloud.loops.append('/dev/loop99')
+        self.assert_fails('volume zz (disk of nsio-e2e-bad, ERROR) is '
+                          'still mapped to h1')
+
     def test_loop_device_without_mapping(self):
         self.cloud.loops.append('/dev/loop99')
         self.assert_fails('4 loop device(s) for 3 mapping(s)')
