@@ -11,8 +11,9 @@
 2. makes the network namespaces (``ctl``, ``h1``, ``h2``) and moves this
    process into ``ctl``, so that every service it starts and every API
    call it makes uses the cloud's own addresses;
-3. starts both compute hosts' libvirt (concurrently), the gateway
-   emulator (block devices, HTTPS), the control-plane services, then a
+3. starts the gateway emulator (block devices, HTTPS; its scratch XFS
+   must exist before the hosts' mount namespaces do), both compute
+   hosts' libvirt (concurrently), the control-plane services, then a
    ``nova-compute`` inside each host's namespaces with that host's
    ``[scaleio]`` options, maps the hosts into the cell, waits until both
    computes are up, and uploads the guest to Glance (kernel, ramdisk and
@@ -187,6 +188,15 @@ class Cloud(object):
         self.network.enter_ctl()
         if self.on_ctl is not None:
             self.on_ctl()
+        # The gateway first: its scratch XFS must be mounted before the
+        # hosts' mount namespaces are made (they do not receive later
+        # mounts), since each host's drv_cfg --rescan resizes the loop
+        # device over a volume's file there.
+        self.say('starting the gateway emulator (block devices, HTTPS)')
+        self.gateway = gateway_mod.Gateway(
+            os.path.join(self.workdir, 'gateway'), self.ledger,
+            hosts=tuple(n for n, _a in HOSTS), address=CTL_ADDRESS)
+        self.gateway.start()
         self.say('starting libvirt on %s' % ', '.join(n for n, _a in HOSTS))
         hosts = [hosts_mod.ComputeHost(name, address,
                                        os.path.join(self.workdir, name),
@@ -196,11 +206,6 @@ class Cloud(object):
             self.hosts[host.name] = host
         hosts_mod.start_all(hosts)
         self.write_ssh()
-        self.say('starting the gateway emulator (block devices, HTTPS)')
-        self.gateway = gateway_mod.Gateway(
-            os.path.join(self.workdir, 'gateway'), self.ledger,
-            hosts=tuple(n for n, _a in HOSTS), address=CTL_ADDRESS)
-        self.gateway.start()
         for host in hosts:
             # Every host sees its SDC's devices under the same path, as
             # Nova's live migration needs.
