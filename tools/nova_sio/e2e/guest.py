@@ -65,7 +65,10 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-exec >/dev/console 2>&1 </dev/console
+# The serial port even when the kernel's console is another one (Nova's
+# rescue boots with "console=tty0 console=ttyS0 console=hvc0").
+if [ -c /dev/ttyS0 ]; then exec >/dev/ttyS0 2>&1 </dev/null
+else exec >/dev/console 2>&1 </dev/console; fi
 say() { echo "NOVA-SIO-GUEST $*"; }
 BOOT_ID=$(cut -c1-8 /proc/sys/kernel/random/boot_id)
 say "BOOTED boot_id=$BOOT_ID kernel=$(uname -r)"

@@ -523,6 +523,16 @@ class CheckBootTest(base.BaseTestCase):
         self.assertIn('vdb (ephemeral) should be a fresh disk but holds '
                       'NSIO-DATA:ephemeral:zz', problem)
 
+    def test_missing_disk_counts_only_when_the_domain_has_it(self):
+        parsed = self.console('b1', {})
+        parsed['errors'] = ['NOVA-SIO-GUEST DISK vdd role=swap missing']
+        self.assertIsNone(self.check(parsed))
+        parsed = self.console('b2', {
+            'vda': 'NSIO-DATA:root:b1', 'vdb': 'NSIO-DATA:ephemeral:b1',
+            'vdc': 'NSIO-DATA:swap:b1'})
+        parsed['errors'] = ['NOVA-SIO-GUEST DISK vdc role=swap missing']
+        self.assertIn('DISK vdc role=swap missing', self.check(parsed))
+
     def test_wrong_size_swap_and_image_fail(self):
         problem = self.check(self.console(
             'b1', {}, sizes={'vda': 16 << 30}, swap='missing',
