@@ -538,7 +538,9 @@ class Scenario(object):
         wrote = {}
         for dev, fields in sorted(parsed['disks'].items()):
             if dev not in disks:
-                problems.append('guest disk %s is not in the domain' % dev)
+                if tracked.status != 'RESCUE':
+                    problems.append('guest disk %s is not in the domain' %
+                                    dev)
                 continue
             disk = disks[dev][1]
             if fields.get('readback') != 'ok':
@@ -567,7 +569,11 @@ class Scenario(object):
                 problems.append('swap %s: signature %s, swapon %s' % (
                     dev, fields.get('signature'), fields.get('swapon')))
         seen = set(d for _v, d in disks.values())
-        for disk in tracked.expected_disks():
+        # A rescue guest boots from its rescue disk with its root disk
+        # attached; its other disks stay out of the rescue domain.
+        wanted = (('disk.rescue', 'disk') if tracked.status == 'RESCUE'
+                  else tracked.expected_disks())
+        for disk in wanted:
             if disk not in seen:
                 problems.append('the domain has no %s disk' % disk)
         if problems:
