@@ -928,6 +928,27 @@ class Scenario(object):
         started = time.monotonic()
         try:
             self.conn.compute.evacuate_server(tracked.id)
+            # From compute API 2.95 on, an evacuated server is left
+            # stopped on its new host: start it there.
+            deadline = time.monotonic() + ACTION_TIMEOUT
+            while True:
+                server = self.server(tracked)
+                if server.compute_host == target and \
+                        not server.task_state and \
+                        server.status in ('ACTIVE', 'SHUTOFF'):
+                    break
+                if server.status == 'ERROR' or \
+                        time.monotonic() > deadline:
+                    raise StepFailed(reason='evacuation: server is %s/%s '
+                                     'on %s: %s' % (
+                                         server.status, server.task_state,
+                                         server.compute_host,
+                                         self.fault_text(server)))
+                time.sleep(1)
+            if server.status == 'SHUTOFF':
+                self.note('evacuated server is SHUTOFF on %s; started' %
+                          target)
+                self.conn.compute.start_server(tracked.id)
             self.wait_status(tracked, 'ACTIVE', host=target, since=mark)
             self.report.timing('evacuate', time.monotonic() - started)
             # Shared storage: the evacuated guest has its disks and data.
