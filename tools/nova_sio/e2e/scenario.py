@@ -959,9 +959,6 @@ class Scenario(object):
             # the evacuated server left there (domain, mappings), never
             # the volumes the server uses now.
             self.cloud.start_compute(failed)
-            self.conn.compute.update_service_forced_down(
-                None, host=failed, binary='nova-compute', forced=False)
-            self.cloud.wait_compute_up(failed)
         self.allow_mapped.pop(tracked.id, None)
         stale = self.allow_domains.pop(failed, set())
         deadline = time.monotonic() + 180
@@ -975,6 +972,20 @@ class Scenario(object):
                                  '%s of the evacuated server' % (
                                      failed, ', '.join(left)))
             time.sleep(2)
+        # Nova refuses to lift the forced-down state while the host's
+        # evacuation records are not completed by its nova-compute.
+        from openstack import exceptions
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.conn.compute.update_service_forced_down(
+                    None, host=failed, binary='nova-compute', forced=False)
+                break
+            except exceptions.BadRequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(3)
+        self.cloud.wait_compute_up(failed)
         self.check_cloud()
         self.note('%s back: evacuated server kept its volumes on %s' % (
             failed, target))
