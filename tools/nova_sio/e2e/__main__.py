@@ -83,7 +83,8 @@ def _run(args):
         args.version = controlplane.DEFAULT_VERSION
     report = cloud.run_cloud(args.version, steps, progress=progress,
                              keep_logs=args.keep_logs,
-                             json_path=args.json, slice_name=args.slice,
+                             json_path=args.json,
+                             slice_name=args.steps or args.slice,
                              neutron=args.neutron,
                              compute_path=args.compute_path)
     for name, lines in sorted(getattr(report, 'logs', {}).items()):
