@@ -146,12 +146,14 @@ def manage_base_volumes(all_instances):
     (:func:`remove_stale_fills`) of every recorded image are removed at
     each pass, whatever these options say. Gateway errors are logged and
     the image is tried again at the next pass. The stale mappings of this
-    host are swept first (:func:`~.stale.sweep_stale_mappings`).
+    host are swept first (:func:`~.stale.sweep_stale_mappings`), then the
+    volumes a failed deletion left (:func:`~.stale.sweep_stale_volumes`).
 
     :param all_instances: the instances Nova's image cache manager sees.
     :returns: the names of the deleted base volumes and stale fills.
     """
     stale.sweep_stale_mappings(all_instances)
+    stale.sweep_stale_volumes(all_instances)
     recorded = zerocopy.recorded_base_images()
     if not recorded:
         return []

@@ -154,6 +154,7 @@ def destroy_volumes(instance):
         if volumes.delete_volume(volume.id):
             count += 1
     stale.forget_stale_mappings(instance.uuid)
+    stale.forget_stale_volumes(instance.uuid)
     if count:
         LOG.info('Deleted %d ScaleIO volumes of instance %s', count,
                  instance.uuid)
@@ -182,7 +183,14 @@ def cleanup_volumes(instance, destroy_disks):
         destination). A hard reboot keeps its mappings.
     """
     if destroy_disks:
-        return destroy_volumes(instance)
+        try:
+            return destroy_volumes(instance)
+        except Exception:
+            # The instance may be gone before anyone tries again (a failed
+            # build is deleted by the API without a host): the image cache
+            # pass deletes what is left (see stale.sweep_stale_volumes).
+            stale.record_stale_volumes(instance.uuid)
+            raise
     if not lives_here(instance):
         return unmap_volumes(instance)
     return 0

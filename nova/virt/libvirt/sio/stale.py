@@ -9,6 +9,14 @@ file ``<instance uuid>.<volume id>`` (``.all`` when not even the list of
 mapped volumes could be read) under
 ``<instances_path>/_sio_stale_mappings``; :func:`sweep_stale_mappings`
 unmaps them at the next image cache manager pass.
+
+Deleting the volumes of an instance (a failed spawn, a deleted or
+shelved-offloaded instance) can fail too, while the gateway is away. The
+instance is then recorded as an empty file ``<instance uuid>`` under
+``<instances_path>/_sio_stale_volumes``; :func:`sweep_stale_volumes`
+deletes its volumes at a later pass, once Nova no longer lists the
+instance on this host and none of them is mapped to another host's SDC
+(an instance rebuilt elsewhere keeps its volumes).
 """
 
 from __future__ import absolute_import
@@ -18,6 +26,7 @@ import os
 
 from oslo_config import cfg
 
+from nova.virt.libvirt.sio import connection
 from nova.virt.libvirt.sio import disks
 from nova.virt.libvirt.sio import exception as sio_exc
 from nova.virt.libvirt.sio import flavors
@@ -27,15 +36,27 @@ LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 
 STALE_DIR = '_sio_stale_mappings'
+STALE_VOLUMES_DIR = '_sio_stale_volumes'
 _ALL = 'all'
 
 
-def _stale_dir():
+def _stale_dir(name=STALE_DIR):
     try:
         base = CONF.instances_path
     except (AttributeError, cfg.NoSuchOptError):
         return None
-    return os.path.join(base, STALE_DIR) if base else None
+    return os.path.join(base, name) if base else None
+
+
+def _touch(directory, name, what):
+    path = os.path.join(directory, name)
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+        with open(path, 'a'):
+            pass
+    except (IOError, OSError) as exc:
+        LOG.warning('Could not record the stale %s %s: %s', what, path, exc)
 
 
 def record_stale_mapping(instance_uuid, volume_id):
@@ -45,17 +66,9 @@ def record_stale_mapping(instance_uuid, volume_id):
     :param volume_id: the volume id, or None.
     """
     directory = _stale_dir()
-    if directory is None:
-        return
-    path = os.path.join(directory, '%s.%s' % (instance_uuid,
-                                              volume_id or _ALL))
-    try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory)
-        with open(path, 'a'):
-            pass
-    except (IOError, OSError) as exc:
-        LOG.warning('Could not record the stale mapping %s: %s', path, exc)
+    if directory is not None:
+        _touch(directory, '%s.%s' % (instance_uuid, volume_id or _ALL),
+               'mapping')
 
 
 def stale_mappings():
@@ -143,4 +156,84 @@ def sweep_stale_mappings(all_instances):
         _drop_stale(owner, volume_id)
         LOG.info('Removed the stale ScaleIO mapping of instance %s (%s) '
                  'from this host', owner, volume_id or 'all volumes')
+    return count
+
+
+def record_stale_volumes(instance_uuid):
+    """Record an instance whose volumes could not be deleted.
+
+    :param instance_uuid: the instance the volumes belong to.
+    """
+    directory = _stale_dir(STALE_VOLUMES_DIR)
+    if directory is not None:
+        _touch(directory, str(instance_uuid), 'volumes of')
+
+
+def stale_volume_owners():
+    """Return the recorded instance UUIDs whose volumes are left."""
+    directory = _stale_dir(STALE_VOLUMES_DIR)
+    try:
+        return sorted(os.listdir(directory)) if directory else []
+    except (IOError, OSError):
+        return []
+
+
+def forget_stale_volumes(instance_uuid):
+    """Drop the record of an instance (its volumes are handled).
+
+    :param instance_uuid: the instance UUID.
+    """
+    try:
+        os.unlink(os.path.join(_stale_dir(STALE_VOLUMES_DIR),
+                               str(instance_uuid)))
+    except (IOError, OSError, TypeError, AttributeError):
+        pass
+
+
+def sweep_stale_volumes(all_instances):
+    """Delete the recorded volumes left by failed deletions; never raises.
+
+    A record whose instance Nova still lists here is kept: the
+    instance's own deletion deletes its volumes and drops the record
+    (:func:`~.lifecycle.destroy_volumes`). Otherwise every volume the
+    instance may have is looked up by name and deleted, unless one is
+    mapped to another host's SDC (the instance was built or moved
+    elsewhere): then nothing is deleted and the record is dropped. A
+    gateway error keeps the record for the next pass.
+
+    :param all_instances: the instances Nova's image cache manager sees.
+    :returns: the number of volumes deleted.
+    """
+    owners = stale_volume_owners()
+    if not owners:
+        return 0
+    listed = set(str(flavors.field(instance, 'uuid'))
+                 for instance in all_instances or ())
+    count = 0
+    for owner in owners:
+        if owner in listed:
+            continue  # its own deletion runs destroy_volumes again
+        try:
+            client = connection.get_client()
+            found = disks.probe_every_name(client, _Owner(owner),
+                                           disks.KINDS)
+            mine = connection.sdc_id()
+            elsewhere = [v for v in found
+                         if set(client.get_mapped_sdc_ids(v.id)) - {mine}]
+            if elsewhere:
+                LOG.info('Volumes of instance %s are mapped to another host '
+                         '(%s); not deleting them', owner,
+                         ', '.join(v.name for v in elsewhere))
+                forget_stale_volumes(owner)
+                continue
+            found.sort(key=lambda v: v.kind == '')  # snapshots first
+            for volume in found:
+                if volumes.delete_volume(volume.id):
+                    count += 1
+        except Exception as exc:  # tried again at the next pass
+            LOG.warning('Could not delete the stale ScaleIO volumes of '
+                        'instance %s: %s', owner, exc)
+            continue
+        forget_stale_volumes(owner)
+        LOG.info('Deleted the stale ScaleIO volumes of instance %s', owner)
     return count

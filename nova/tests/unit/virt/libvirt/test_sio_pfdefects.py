@@ -163,6 +163,50 @@ class PfDefectsTestCase(test.NoDBTestCase):
         self.assertEqual([], sio_stale.stale_mappings())
         self.assertEqual([], os.listdir(self.fx.dev_a))
 
+    # -- 1b. volumes a failed deletion left are deleted later -------------
+
+    def test_failed_destroy_is_recorded_and_raised(self):
+        self.make('disk', map_to=(self.fx.GUID_A,))
+        fake_sio.patch_object(
+            self, self.sio, 'delete_volume', side_effect=gateway_down())
+        self.assertRaises(sio_exc.GatewayUnreachable,
+                          sio_hooks.cleanup_volumes, self.instance, True)
+        self.assertEqual([UUID], sio_stale.stale_volume_owners())
+
+    def test_image_cache_pass_deletes_volumes_of_a_gone_instance(self):
+        self.make('disk', map_to=(self.fx.GUID_A,))
+        self.make('disk.swap')
+        sio_stale.record_stale_volumes(UUID)
+        sio_hooks.manage_base_volumes([])
+        self.assertEqual([], self.sio.names())
+        self.assertEqual([], os.listdir(self.fx.dev_a))
+        self.assertEqual([], sio_stale.stale_volume_owners())
+
+    def test_sweep_keeps_volumes_of_an_instance_still_listed(self):
+        self.make('disk', map_to=(self.fx.GUID_A,))
+        sio_stale.record_stale_volumes(UUID)
+        self.assertEqual(0, sio_stale.sweep_stale_volumes([self.instance]))
+        self.assertEqual(1, len(self.sio.names()))
+        self.assertEqual([UUID], sio_stale.stale_volume_owners())
+        sio_hooks.cleanup_volumes(self.instance, True)
+        self.assertEqual([], self.sio.names())
+        self.assertEqual([], sio_stale.stale_volume_owners())
+
+    def test_sweep_spares_volumes_mapped_to_another_host(self):
+        self.make('disk', map_to=(self.fx.GUID_B,))
+        sio_stale.record_stale_volumes(UUID)
+        self.assertEqual(0, sio_stale.sweep_stale_volumes([]))
+        self.assertEqual(1, len(self.sio.names()))
+        self.assertEqual([], sio_stale.stale_volume_owners())
+
+    def test_sweep_failure_keeps_the_volume_record(self):
+        self.make('disk', map_to=(self.fx.GUID_A,))
+        sio_stale.record_stale_volumes(UUID)
+        fake_sio.patch_object(
+            self, self.sio, 'delete_volume', side_effect=gateway_down())
+        self.assertEqual(0, sio_stale.sweep_stale_volumes([]))
+        self.assertEqual([UUID], sio_stale.stale_volume_owners())
+
     # -- 9. a missing device is rescanned, never unmapped -----------------
 
     def test_missing_device_is_rescanned_not_unmapped(self):
