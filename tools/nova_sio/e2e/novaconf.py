@@ -115,6 +115,10 @@ class Endpoints(object):
         return opts
 
 
+#: ``[image_cache] manager_interval`` of the compute hosts (seconds).
+IMAGE_CACHE_INTERVAL = 20
+
+
 def write_ini(path, sections):
     """Write ``{section: {option: value}}`` as an INI file.
 
@@ -381,6 +385,9 @@ def compute_conf(ep, host, my_ip, scaleio_options, workdir, privsep_helper,
             ('live_migration_permit_post_copy', False),
         ])),
         ('vnc', {'enabled': False}),
+        # A short image cache pass: it also deletes the volumes a failed
+        # deletion left while the gateway was away.
+        ('image_cache', {'manager_interval': IMAGE_CACHE_INTERVAL}),
         ('oslo_concurrency', {'lock_path': os.path.join(workdir, 'lock')}),
         ('oslo_messaging_notifications', {'driver': 'noop'}),
     ])
