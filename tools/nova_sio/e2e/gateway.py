@@ -45,6 +45,7 @@ import requests
 
 from nova_sio.e2e import cleanup
 from nova_sio.e2e import hosts as hosts_mod
+from nova_sio.e2e import services
 from nova_sio.emulator import blockdev
 from nova_sio import errors
 
@@ -166,20 +167,13 @@ class Gateway(object):
             ready = select.select([out], [], [], max(0, left))[0]
             if not ready:
                 raise GatewayError(reason='no answer in %ds: %s' % (
-                    timeout, self._log_tail()))
+                    timeout, services.tail(self.log_path)))
             chunk = os.read(out.fileno(), 65536)
             if not chunk:
                 raise GatewayError(reason='exited with %s: %s' % (
-                    self._proc.wait(), self._log_tail()))
+                    self._proc.wait(), services.tail(self.log_path)))
             data += chunk
         return data.decode()
-
-    def _log_tail(self):
-        try:
-            with open(self.log_path, errors='replace') as handle:
-                return handle.read()[-2000:]
-        except OSError:
-            return ''
 
     def _describe(self, raw):
         hosts = {}

@@ -58,6 +58,7 @@ import time
 import uuid
 
 from nova_sio.e2e import cleanup
+from nova_sio.e2e import services
 from nova_sio import errors
 
 #: Machine directory -> name of the per-host directory bound over it.
@@ -113,16 +114,6 @@ security_driver = "none"
 
 class HostError(errors.NovaSioError):
     msg_fmt = 'Compute host %(name)s: %(reason)s'
-
-
-def _tail(path, size=2000):
-    try:
-        with open(path, 'rb') as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - size))
-            return handle.read().decode(errors='replace')
-    except OSError:
-        return ''
 
 
 class ComputeHost(object):
@@ -228,7 +219,7 @@ class ComputeHost(object):
         if line != READY:
             self.stop()
             raise HostError(name=self.name, reason='the namespace holder '
-                            'failed: %s' % _tail(os.path.join(
+                            'failed: %s' % services.tail(os.path.join(
                                 self.logs, 'holder.log')))
         self._began = time.monotonic()
         run = os.path.join(self.workdir, 'pids')
@@ -291,7 +282,7 @@ class ComputeHost(object):
         self.timings['libvirtd_ready'] = time.monotonic() - self._began
 
     def _daemon_logs(self):
-        return ' | '.join('%s: %s' % (s, _tail(os.path.join(
+        return ' | '.join('%s: %s' % (s, services.tail(os.path.join(
             self.logs, s + '.log'), 600)) for s in ('virtlogd', 'libvirtd'))
 
     def start(self, timeout=180):

@@ -29,7 +29,12 @@ class ServiceError(errors.NovaSioError):
     msg_fmt = 'Service %(name)s: %(reason)s'
 
 
-def _tail(path, lines=15):
+def tail(path, lines=15):
+    """Return the last lines of a log file ('' if it cannot be read).
+
+    :param path: the log file.
+    :param lines: how many lines.
+    """
     try:
         with open(path, 'rb') as handle:
             handle.seek(0, os.SEEK_END)
@@ -171,7 +176,7 @@ class Supervisor(object):
                 name=service.name,
                 reason='exited with status %s; last lines of %s:\n%s' % (
                     service.popen.returncode, service.log_path,
-                    _tail(service.log_path)))
+                    tail(service.log_path)))
 
     def wait_port(self, name, address, port, timeout=120.0):
         """Wait until ``address:port`` accepts TCP connections.
