@@ -33,6 +33,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,7 @@ import tarfile
 import time
 import zipfile
 
+from nova_sio.e2e import eras
 from nova_sio.e2e import novaconf
 from nova_sio.e2e import services
 from nova_sio import errors
@@ -65,14 +67,11 @@ FIRST_MAJOR = 19
 # Clients and servers added to the services.
 EXTRAS = ('openstacksdk', 'python-openstackclient', 'gunicorn',
           'libvirt-python', 'PyMySQL')
-# WSGI applications served by gunicorn: service -> module:callable.
-WSGI_APPS = {
-    'keystone': 'keystone.wsgi.api:application',
-    'glance': 'glance.wsgi.api:application',
-    'placement': 'placement.wsgi.api:application',
-    'nova-api': 'nova.wsgi.osapi_compute:application',
-    'neutron': 'neutron.wsgi.api:application',
-}
+# WSGI applications of the newest era; each era's are in its profile
+# (:mod:`~nova_sio.e2e.eras`).
+WSGI_APPS = dict(eras.WSGI_MODULES)
+# The distribution of the libvirt binding in the constraints files.
+LIBVIRT_BINDING = 'libvirt-python'
 SDK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           'sdkcalls.py')
 
@@ -105,6 +104,53 @@ def service_requirements(version, neutron=False):
         # its requirements since it is meant for agents.
         reqs.append('pyroute2')
     return reqs
+
+
+def _vtuple(text):
+    return tuple(int(x) for x in re.findall(r'[0-9]+', text)[:3])
+
+
+def host_libvirt_version():
+    """Return the version of the host's libvirt (``9.0.0``), as its
+    development files declare it, or None without them.
+    """
+    try:
+        proc = subprocess.run(['pkg-config', '--modversion', 'libvirt'],
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+    text = proc.stdout.decode().strip()
+    return text if proc.returncode == 0 and text else None
+
+
+def libvirt_binding_pin(cons, host_version):
+    """Return the libvirt binding to install instead of a pinned one
+    older than the host's libvirt, or None to keep the pin.
+
+    The binding's code generator refuses a libvirt API newer than itself
+    (``libvirt-python`` 8.0.0 over libvirt 9.0's API description: ``ERROR:
+    failed virDomainFDAssociate``), while a binding builds against any
+    older libvirt. An older era's pin is therefore raised to the binding
+    of the host's own libvirt version.
+
+    :param cons: a constraints file.
+    :param host_version: the host's libvirt version, or None.
+    :returns: ``'libvirt-python==9.0.0'`` or None.
+    """
+    if not host_version:
+        return None
+    pins = []
+    with open(cons) as handle:
+        for line in handle:
+            found = re.match(r'^\s*%s===([0-9.]+)' % re.escape(
+                LIBVIRT_BINDING), line, re.I)
+            if found:
+                pins.append(_vtuple(found.group(1)))
+    host = _vtuple(host_version)
+    if not pins or min(pins) >= host:
+        return None
+    return '%s==%s' % (LIBVIRT_BINDING, '.'.join(str(x) for x in host))
 
 
 def requires_dist(path):
@@ -194,6 +240,8 @@ class ControlPlane(object):
         self.ledger = ledger
         self.progress = progress
         self.series = rel_mod.series_of(version)
+        self.era = eras.profile_for(version)
+        self._binding = None
         self.ep = novaconf.Endpoints(
             address, password or hashlib.sha256(os.urandom(16)).hexdigest()[
                 :20], ports)
@@ -221,9 +269,23 @@ class ControlPlane(object):
         digest = hashlib.sha256()
         with open(testenv.constraints_file(self.series), 'rb') as handle:
             digest.update(handle.read())
-        digest.update(json.dumps([self.version, self._python_version(),
-                                  self._requirements(), EXTRAS]).encode())
+        key = [self.version, self._python_version(), self._requirements(),
+               EXTRAS]
+        binding = self.libvirt_binding()
+        if binding:
+            key.append(binding)
+        digest.update(json.dumps(key).encode())
         return digest.hexdigest()[:12]
+
+    def libvirt_binding(self):
+        """Return the libvirt binding replacing the series' pin (see
+        :func:`libvirt_binding_pin`), or None.
+        """
+        if self._binding is None:
+            self._binding = libvirt_binding_pin(
+                testenv.constraints_file(self.series),
+                host_libvirt_version()) or ''
+        return self._binding or None
 
     def _requirements(self):
         return service_requirements(self.version,
@@ -306,9 +368,18 @@ class ControlPlane(object):
         if stale:
             self._say('unpinned for the services\' own minimums: %s' %
                       ', '.join(sorted(stale)))
-        self._say('pip install %s ...' % ' '.join(reqs + list(EXTRAS)))
+        extras = list(EXTRAS)
+        binding = self.libvirt_binding()
+        if binding:
+            # Dropped from the constraints, required at the host's level.
+            cons_out = testenv._filtered(cons_out, [LIBVIRT_BINDING],
+                                         cons_out)
+            extras[extras.index(LIBVIRT_BINDING)] = binding
+            self._say('%s instead of the series\' pin (the host\'s '
+                      'libvirt is newer)' % binding)
+        self._say('pip install %s ...' % ' '.join(reqs + extras))
         util.run(pip + ['install', '-q', '-c', cons_out, '--find-links',
-                        wheels] + reqs + list(EXTRAS), isolated=False,
+                        wheels] + reqs + extras, isolated=False,
                  timeout=3600, env=pip_env)
         with open(stamp, 'w') as handle:
             handle.write(self.version + '\n')
@@ -367,7 +438,10 @@ class ControlPlane(object):
         """Install the packages, the venv and nova-sio; idempotent.
 
         :returns: the venv path.
+        :raises ~nova_sio.e2e.eras.EraError: for an era the harness
+            cannot run.
         """
+        eras.check_runnable(self.version, self.neutron)
         self.install_debs()
         self.venv = self.build_venv()
         self.patch_nova()
@@ -576,7 +650,7 @@ class ControlPlane(object):
         """
         rundir = self._dir('gunicorn', name)
         settings = {
-            'wsgi_app': WSGI_APPS[name],
+            'wsgi_app': self.era.wsgi_target(name),
             'bind': ['%s:%d' % (self.address, port)],
             'workers': 1,
             'timeout': 600,
