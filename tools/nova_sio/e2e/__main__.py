@@ -78,6 +78,19 @@ def _run(args):
 
     def progress(line):
         print(line, flush=True)
+    extra = {}
+    if args.distro:
+        from nova_sio.e2e import packaged
+        if args.version or args.neutron == 'server':
+            print('error: with --distro the release is the package\'s and '
+                  'Neutron the stand-in (no --version, --neutron server)',
+                  file=sys.stderr)
+            return 2
+        args.version, deb = packaged.release_of(args.distro)
+        print('e2e: Nova %s of %s (%s %s)' % (
+            args.version, packaged.DISTROS[args.distro]['name'],
+            packaged.DISTROS[args.distro]['nova_package'], deb))
+        extra['distro'] = args.distro
     if not args.version:
         from nova_sio.e2e import controlplane
         args.version = controlplane.DEFAULT_VERSION
@@ -86,7 +99,7 @@ def _run(args):
                              json_path=args.json,
                              slice_name=args.steps or args.slice,
                              neutron=args.neutron,
-                             compute_path=args.compute_path)
+                             compute_path=args.compute_path, **extra)
     for name, lines in sorted(getattr(report, 'logs', {}).items()):
         if name.startswith('/'):
             print('== end of %s' % name)
@@ -144,6 +157,11 @@ def main(argv=None):
     p.add_argument('--neutron', choices=('server', 'stub'),
                    help='a real neutron-server or the stand-in (default: '
                    'the control plane\'s)')
+    p.add_argument('--distro', choices=('bookworm',),
+                   help='run the distribution\'s own packaged Nova, '
+                   'Placement, Glance and Keystone (installed with apt-get, '
+                   'patched with nova-sio install, reverted at the end) '
+                   'instead of a venv of --version')
     p.set_defaults(func=_run)
     args = parser.parse_args(argv)
     try:

@@ -156,6 +156,10 @@ class Cloud(object):
         #: Called once this process is in the ctl namespace (threads may
         #: start from then on).
         self.on_ctl = None
+        #: A distribution (``bookworm``) whose own OpenStack packages run
+        #: the cloud (:mod:`~nova_sio.e2e.packaged`), or None for the
+        #: venv of the release.
+        self.distro = None
 
     def say(self, text):
         self.progress('e2e: %s' % text)
@@ -170,9 +174,16 @@ class Cloud(object):
         from nova_sio.e2e import netns
         started = time.monotonic()
         kwargs = {'neutron': self.neutron} if self.neutron else {}
-        self.controlplane = controlplane.ControlPlane(
-            os.path.join(self.workdir, 'ctl'), self.version, CTL_ADDRESS,
-            self.ledger, progress=self.progress, **kwargs)
+        if self.distro:
+            from nova_sio.e2e import packaged
+            self.controlplane = packaged.PackagedControlPlane(
+                os.path.join(self.workdir, 'ctl'), self.version, CTL_ADDRESS,
+                self.ledger, progress=self.progress, distro=self.distro,
+                **kwargs)
+        else:
+            self.controlplane = controlplane.ControlPlane(
+                os.path.join(self.workdir, 'ctl'), self.version,
+                CTL_ADDRESS, self.ledger, progress=self.progress, **kwargs)
         self.say('installing the control plane of nova %s' % self.version)
         self.controlplane.install()
         self.timings['install'] = time.monotonic() - started
@@ -493,6 +504,10 @@ class Cloud(object):
             if left:
                 problems.append('control-plane processes still alive: %s'
                                 % ' '.join(map(str, left)))
+            # A distribution's Nova goes back to its package's files.
+            restore = getattr(self.controlplane, 'restore', None)
+            if restore is not None:
+                attempt('reverting nova-sio from the packaged Nova', restore)
         if self.network is not None:
             attempt('removing the network', self.network.destroy)
         return problems
@@ -542,7 +557,7 @@ def make_workdir(ledger, parent='/var/tmp'):
 
 def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
               ledger=None, slice_name=None, neutron=None,
-              compute_path=None):
+              compute_path=None, distro=None):
     """Build the cloud, run ``steps``, tear it all down; return the report.
 
     :param version: the Nova release under test.
@@ -554,6 +569,8 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
     :param slice_name: the slice's name, for the title.
     :param neutron: ``server``, ``stub`` or None (see :class:`Cloud`).
     :param compute_path: see :class:`Cloud`.
+    :param distro: run the OpenStack packages of this distribution
+        (``bookworm``, see :mod:`~nova_sio.e2e.packaged`), or None.
     """
     if ledger is None:
         ledger = cleanup.Ledger()
@@ -561,9 +578,12 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
     report = report_mod.Report('nova %s, %s slice%s' % (
         version, slice_name or 'custom',
         ', nova-compute from %s' % compute_path if compute_path else ''))
+    if distro:
+        report.title += ', %s packages' % distro
     workdir = make_workdir(ledger)
     cloud = Cloud(version, workdir, ledger, progress=progress,
                   neutron=neutron, compute_path=compute_path)
+    cloud.distro = distro
     sampler = report_mod.MemorySampler(cloud.root_pids)
     # Threads only once this process is in the ctl namespace.
     cloud.on_ctl = sampler.start

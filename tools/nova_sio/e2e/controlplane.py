@@ -296,12 +296,15 @@ class ControlPlane(object):
         return os.path.join(paths.cache_dir(), 'e2e', 'venvs', '%s-py%s-%s' % (
             self.version, self._python_version(), self.venv_key()))
 
-    def install_debs(self):
+    def install_debs(self, packages=DEBS, selections=None):
         """Install the Debian packages the control plane needs.
 
+        :param packages: the package names (default :data:`DEBS`).
+        :param selections: ``debconf-set-selections`` lines preseeding
+            the packages' questions, fed before the installation, or None.
         :returns: the packages installed (empty when all were there).
         """
-        need = [p for p in DEBS if subprocess.run(
+        need = [p for p in packages if subprocess.run(
             ['dpkg', '-s', p], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL).returncode != 0]
         if not need:
@@ -319,6 +322,10 @@ class ControlPlane(object):
         try:
             util.run(['apt-get', '-qq', 'update'], isolated=False, env=env,
                      timeout=600)
+            if selections:
+                util.run(['debconf-set-selections'], isolated=False,
+                         env=env, input='\n'.join(selections).encode() +
+                         b'\n')
             util.run(['apt-get', '-qq', 'install', '-y',
                       '--no-install-recommends'] + need, isolated=False,
                      env=env, timeout=1800)
@@ -398,6 +405,19 @@ class ControlPlane(object):
     @property
     def python(self):
         return self.bin('python')
+
+    @property
+    def sdk_python(self):
+        """The interpreter of :meth:`sdk` (one with openstacksdk)."""
+        return self.python
+
+    def paste_file(self, service, name):
+        """Return the packaged paste configuration ``name`` of ``service``.
+
+        :param service: ``nova``, ``glance`` or ``neutron``.
+        :param name: the file name (``api-paste.ini``).
+        """
+        return os.path.join(self.venv, 'etc', service, name)
 
     def patch_nova(self):
         """Install ``releases/<version>.diff`` into the venv's Nova with
@@ -506,8 +526,8 @@ class ControlPlane(object):
         :returns: its decoded JSON answer.
         """
         request['auth'] = self.auth
-        out = self._setup('sdk-%s' % command, [self.python, SDK_SCRIPT,
-                                               command],
+        out = self._setup('sdk-%s' % command, [self.sdk_python,
+                                               SDK_SCRIPT, command],
                           input_data=json.dumps(request).encode(),
                           timeout=600)
         return json.loads(out)
@@ -695,8 +715,8 @@ class ControlPlane(object):
         etc = os.path.join(self.etc, 'glance')
         os.makedirs(etc, exist_ok=True)
         paste = os.path.join(etc, 'glance-api-paste.ini')
-        shutil.copy(os.path.join(self.venv, 'etc', 'glance',
-                                 'glance-api-paste.ini'), paste)
+        shutil.copy(self.paste_file('glance', 'glance-api-paste.ini'),
+                    paste)
         sections = novaconf.glance_conf(self.ep, base)
         sections['paste_deploy']['config_file'] = paste
         conf = novaconf.write_ini(os.path.join(etc, 'glance-api.conf'),
@@ -735,8 +755,7 @@ class ControlPlane(object):
         etc = os.path.join(self.etc, 'neutron')
         os.makedirs(os.path.join(etc, 'plugins', 'ml2'), exist_ok=True)
         paste = os.path.join(etc, 'api-paste.ini')
-        shutil.copy(os.path.join(self.venv, 'etc', 'neutron',
-                                 'api-paste.ini'), paste)
+        shutil.copy(self.paste_file('neutron', 'api-paste.ini'), paste)
         conf = novaconf.write_ini(
             os.path.join(etc, 'neutron.conf'),
             novaconf.neutron_conf(self.ep, self._dir('neutron'), paste))
@@ -754,7 +773,7 @@ class ControlPlane(object):
         self._say('starting nova-api, nova-conductor, nova-scheduler ...')
         etc = os.path.join(self.etc, 'nova')
         os.makedirs(etc, exist_ok=True)
-        shutil.copy(os.path.join(self.venv, 'etc', 'nova', 'api-paste.ini'),
+        shutil.copy(self.paste_file('nova', 'api-paste.ini'),
                     os.path.join(etc, 'api-paste.ini'))
         conf = novaconf.write_ini(self.nova_conf_path, novaconf.nova_conf(
             self.ep, self._dir('nova')))
