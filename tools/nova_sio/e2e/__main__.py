@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 
+from nova_sio.e2e import backends
 from nova_sio.e2e import cleanup
 from nova_sio.e2e import machine
 from nova_sio import errors
@@ -76,6 +77,18 @@ def _run(args):
                 ', '.join(unknown), ', '.join(scenario.FULL)))
             return 2
 
+    try:
+        backends.check(args.images_type, args.zero_copy)
+    except errors.NovaSioError as exc:
+        print('error: %s' % exc.message, file=sys.stderr)
+        return 2
+    reason = None if args.images_type == 'sio' else backends.unavailable(
+        args.images_type)
+    if reason:
+        print('This machine cannot run images_type %s: %s' % (
+            args.images_type, reason))
+        return 2
+
     def progress(line):
         print(line, flush=True)
     extra = {}
@@ -99,7 +112,9 @@ def _run(args):
                              json_path=args.json,
                              slice_name=args.steps or args.slice,
                              neutron=args.neutron,
-                             compute_path=args.compute_path, **extra)
+                             compute_path=args.compute_path,
+                             images_type=args.images_type,
+                             zero_copy=args.zero_copy, **extra)
     for name, lines in sorted(getattr(report, 'logs', {}).items()):
         if name.startswith('/'):
             print('== end of %s' % name)
@@ -115,6 +130,49 @@ def _run(args):
         print('e2e: interrupted')
         return 130
     return 0 if report.ok else 1
+
+
+def _bench(args):
+    from nova_sio.e2e import bench
+    from nova_sio.e2e import controlplane
+    missing = machine.check(need_guest_kernel=True)
+    if missing:
+        print('This machine cannot run the benchmark; missing:')
+        for item in missing:
+            print('  - %s' % item)
+        return 2
+    swept = cleanup.sweep()
+    if swept['released']:
+        print('e2e: released %d resource(s) that earlier runs left' %
+              len(swept['released']))
+    wanted = [b for b in (args.backends or '').split(',') if b] or None
+
+    def progress(line):
+        print(line, flush=True)
+    doc = bench.run_bench(args.version or controlplane.DEFAULT_VERSION,
+                          wanted, runs=args.runs, json_path=args.json,
+                          progress=progress, keep_logs=args.keep_logs,
+                          large_extra=args.large_mib * 1024 * 1024)
+    machine_doc = doc['machine']
+    print('nova %s; %d cores, %.1f GiB, %s; libvirt %s; %s' % (
+        doc['nova'], machine_doc['cores'],
+        (machine_doc['memory_bytes'] or 0) / 1024 ** 3,
+        machine_doc['cpu_model'], machine_doc['libvirt'], machine_doc['qemu']))
+    print('load average before %s, after %s' % (
+        ' '.join('%.2f' % x for x in machine_doc['load_average_before']),
+        ' '.join('%.2f' % x for x in machine_doc['load_average_after'])))
+    for line in bench.table(doc['summary'], doc['unavailable']):
+        print(line)
+    for goal in doc['goals']:
+        print('goal: %s: %s (%s)' % (
+            goal['goal'], {True: 'met', False: 'NOT met', None: 'unknown'}[
+                goal['met']], goal['evidence']))
+    failed = [s for s in doc['samples'] if s.get('error')]
+    for problem in doc['tear_down_problems']:
+        print('tear-down: %s' % problem)
+    if args.json:
+        print('e2e-bench: figures written to %s' % args.json)
+    return 1 if failed or doc['tear_down_problems'] else 0
 
 
 def main(argv=None):
@@ -162,7 +220,31 @@ def main(argv=None):
                    'Placement, Glance and Keystone (installed with apt-get, '
                    'patched with nova-sio install, reverted at the end) '
                    'instead of a venv of --version')
+    p.add_argument('--images-type', choices=backends.IMAGES_TYPES,
+                   default='sio',
+                   help='Nova\'s [libvirt] images_type of the compute '
+                   'hosts (default: sio; the local backends get a loop '
+                   'device of their own on each host)')
+    p.add_argument('--zero-copy', action='store_true',
+                   help='sio only: [scaleio] zero_copy_boot = True')
     p.set_defaults(func=_run)
+    p = sub.add_parser('bench', help='boot and live-migrate with every '
+                       'image backend on one cloud; print a table')
+    p.add_argument('--version', help='Nova release under test (default: '
+                   'the newest)')
+    p.add_argument('--runs', type=int, default=3,
+                   help='warm boots and live migrations per backend, of '
+                   'which the median is reported (default 3)')
+    p.add_argument('--backends', help='comma-separated backends (default: '
+                   'sio,sio-zero-copy,qcow2,raw,lvm)')
+    p.add_argument('--large-mib', type=int, default=1024,
+                   help='MiB of data the large image adds to the small '
+                   'one (default 1024)')
+    p.add_argument('--json', metavar='FILE', help='write every figure as '
+                   'JSON')
+    p.add_argument('--keep-logs', metavar='DIR',
+                   help='copy every service log and console here')
+    p.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -45,7 +45,7 @@ DEFAULT_DIR = '/run/nova-sio-e2e'
 #: ended (QEMU left by a libvirtd, the hosts' daemons): those would keep
 #: loop devices and mounts busy. A namespace is recorded before the
 #: links, processes and mounts made in it, so its name goes last.
-KINDS = ('loop', 'mount', 'process', 'dir', 'netns', 'link')
+KINDS = ('loop', 'mount', 'process', 'dir', 'netns', 'link', 'vg')
 
 
 class CleanupError(errors.NovaSioError):
@@ -243,6 +243,32 @@ def _release_records(records):
     return outcome
 
 
+def _release_vg(record):
+    """Remove the device-mapper devices of a volume group's volumes.
+
+    They are named ``<group>-<volume>`` (group names without a hyphen,
+    see ``backends.volume_group_name``); their ``/dev/<group>`` links go
+    with them. Without device-mapper there is nothing to remove.
+    """
+    name = record['name']
+    if '-' in name or '/' in name or not name:
+        raise CleanupError(kind='vg', name=name, reason='not a group name '
+                           'this harness makes')
+    if shutil.which('dmsetup') is None:
+        return False
+    code, out = _run(['dmsetup', 'ls'])
+    devices = [ln.split()[0] for ln in out.splitlines()
+               if not code and ln.startswith(name + '-')]
+    for device in devices:
+        code, out = _run(['dmsetup', 'remove', '--retry', device])
+        if code:
+            raise CleanupError(kind='vg', name=name, reason=out)
+    links = os.path.join('/dev', name)
+    if os.path.isdir(links):
+        shutil.rmtree(links, ignore_errors=True)
+    return bool(devices)
+
+
 def _release_link(record):
     argv = ['ip']
     if record.get('netns'):
@@ -295,6 +321,8 @@ def _release(record):
         return _release_netns(record)
     if kind == 'link':
         return _release_link(record)
+    if kind == 'vg':
+        return _release_vg(record)
     if kind == 'dir':
         if not os.path.isdir(record['path']):
             return False
@@ -340,7 +368,8 @@ class Ledger(object):
         :param fields: ``device`` and ``backing`` (loop), ``target`` and
             ``source`` (mount), ``pid`` (process), ``path`` (dir),
             ``name`` (netns), ``name`` and ``netns`` (link; no ``netns``:
-            the machine's own namespace).
+            the machine's own namespace), ``name`` (vg: a volume group
+            whose logical volumes' device-mapper devices go).
         :returns: the record.
         """
         record = dict(fields, kind=kind)

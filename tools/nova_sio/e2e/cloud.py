@@ -34,8 +34,10 @@ import tempfile
 import time
 import uuid
 
+from nova_sio.e2e import backends
 from nova_sio.e2e import cleanup
 from nova_sio.e2e import guest as guest_mod
+from nova_sio.e2e import novaconf
 from nova_sio.e2e import report as report_mod
 from nova_sio.e2e import scenario as scenario_mod
 from nova_sio import errors
@@ -130,10 +132,22 @@ class Cloud(object):
     :param compute_path: a directory put first on the Python path of
         every ``nova-compute`` (a modified copy of Nova's package, to
         prove that a check fails when the backend misbehaves), or None.
+    :param images_type: Nova's ``[libvirt] images_type`` of the hosts
+        (see :mod:`~nova_sio.e2e.backends`; default ``sio``).
+    :param zero_copy: ``[scaleio] zero_copy_boot`` (sio only).
+    :param local_disk: give the instances directory of every host a disk
+        of its own also for sio (the local backends always have one).
     """
 
     def __init__(self, version, workdir, ledger, progress=print,
-                 run_id=None, neutron=None, compute_path=None):
+                 run_id=None, neutron=None, compute_path=None,
+                 images_type='sio', zero_copy=False, local_disk=False):
+        backends.check(images_type, zero_copy)
+        self.images_type = images_type
+        self.zero_copy = zero_copy
+        self.local_disk = local_disk
+        #: host -> :class:`~nova_sio.e2e.backends.LocalStorage`
+        self.storage = {}
         self.version = version
         self.workdir = workdir
         self.ledger = ledger
@@ -221,28 +235,11 @@ class Cloud(object):
             # Every host sees its SDC's devices under the same path, as
             # Nova's live migration needs.
             host.attach_sdc(self.gateway)
+        self.attach_storage()
         self.say('starting the control plane')
         self.controlplane.start()
         for host in hosts:
-            conf = self.controlplane.compute_conf(
-                host.name, host.address,
-                self.gateway.scaleio_options(host.name),
-                os.path.join(host.workdir, 'nova'))
-            with open(conf) as handle:
-                text = handle.read()
-            text, count = re.subn(r'^instances_path = .*$',
-                                  'instances_path = %s' % INSTANCES_PATH,
-                                  text, flags=re.M)
-            if count != 1:
-                raise CloudError(reason='%s sets instances_path %d times'
-                                 % (conf, count))
-            with open(conf, 'w') as handle:
-                handle.write(text + WORKAROUNDS)
-            self.compute_confs[host.name] = conf
-            made = host.run(['mkdir', '-p', INSTANCES_PATH])
-            if made.returncode:
-                raise CloudError(reason='%s: mkdir %s: %s' % (
-                    host.name, INSTANCES_PATH, made.stdout.strip()))
+            self.write_compute_conf(host.name)
             self.start_compute(host.name)
         self.say('waiting for both nova-compute services')
         self.connect()
@@ -253,6 +250,60 @@ class Cloud(object):
         self.upload_guest()
         self.timings['start'] = time.monotonic() - mark
         return self
+
+    def attach_storage(self):
+        """Give every host the local disk its backend needs (see
+        :class:`~nova_sio.e2e.backends.LocalStorage`), if any.
+        """
+        if self.images_type not in backends.LOCAL_BACKENDS and \
+                not self.local_disk:
+            return
+        self.say('making the %s storage of %s' % (
+            self.images_type, ', '.join(sorted(self.hosts))))
+        for name, host in sorted(self.hosts.items()):
+            storage = backends.LocalStorage(
+                host, self.ledger, self.images_type, INSTANCES_PATH,
+                volume_group=backends.volume_group_name(self.run_id, name))
+            self.storage[name] = storage
+            storage.start()
+
+    def release_storage(self):
+        """Release every host's local disk; return the problems met."""
+        problems = []
+        for name in sorted(self.storage):
+            problems += self.storage.pop(name).stop()
+        return problems
+
+    def write_compute_conf(self, host):
+        """Write the nova.conf of ``host`` for the cloud's backend;
+        return its path.
+
+        :param host: host name.
+        """
+        node = self.hosts[host]
+        scaleio = dict(self.gateway.scaleio_options(host))
+        scaleio.update(backends.scaleio_options(self.images_type,
+                                                self.zero_copy))
+        conf = self.controlplane.compute_conf(
+            host, node.address, scaleio, os.path.join(node.workdir, 'nova'))
+        with open(conf) as handle:
+            text = handle.read()
+        text = novaconf.set_options(text, 'libvirt', backends.libvirt_options(
+            self.images_type, backends.volume_group_name(self.run_id, host)))
+        text, count = re.subn(r'^instances_path = .*$',
+                              'instances_path = %s' % INSTANCES_PATH,
+                              text, flags=re.M)
+        if count != 1:
+            raise CloudError(reason='%s sets instances_path %d times'
+                             % (conf, count))
+        with open(conf, 'w') as handle:
+            handle.write(text + WORKAROUNDS)
+        self.compute_confs[host] = conf
+        made = node.run(['mkdir', '-p', INSTANCES_PATH])
+        if made.returncode:
+            raise CloudError(reason='%s: mkdir %s: %s' % (
+                host, INSTANCES_PATH, made.stdout.strip()))
+        return conf
 
     def write_ssh(self):
         """Write the hosts' ``ssh`` (:data:`SSH_WRAPPER`) into the run's
@@ -490,6 +541,8 @@ class Cloud(object):
                     self.stop_compute, host, signal.SIGTERM)
         for name, host in sorted(self.hosts.items()):
             attempt('stopping host %s' % name, host.stop)
+        # The hosts' mount namespaces (and their mounts) are gone now.
+        problems += self.release_storage()
         if self.gateway is not None:
             attempt('stopping the gateway', self.gateway.stop)
         if self.controlplane is not None:
@@ -557,7 +610,8 @@ def make_workdir(ledger, parent='/var/tmp'):
 
 def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
               ledger=None, slice_name=None, neutron=None,
-              compute_path=None, distro=None):
+              compute_path=None, images_type='sio', zero_copy=False,
+              distro=None):
     """Build the cloud, run ``steps``, tear it all down; return the report.
 
     :param version: the Nova release under test.
@@ -569,20 +623,26 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
     :param slice_name: the slice's name, for the title.
     :param neutron: ``server``, ``stub`` or None (see :class:`Cloud`).
     :param compute_path: see :class:`Cloud`.
+    :param images_type: see :class:`Cloud`.
+    :param zero_copy: see :class:`Cloud`.
     :param distro: run the OpenStack packages of this distribution
         (``bookworm``, see :mod:`~nova_sio.e2e.packaged`), or None.
     """
+    backends.check(images_type, zero_copy)
     if ledger is None:
         ledger = cleanup.Ledger()
         ledger.install_handlers()
-    report = report_mod.Report('nova %s, %s slice%s' % (
+    backend = backends.label(images_type, zero_copy)
+    report = report_mod.Report('nova %s, %s slice%s%s' % (
         version, slice_name or 'custom',
+        ', images_type %s' % backend if backend != 'sio' else '',
         ', nova-compute from %s' % compute_path if compute_path else ''))
     if distro:
         report.title += ', %s packages' % distro
     workdir = make_workdir(ledger)
     cloud = Cloud(version, workdir, ledger, progress=progress,
-                  neutron=neutron, compute_path=compute_path)
+                  neutron=neutron, compute_path=compute_path,
+                  images_type=images_type, zero_copy=zero_copy)
     cloud.distro = distro
     sampler = report_mod.MemorySampler(cloud.root_pids)
     # Threads only once this process is in the ctl namespace.

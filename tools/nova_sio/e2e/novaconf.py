@@ -402,6 +402,47 @@ def compute_conf(ep, host, my_ip, scaleio_options, workdir, privsep_helper,
     return conf
 
 
+def set_options(text, section, options):
+    """Return INI ``text`` with ``options`` set in its ``section``.
+
+    An option already in the section gets the new value in its place;
+    the others are added right after the section's header. Used on the
+    file :func:`compute_conf` wrote, to choose another image backend
+    (``images_type``, ``images_volume_group``) or ``[scaleio]`` options.
+
+    :param text: the INI text.
+    :param section: a section name that must be in ``text``.
+    :param options: ``{option: value}``; booleans are written
+        ``True``/``False``.
+    :raises ConfError: when the section is missing, or is in the text
+        more than once.
+    """
+    lines = text.split('\n')
+    headers = [i for i, ln in enumerate(lines)
+               if ln.strip() == '[%s]' % section]
+    if len(headers) != 1:
+        raise ConfError(reason='section [%s] is in the file %d times' % (
+            section, len(headers)))
+    start = headers[0] + 1
+    end = start
+    while end < len(lines) and not lines[end].startswith('['):
+        end += 1
+    missing = []
+    for key, value in options.items():
+        if '\n' in str(value):
+            raise ConfError(reason='option %s.%s holds a newline' % (
+                section, key))
+        line = '%s = %s' % (key, value)
+        found = [i for i in range(start, end)
+                 if lines[i].split('=', 1)[0].strip() == key]
+        for i in found:
+            lines[i] = line
+        if not found:
+            missing.append(line)
+    lines[start:start] = missing
+    return '\n'.join(lines)
+
+
 def fake_compute_conf(ep, host, my_ip, workdir, debug=False):
     """Return the nova.conf of a compute host with Nova's fake driver.
 
