@@ -5,6 +5,7 @@
 #   tools/bootstrap.sh test       the default test command (CI)
 #   tools/bootstrap.sh e2e [VERSION]   the real-cloud scenario (root)
 #   tools/bootstrap.sh tempest [VERSION] [REGEX]   Tempest on that cloud
+#   tools/bootstrap.sh e2e-bench [VERSION]   image backends side by side
 #   tools/bootstrap.sh <toxenv>   any tox environment
 #
 # System packages (GNU patch, git, qemu-img) are installed with apt-get
@@ -190,6 +191,18 @@ PYEOF
         shift || true
         "$tox" exec -q -e py3 -- python -m nova_sio.e2e run \
             ${version:+--version "$version"} --slice full "$@"
+        exit $?
+        ;;
+    e2e-bench)
+        # The image backends side by side on the real cloud (root): boots
+        # of a small and a 1 GiB image with sio (full copy and zero-copy),
+        # qcow2, raw and lvm, and their live migration; the median of 3
+        # runs as a table, every figure in the cache's e2e-bench.json.
+        tools/e2e-setup.sh
+        version="${1:-}"
+        shift || true
+        "$tox" exec -q -e py3 -- python -m nova_sio.e2e bench \
+            ${version:+--version "$version"} --json "$cache/e2e-bench.json" "$@"
         exit $?
         ;;
     tempest)
