@@ -19,14 +19,14 @@ import os
 import sys
 import time
 
-from nova_sio import engine
+from nova_sio.engine import emit
+from nova_sio.engine import series as series_mod
+from nova_sio.engine import seriesedit
+from nova_sio.engine import source
+from nova_sio.engine import workrepo
 from nova_sio import errors
 from nova_sio import releases as rel_mod
-from nova_sio import series as series_mod
-from nova_sio import seriesedit
-from nova_sio import source
 from nova_sio import util
-from nova_sio import workrepo
 
 
 class Progress(object):
@@ -119,7 +119,7 @@ def diff_verified(version, entry):
     :param version: the release.
     :param entry: the release's manifest entry.
     """
-    path = engine.diff_path(version)
+    path = emit.diff_path(version)
     recorded = entry.get('diff_sha256')
     if not recorded or not os.path.isfile(path):
         return False
@@ -129,13 +129,13 @@ def diff_verified(version, entry):
 
 def cmd_releases(args):
     eras = rel_mod.load_eras()
-    manifest = engine.load_manifest()['releases']
+    manifest = emit.load_manifest()['releases']
     rows = []
     data = []
     for r in discover(offline=args.offline):
         era = rel_mod.era_of(r.version, eras)
         info = source.origin(r.version)
-        diff = os.path.exists(engine.diff_path(r.version))
+        diff = os.path.exists(emit.diff_path(r.version))
         entry = manifest.get(r.version, {})
         verified = diff_verified(r.version, entry)
         avail = info['kind'] if info else (
@@ -196,7 +196,7 @@ def _unavailable_status(skipped, args):
 def cmd_apply(args):
     version = _versions(args)[0] if args.versions else None
     source.fetch(version)
-    era, series = engine.series_for(version)
+    era, series = emit.series_for(version)
     _base, head, results = workrepo.build_release(
         version, series, with_tests=args.with_tests)
     for name, res in results:
@@ -216,7 +216,7 @@ def cmd_apply(args):
 
 
 def _emit_verify(versions, do_emit, do_verify, args):
-    manifest = engine.load_manifest()
+    manifest = emit.load_manifest()
     eras = rel_mod.load_eras()
     progress = Progress(len(versions), args.quiet)
     skipped = {}
@@ -233,10 +233,10 @@ def _emit_verify(versions, do_emit, do_verify, args):
         rep = {'version': v}
         try:
             if do_emit:
-                rep['changed'] = engine.emit(v, manifest, eras)
+                rep['changed'] = emit.emit(v, manifest, eras)
             if do_verify:
-                rep.update(engine.verify(v, manifest, eras,
-                                         check_fresh=not do_emit))
+                rep.update(emit.verify(v, manifest, eras,
+                                       check_fresh=not do_emit))
             else:
                 rep['ok'] = True
         except errors.NovaSioError as exc:
@@ -259,7 +259,7 @@ def _emit_verify(versions, do_emit, do_verify, args):
                                          '; '.join(probs[:3]))
             progress.step(rep['version'], status)
     if do_emit or do_verify:
-        engine.save_manifest(manifest, todo)
+        emit.save_manifest(manifest, todo)
     summary = {
         'ok': sorted((r['version'] for r in reports if r['ok']),
                      key=rel_mod.vkey),
@@ -301,8 +301,8 @@ def cmd_verify(args):
 
 
 def cmd_status(args):
-    manifest = engine.load_manifest()['releases']
-    tested_path = os.path.join(os.path.dirname(engine.manifest_path()),
+    manifest = emit.load_manifest()['releases']
+    tested_path = os.path.join(os.path.dirname(emit.manifest_path()),
                                'tested.json')
     tested = {}
     if os.path.exists(tested_path):
@@ -312,7 +312,7 @@ def cmd_status(args):
     data = []
     for r in discover(offline=args.offline):
         entry = manifest.get(r.version, {})
-        emitted = os.path.exists(engine.diff_path(r.version))
+        emitted = os.path.exists(emit.diff_path(r.version))
         verified = diff_verified(r.version, entry)
         info = source.origin(r.version)
         t = tested.get(r.version)
@@ -352,7 +352,7 @@ def cmd_rebase(args):
             raise errors.NovaSioError('--onto VERSION is required')
         name = args.series
         if not name:
-            era, _s = engine.series_for(args.from_ or args.onto)
+            era, _s = emit.series_for(args.from_ or args.onto)
             name = era.series
         source.fetch(args.onto)
         result = seriesedit.rebase(name, args.onto)
@@ -461,7 +461,7 @@ def build_parser():
     p.add_argument('dir', nargs='?', help='worktree directory')
     p.set_defaults(func=cmd_series)
 
-    for modname in ('testenv', 'emulator.cli', 'operator'):
+    for modname in ('testenv', 'emulator.cli', 'operator.commands'):
         try:
             mod = __import__('nova_sio.' + modname,
                              fromlist=['add_parser'])

@@ -34,15 +34,15 @@ import sys
 import tempfile
 import time
 
-from nova_sio import diffs
-from nova_sio import engine
+from nova_sio.engine import diffs
+from nova_sio.engine import emit
+from nova_sio.engine import series as series_mod
+from nova_sio.engine import source
+from nova_sio.engine import workrepo
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases as rel_mod
-from nova_sio import series as series_mod
-from nova_sio import source
 from nova_sio import util
-from nova_sio import workrepo
 
 DEFAULT_TESTS = (r'nova\.tests\.unit\.virt\.libvirt\.'
                  r'(test_imagebackend|test_driver|test_utils|test_sio)')
@@ -234,7 +234,7 @@ def tree_key(diff_data, tests):
 def check_committed_diff(version):
     """Verify ``releases/<version>.diff`` strictly; refuse when it fails.
 
-    Every gate of :func:`nova_sio.engine.verify` runs, the fresh emit
+    Every gate of :func:`nova_sio.engine.emit.verify` runs, the fresh emit
     included: the committed diff must be what the series and runtime
     files produce now.
 
@@ -242,13 +242,13 @@ def check_committed_diff(version):
     :returns: the bytes of the committed diff.
     :raises DiffNotVerified: when the file is missing or a gate fails.
     """
-    path = engine.diff_path(version)
+    path = emit.diff_path(version)
     if not os.path.exists(path):
         raise DiffNotVerified(version=version, problems='the file does '
                               'not exist')
     with open(path, 'rb') as f:
         data = f.read()
-    report = engine.verify(version, check_fresh=True)
+    report = emit.verify(version, check_fresh=True)
     if not report.get('ok'):
         problems = []
         if report.get('error'):
@@ -277,7 +277,7 @@ def apply_diff(tree, diff_data):
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(diff_data)
-        proc = util.run(['patch', '-p', '2'] + engine.PATCH_ARGS +
+        proc = util.run(['patch', '-p', '2'] + emit.PATCH_ARGS +
                         ['-d', os.path.join(tree, 'nova'), '-i',
                          diff_file], check=False)
     finally:
@@ -525,7 +525,7 @@ def run_tests(version, tests=DEFAULT_TESTS, concurrency=None, python=None,
 
 def _run_tests(version, tests, concurrency, python, record):
     t0 = time.time()
-    era, _series = engine.series_for(version)
+    era, _series = emit.series_for(version)
     required = required_modules(era.name)
     tree = build_tree(version)
     venv = build_venv(version, tree, python)
@@ -753,7 +753,7 @@ def _record(version, result):
     entry = dict((k, result[k]) for k in (
         'result', 'summary', 'passed', 'failed', 'skipped', 'python',
         'test_seconds', 'setup_seconds'))
-    entry['series_sha256'] = engine.load_manifest()['releases'].get(
+    entry['series_sha256'] = emit.load_manifest()['releases'].get(
         version, {}).get('series_sha256')
     if result['tests'] == DEFAULT_TESTS:
         suites = data.get(version, {}).get('other_suites', {})

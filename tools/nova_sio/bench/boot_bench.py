@@ -518,9 +518,9 @@ def nova_python(build=True):
         ``(None, None)``).
     """
     import glob
+    from nova_sio.engine import source
     from nova_sio import paths
     from nova_sio import releases
-    from nova_sio import source
     from nova_sio import testenv
     ready = sorted(glob.glob(os.path.join(
         paths.cache_dir(), 'venvs', '%s-py*' % releases.series_of(

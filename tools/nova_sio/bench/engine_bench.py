@@ -42,11 +42,11 @@ import tempfile
 import time
 
 from nova_sio import cli
-from nova_sio import engine
+from nova_sio.engine import emit
+from nova_sio.engine import source
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases as rel_mod
-from nova_sio import source
 
 WARM_TARGET_S = 30.0
 COLD_TARGET_S = 180.0
@@ -72,9 +72,9 @@ def _seed_cache(cache_from, cache_to, versions):
 def _one(v, manifest, eras):
     t0 = time.time()
     try:
-        engine.emit(v, manifest, eras)
+        emit.emit(v, manifest, eras)
         t1 = time.time()
-        rep = engine.verify(v, manifest, eras, check_fresh=False)
+        rep = emit.verify(v, manifest, eras, check_fresh=False)
         ok = rep['ok']
         if not ok:
             print('%s: %s' % (v, rep.get('error') or rep['gates']),
@@ -140,7 +140,7 @@ def main(argv=None):
         os.environ['NOVA_SIO_ROOT'] = scratch
         os.environ['NOVA_SIO_CACHE'] = cache
         eras = rel_mod.load_eras()
-        manifest = engine.load_manifest()
+        manifest = emit.load_manifest()
         for name, target in (('cold', args.cold_target),
                              ('warm', args.warm_target)):
             total, rows = _timed_pass(name, available, args.jobs, manifest,

@@ -426,8 +426,8 @@ class ControlPlane(object):
 
         :returns: ``'installed'`` or ``'already installed'``.
         """
-        from nova_sio import engine
-        from nova_sio import operator_install
+        from nova_sio.engine import emit as engine
+        from nova_sio.operator import install as operator_install
         nova_dir = nova_dir_of(self.python)
         diff = engine.diff_path(self.version)
         want = util.sha256_file(diff)

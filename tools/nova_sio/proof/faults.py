@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 
-from nova_sio import engine
+from nova_sio.engine import emit
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio.proof import cells as cells_mod
@@ -421,7 +421,7 @@ def main(argv=None):
         result['commit'] = git_commit()
         result['date'] = datetime.datetime.now(
             datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-        result['series_sha256'] = engine.load_manifest()['releases'].get(
+        result['series_sha256'] = emit.load_manifest()['releases'].get(
             args.version, {}).get('series_sha256')
         result['diff_sha256'] = util.sha256_file(os.path.join(
             paths.releases_dir(), '%s.diff' % args.version))

@@ -18,8 +18,8 @@ import time
 
 import fixtures
 
+from nova_sio.engine import source
 from nova_sio import paths
-from nova_sio import source
 
 # Nothing listens there: PyPI and git lookups fail at once and the
 # seeded cache is all there is.

@@ -133,7 +133,7 @@ class TestPatchNova(base.BaseTestCase):
         self.cp.venv = os.path.join(self.tmp, 'venv')
 
     def _state(self, status, digest):
-        from nova_sio import operator_install
+        from nova_sio.operator import install as operator_install
         path = os.path.join(self.nova_dir, operator_install.STATE_DIR)
         os.makedirs(path)
         with open(os.path.join(path, operator_install.STATE_FILE),
@@ -141,7 +141,7 @@ class TestPatchNova(base.BaseTestCase):
             json.dump({'status': status, 'diff_sha256': digest}, handle)
 
     def _digest(self):
-        from nova_sio import engine
+        from nova_sio.engine import emit as engine
         from nova_sio import util
         return util.sha256_file(engine.diff_path('34.0.0'))
 

@@ -30,12 +30,12 @@ import fixtures
 import testtools
 
 from nova_sio import cli
-from nova_sio import diffs
-from nova_sio import engine
+from nova_sio.engine import diffs
+from nova_sio.engine import emit
+from nova_sio.engine import source
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases
-from nova_sio import source
 from nova_sio import testenv
 from nova_sio.tests import cachefix
 
@@ -549,15 +549,15 @@ class StatusTest(testtools.TestCase):
         self.assertEqual({edited, removed}, changed)
         self.assertFalse(after[edited])
         # The manifest still says it was verified: only the file tells.
-        entry = engine.load_manifest()['releases'][edited]
+        entry = emit.load_manifest()['releases'][edited]
         self.assertEqual(entry['diff_sha256'],
                          entry['verified_diff_sha256'])
 
     def test_verified_needs_a_recorded_verification(self):
         co = self.useFixture(ScratchCheckout(cache=False))
-        entry = dict(engine.load_manifest()['releases'][VERSION])
+        entry = dict(emit.load_manifest()['releases'][VERSION])
         entry['diff_sha256'] = entry['verified_diff_sha256'] = \
-            engine.util.sha256_file(co.diff_path(VERSION))
+            emit.util.sha256_file(co.diff_path(VERSION))
         self.assertTrue(cli.diff_verified(VERSION, entry))
         entry.pop('verified_diff_sha256')
         self.assertFalse(cli.diff_verified(VERSION, entry))

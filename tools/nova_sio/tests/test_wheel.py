@@ -32,8 +32,8 @@ import fixtures
 import testtools
 
 from nova_sio import paths
-from nova_sio.tests import test_operator_distro as distro
-from nova_sio.tests import test_operator_install as base
+from nova_sio.tests.operator import test_distro as distro
+from nova_sio.tests.operator import test_install as base
 
 NOVA = '34.0.0'
 

@@ -30,7 +30,7 @@ import warnings
 from oslo_config import cfg
 import requests
 
-from nova_sio.doctor import base
+from nova_sio.operator.doctor import base
 from nova_sio import runtime
 
 DEFAULT_CONFIG = '/etc/nova/nova.conf'

@@ -12,7 +12,7 @@
 
 """``nova-sio doctor``: check a compute host's configuration for sio.
 
-The checks live in :mod:`nova_sio.doctor`; each is a small function
+The checks live in :mod:`nova_sio.operator.doctor`; each is a small function
 returning a result with a code, details and a hint, in the style of
 oslo.upgradecheck (``nova-status upgrade check``). This module orders
 them, runs them and renders their results as a table, or with
@@ -30,13 +30,13 @@ failed, 0 otherwise (warnings included).
 
 The flavor check reads the flavors with the credentials nova.conf holds
 for Nova's own calls, or a cloud of ``clouds.yaml`` (see
-:mod:`nova_sio.doctor.flavors`).
+:mod:`nova_sio.operator.doctor.flavors`).
 """
 
-from nova_sio.doctor import base
-from nova_sio.doctor import flavors
-from nova_sio.doctor import scaleio
-from nova_sio.doctor import tree
+from nova_sio.operator.doctor import base
+from nova_sio.operator.doctor import flavors
+from nova_sio.operator.doctor import scaleio
+from nova_sio.operator.doctor import tree
 from nova_sio import runtime
 
 DEFAULT_CONFIG = scaleio.DEFAULT_CONFIG

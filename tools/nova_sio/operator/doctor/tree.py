@@ -17,36 +17,36 @@ tree that belongs to a distribution package carry the package-upgrade
 hooks that reinstall it?
 """
 
-from nova_sio.doctor import base
-from nova_sio.doctor import scaleio
 from nova_sio import errors
+from nova_sio.operator.doctor import base
+from nova_sio.operator.doctor import scaleio
 
 
 def nova_backend(ctx):
     """Is the backend installed in the Nova tree?"""
     # Imported here: the configuration checks must not depend on the
     # install machinery.
-    from nova_sio import operator_hooks
-    from nova_sio import operator_tree
+    from nova_sio.operator import hooks as hooks_mod
+    from nova_sio.operator import tree as tree_mod
     try:
         configured = scaleio.value(ctx.conf, 'libvirt',
                                    'images_type') == 'sio'
     except ValueError:
         configured = False
     try:
-        ctx.tree = operator_tree.locate(
+        ctx.tree = tree_mod.locate(
             getattr(ctx.args, 'nova_dir', None),
             getattr(ctx.args, 'python', None))
     except errors.NovaSioError as exc:
         return base.skipped('no Nova package found (%s)' % exc)
-    status, detail = operator_hooks.backend_state(ctx.tree)
+    status, detail = hooks_mod.backend_state(ctx.tree)
     ctx.backend_status = status
     nova_dir = ctx.tree.nova_dir
     if status == 'intact':
         return base.success('%s in %s' % (detail, nova_dir))
     if status == 'absent' and not configured:
         return base.success('%s (images_type is not sio)' % detail)
-    fix = operator_hooks.guard(ctx.tree)[1].split('To fix: ', 1)[-1]
+    fix = hooks_mod.guard(ctx.tree)[1].split('To fix: ', 1)[-1]
     if configured:
         return base.failure('configured for sio but the backend is missing '
                             'from %s: %s' % (nova_dir, detail), fix)
@@ -55,22 +55,22 @@ def nova_backend(ctx):
 
 def upgrade_hook(ctx):
     """Would a package upgrade of the tree reinstall the backend?"""
-    from nova_sio import operator_hooks
-    from nova_sio import operator_tree
+    from nova_sio.operator import hooks as hooks_mod
+    from nova_sio.operator import tree as tree_mod
     if ctx.tree is None:
         return base.skipped('no Nova package found')
     if ctx.backend_status == 'absent':
         return base.skipped('nova-sio is not installed')
-    owner = operator_tree.package_owner(ctx.tree)
+    owner = tree_mod.package_owner(ctx.tree)
     if owner is None:
         return base.skipped('%s belongs to no distribution package'
                             % ctx.tree.nova_dir)
-    hooks = operator_hooks.hook_state(ctx.tree, owner)
+    hooks = hooks_mod.hook_state(ctx.tree, owner)
     missing = sorted(p for p, present in hooks.items() if not present)
     if missing:
         return base.warning('the tree belongs to %s but %s missing' % (
-            operator_tree.describe_owner(owner), ', '.join(missing)),
+            tree_mod.describe_owner(owner), ', '.join(missing)),
             'a package upgrade would remove the backend unnoticed; run '
             '"nova-sio revert" and "nova-sio install" without --no-hooks')
-    return base.success('%s: %s' % (operator_tree.describe_owner(owner),
+    return base.success('%s: %s' % (tree_mod.describe_owner(owner),
                                     ', '.join(sorted(hooks))))

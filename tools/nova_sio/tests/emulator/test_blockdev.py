@@ -21,6 +21,7 @@ import time
 import fixtures
 from oslotest import base
 
+import nova_sio
 from nova_sio.e2e import cleanup
 from nova_sio.e2e import machine
 from nova_sio.emulator import blockdev
@@ -29,8 +30,8 @@ from nova_sio.tests import e2e_base
 from nova_sio.tests import sio_base
 
 GiB = 1024 ** 3
-TOOLS = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+# The folder holding the nova_sio package, for the child interpreters.
+TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(nova_sio.__file__)))
 
 
 def _child(code, *args):

@@ -20,8 +20,8 @@ from nova_sio.emulator import fixture as emu_fixture
 from nova_sio.emulator import loopfs
 from nova_sio.emulator import sdc
 from nova_sio.emulator import server
+from nova_sio.tests.emulator.test_emulator import Raw
 from nova_sio.tests import sio_base
-from nova_sio.tests.test_emulator import Raw
 
 MiB = 1024 * 1024
 KiB_PER_GiB = 1024 * 1024

@@ -23,16 +23,16 @@ import fixtures
 import testtools
 
 from nova_sio import cli
-from nova_sio import engine
+from nova_sio.engine import emit
+from nova_sio.engine import series as series_mod
+from nova_sio.engine import seriesedit
+from nova_sio.engine import source
+from nova_sio.engine import workrepo
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases
-from nova_sio import series as series_mod
-from nova_sio import seriesedit
-from nova_sio import source
 from nova_sio.tests import cachefix
 from nova_sio import util
-from nova_sio import workrepo
 
 NEWEST_E6 = '33.0.2'
 
@@ -96,7 +96,7 @@ class RealSourceTest(testtools.TestCase):
             self.skipTest(str(exc))
 
     def test_render_is_deterministic_and_verifies(self):
-        one, facts = engine.render(NEWEST_E6)
+        one, facts = emit.render(NEWEST_E6)
         # A hostile user git config must not change a byte.
         self.useFixture(fixtures.EnvironmentVariable('NOVA_SIO_CACHE',
                                                      paths.cache_dir()))
@@ -106,38 +106,38 @@ class RealSourceTest(testtools.TestCase):
                     '\talgorithm = histogram\n\tcontext = 7\n'
                     '[core]\n\tabbrev = 7\n')
         self.useFixture(fixtures.EnvironmentVariable('HOME', home))
-        two, _facts = engine.render(NEWEST_E6)
+        two, _facts = emit.render(NEWEST_E6)
         self.assertEqual(one, two)
         self.assertEqual(facts['diff_sha256'],
-                         engine.util.sha256_bytes(one))
+                         emit.util.sha256_bytes(one))
         self.assertIn(b'\ndiff --git a/nova/virt/libvirt/imagebackend.py '
                       b'b/nova/virt/libvirt/imagebackend.py\n', one)
         self.assertNotIn(b'nova/tests/', one)
         root = self.useFixture(fixtures.TempDir()).path
-        files = engine.diffs.parse(one)
+        files = emit.diffs.parse(one)
         source.extract(NEWEST_E6, root,
                        only=[f.old_path for f in files if f.old_path])
         self.assertEqual({'dry_run': [], 'positions': [], 'roundtrip': []},
-                         engine.verify_tree(root, one))
+                         emit.verify_tree(root, one))
 
     def test_diff_for_other_release_rejected(self):
-        data, _facts = engine.render(NEWEST_E6)
+        data, _facts = emit.render(NEWEST_E6)
         try:
             source.fetch('26.0.0')
         except errors.SourceUnavailable as exc:
             self.skipTest(str(exc))
         root = self.useFixture(fixtures.TempDir()).path
-        files = engine.diffs.parse(data)
+        files = emit.diffs.parse(data)
         source.extract('26.0.0', root,
                        only=[f.old_path for f in files if f.old_path])
-        report = engine.verify_tree(root, data)
+        report = emit.verify_tree(root, data)
         self.assertTrue(report['positions'])
         self.assertTrue(report['dry_run'])
 
     def test_committed_diff_verifies(self):
-        if not os.path.exists(engine.diff_path(NEWEST_E6)):
+        if not os.path.exists(emit.diff_path(NEWEST_E6)):
             self.skipTest('not emitted')
-        report = engine.verify(NEWEST_E6, check_fresh=True)
+        report = emit.verify(NEWEST_E6, check_fresh=True)
         self.assertTrue(report['ok'], report)
 
     def test_rebase_without_churn(self):
@@ -287,17 +287,17 @@ class SourceTrustTest(testtools.TestCase):
         # A private copy of the archive: these tests alter it.
         self.cache = self.useFixture(cachefix.SeededCache([NEWEST_E6],
                                                           link=False))
-        self.manifest = engine.load_manifest()
+        self.manifest = emit.load_manifest()
         self.entry = self.manifest['releases'][NEWEST_E6]
         self.assertEqual('sdist', self.entry['origin']['kind'])
         # The scratch runtime may be newer than the committed diff.
-        engine.emit(NEWEST_E6, self.manifest)
-        self.report = engine.verify(NEWEST_E6, self.manifest)
+        emit.emit(NEWEST_E6, self.manifest)
+        self.report = emit.verify(NEWEST_E6, self.manifest)
         self.assertTrue(self.report['ok'], self.report)
         info = source.origin(NEWEST_E6)
         self.archive = os.path.join(self.cache.path, 'sources', NEWEST_E6,
                                     info['archive'])
-        with open(engine.diff_path(NEWEST_E6), 'rb') as f:
+        with open(emit.diff_path(NEWEST_E6), 'rb') as f:
             self.diff = f.read()
 
     def tamper_archive(self):
@@ -319,7 +319,7 @@ class SourceTrustTest(testtools.TestCase):
         recorded = self.entry['origin']['sha256']
         digest = self.tamper_archive()
         self.assertNotEqual(recorded, digest)
-        report = engine.verify(NEWEST_E6, self.manifest)
+        report = emit.verify(NEWEST_E6, self.manifest)
         self.assertFalse(report['ok'])
         self.assertEqual(['%s: sha256 %s, manifest records %s (PyPI digest)'
                           % (self.archive, digest, recorded)],
@@ -328,12 +328,12 @@ class SourceTrustTest(testtools.TestCase):
     def test_tampered_archive_cannot_be_emitted(self):
         before = json.dumps(self.manifest, sort_keys=True)
         digest = self.tamper_archive()
-        exc = self.assertRaises(errors.SourceTampered, engine.emit,
+        exc = self.assertRaises(errors.SourceTampered, emit.emit,
                                 NEWEST_E6, self.manifest)
         self.assertIn(digest, str(exc))
         self.assertIn(self.entry['origin']['sha256'], str(exc))
         self.assertEqual(before, json.dumps(self.manifest, sort_keys=True))
-        with open(engine.diff_path(NEWEST_E6), 'rb') as f:
+        with open(emit.diff_path(NEWEST_E6), 'rb') as f:
             self.assertEqual(self.diff, f.read())
 
     def test_tampered_pristine_extraction(self):
@@ -343,17 +343,17 @@ class SourceTrustTest(testtools.TestCase):
         with open(path, 'ab') as f:
             f.write(b'\nEVIL = True\n')
         digest = util.sha256_file(path)
-        report = engine.verify(NEWEST_E6, self.manifest)
+        report = emit.verify(NEWEST_E6, self.manifest)
         self.assertIn('%s: sha256 %s, manifest has %s' % (
             rel, digest, recorded), report['gates']['source'])
-        exc = self.assertRaises(errors.SourceMismatch, engine.emit,
+        exc = self.assertRaises(errors.SourceMismatch, emit.emit,
                                 NEWEST_E6, self.manifest)
         self.assertIn(digest, str(exc))
         self.assertEqual(recorded, self.entry['pristine_sha256'][rel])
 
     def test_manifest_without_origin_fails_the_source_gate(self):
         del self.entry['origin']
-        report = engine.verify(NEWEST_E6, self.manifest)
+        report = emit.verify(NEWEST_E6, self.manifest)
         self.assertFalse(report['ok'])
         self.assertIn('the manifest records no origin hash for nova %s'
                       % NEWEST_E6, ' '.join(report['gates']['source']))
@@ -362,8 +362,8 @@ class SourceTrustTest(testtools.TestCase):
         edited = self.diff.replace(b'# Apply from the directory',
                                    b'# Apply it from the directory', 1)
         self.assertNotEqual(self.diff, edited)
-        util.write_atomic(engine.diff_path(NEWEST_E6), edited)
-        report = engine.verify(NEWEST_E6, self.manifest)
+        util.write_atomic(emit.diff_path(NEWEST_E6), edited)
+        report = emit.verify(NEWEST_E6, self.manifest)
         self.assertFalse(report['ok'])
         gates = report['gates']
         self.assertEqual(['committed diff differs from a fresh emit; run '
@@ -457,7 +457,7 @@ class CliTest(testtools.TestCase):
     def test_releases_json_offline(self):
         rc, out, _err = self.run_cli('releases', '--offline', '--json')
         self.assertEqual(0, rc)
-        data = engine.json.loads(out)
+        data = emit.json.loads(out)
         versions = [d['version'] for d in data]
         self.assertEqual('2015.1.0', versions[0])
         self.assertIn('33.0.2', versions)

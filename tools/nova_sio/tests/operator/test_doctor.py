@@ -31,10 +31,10 @@ import testtools
 import yaml
 
 from nova_sio import cli
-from nova_sio.doctor import base
 from nova_sio.emulator import fixture as emu_fixture
-from nova_sio import operator_doctor
-from nova_sio.tests import test_operator_install as install_tests
+from nova_sio.operator.doctor import base
+from nova_sio.operator.doctor import checklist
+from nova_sio.tests.operator import test_install as install_tests
 
 OS_VARS = ('OS_CLOUD', 'OS_AUTH_URL', 'OS_USERNAME', 'OS_PASSWORD',
            'OS_PROJECT_NAME', 'OS_USER_DOMAIN_NAME',
@@ -688,9 +688,9 @@ class DoctorFlavorTest(DoctorTestCase):
         self.assertNotEqual('2.61', _FakeCloud.requests[0]['version'])
 
     def test_flavor_problems(self):
-        self.assertEqual([], operator_doctor.flavor_problems(
+        self.assertEqual([], checklist.flavor_problems(
             {'disk': 0, 'swap': '', 'OS-FLV-EXT-DATA:ephemeral': 0}))
-        self.assertEqual(['swap 1024 MiB'], operator_doctor.flavor_problems(
+        self.assertEqual(['swap 1024 MiB'], checklist.flavor_problems(
             {'disk': 24, 'swap': 1024}))
 
 

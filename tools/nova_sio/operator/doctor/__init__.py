@@ -13,16 +13,16 @@
 """The checks of ``nova-sio doctor``, in the oslo.upgradecheck style.
 
 Each check is a small function ``check(ctx)`` that returns a
-:class:`~nova_sio.doctor.base.Result` (a code, details and a hint), as
-the checks of ``nova-status upgrade check`` do:
+:class:`~nova_sio.operator.doctor.base.Result` (a code, details and a
+hint), as the checks of ``nova-status upgrade check`` do:
 
-* :mod:`~nova_sio.doctor.base`: codes, results, the runner and the
-  table;
-* :mod:`~nova_sio.doctor.scaleio`: nova.conf, the gateway, the storage
-  and the SDC of the host;
-* :mod:`~nova_sio.doctor.tree`: the backend in the Nova package;
-* :mod:`~nova_sio.doctor.flavors`: the flavors, read through
-  keystoneauth1 and openstacksdk.
-
-``nova_sio.operator_doctor`` orders them and wires them to the command.
+* :mod:`~nova_sio.operator.doctor.base`: codes, results, the runner and
+  the table;
+* :mod:`~nova_sio.operator.doctor.scaleio`: nova.conf, the gateway, the
+  storage and the SDC of the host;
+* :mod:`~nova_sio.operator.doctor.tree`: the backend in the Nova package;
+* :mod:`~nova_sio.operator.doctor.flavors`: the flavors, read through
+  keystoneauth1 and openstacksdk;
+* :mod:`~nova_sio.operator.doctor.checklist`: orders them and wires them
+  to the command.
 """

@@ -35,14 +35,14 @@ import shutil
 import tempfile
 import threading
 
-from nova_sio import diffs
+from nova_sio.engine import diffs
+from nova_sio.engine import series as series_mod
+from nova_sio.engine import source
+from nova_sio.engine import workrepo
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases as rel_mod
-from nova_sio import series as series_mod
-from nova_sio import source
 from nova_sio import util
-from nova_sio import workrepo
 
 ENGINE_VERSION = '1'
 PATCH_ARGS = ['--batch', '--forward', '--fuzz=0',

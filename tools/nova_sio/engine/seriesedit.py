@@ -25,12 +25,12 @@ import os
 import re
 import shutil
 
+from nova_sio.engine import series as series_mod
+from nova_sio.engine import source
+from nova_sio.engine import workrepo
 from nova_sio import errors
 from nova_sio import paths
-from nova_sio import series as series_mod
-from nova_sio import source
 from nova_sio import util
-from nova_sio import workrepo
 
 FORMAT_PATCH = ['format-patch', '--zero-commit', '--full-index',
                 '--no-signature', '--no-numbered', '--no-stat',

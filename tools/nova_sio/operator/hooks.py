@@ -46,8 +46,8 @@ import shlex
 import sys
 
 from nova_sio import errors
-from nova_sio import operator_install
-from nova_sio import operator_tree
+from nova_sio.operator import install as install_mod
+from nova_sio.operator import tree as tree_mod
 from nova_sio import util
 
 APT_HOOK = os.path.join('etc', 'apt', 'apt.conf.d', '80nova-sio')
@@ -73,7 +73,7 @@ def command(action, tree):
     so the hook keeps working whatever ``PATH`` APT or systemd use.
 
     :param action: ``reinstall`` or ``guard``.
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     """
     return [sys.executable, '-m', 'nova_sio.cli', action, '--nova-dir',
             tree.nova_dir]
@@ -93,7 +93,7 @@ def _check_quotable(tree):
 def hook_files(owner):
     """Return ``{absolute path: kind}`` of the hooks for a package owner.
 
-    :param owner: what :func:`operator_tree.package_owner` returned.
+    :param owner: what :func:`tree_mod.package_owner` returned.
     """
     if not owner:
         return {}
@@ -158,7 +158,7 @@ def _reload_systemd(owner, progress):
 def install_hooks(tree, owner, progress=None):
     """Write the upgrade hook and the guard for a package-owned tree.
 
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     :param owner: the owning package, or ``None`` (then nothing is done).
     :param progress: ``callable(message)`` for progress lines.
     :returns: the sorted list of files written.
@@ -227,12 +227,12 @@ def hook_state(tree, owner):
 def backend_state(tree):
     """Tell whether the sio backend installed into ``tree`` is intact.
 
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     :returns: ``(status, detail)`` where status is ``intact``,
         ``missing`` (the patched files were replaced), ``blocked`` (a
         reinstall failed), ``interrupted`` or ``absent`` (no record).
     """
-    state = operator_install.load_state(tree)
+    state = install_mod.load_state(tree)
     if state is None:
         return 'absent', 'nova-sio install has no record in %s' % (
             tree.nova_dir)
@@ -270,7 +270,7 @@ def reinstall(tree, progress=None):
     fails the install record says ``blocked`` with the reason, which the
     guard reports.
 
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     :param progress: ``callable(message)`` for progress lines.
     :returns: ``{'action': 'none' | 'reinstalled' | 'blocked', ...}``.
     """
@@ -278,38 +278,38 @@ def reinstall(tree, progress=None):
     status, detail = backend_state(tree)
     if status in ('intact', 'absent'):
         return {'action': 'none', 'status': status, 'detail': detail}
-    state = operator_install.load_state(tree)
+    state = install_mod.load_state(tree)
     previous = state.get('version')
     try:
         if status == 'interrupted':
-            raise operator_install.InstallRefused(detail)
+            raise install_mod.InstallRefused(detail)
         if status == 'missing':
             progress('the Nova files nova-sio %s patched were replaced: '
                      '%s' % (previous, detail))
-            operator_install.revert(tree, force=True, after_upgrade=True,
-                                    progress=progress)
+            install_mod.revert(tree, force=True, after_upgrade=True,
+                               progress=progress)
         else:
             previous = state.get('previous_version') or previous
-            operator_install.clear_blocked(tree)
-        plan = operator_install.make_plan(tree, progress=progress)
-        new_state = operator_install.install(plan, progress=progress)
+            install_mod.clear_blocked(tree)
+        plan = install_mod.make_plan(tree, progress=progress)
+        new_state = install_mod.install(plan, progress=progress)
     except errors.NovaSioError as exc:
         reason = ('nova-sio could not be installed again after the Nova '
                   'package changed (it was installed for Nova %s): %s'
                   % (previous, exc))
         if status != 'interrupted':
-            operator_install.mark_blocked(tree, previous, reason)
+            install_mod.mark_blocked(tree, previous, reason)
         return {'action': 'blocked', 'status': status, 'detail': reason}
     return {'action': 'reinstalled', 'status': status,
             'previous_version': previous, 'version': new_state['version'],
             'mode': new_state['mode'],
-            'package': operator_tree.describe_owner(plan.package)}
+            'package': tree_mod.describe_owner(plan.package)}
 
 
 def guard(tree):
     """Return ``(ok, message)``: may nova-compute start with ``tree``?
 
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     """
     status, detail = backend_state(tree)
     if status == 'intact':

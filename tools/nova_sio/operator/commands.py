@@ -23,10 +23,10 @@ import os
 import sys
 
 from nova_sio import errors
-from nova_sio import operator_doctor
-from nova_sio import operator_hooks
-from nova_sio import operator_install
-from nova_sio import operator_tree
+from nova_sio.operator.doctor import checklist
+from nova_sio.operator import hooks as hooks_mod
+from nova_sio.operator import install as install_mod
+from nova_sio.operator import tree as tree_mod
 
 
 def _progress(args):
@@ -64,8 +64,8 @@ def _refusal(args, command, exc):
 def cmd_install(args):
     say = _progress(args)
     try:
-        tree = operator_tree.locate(args.nova_dir, args.python)
-        plan = operator_install.make_plan(
+        tree = tree_mod.locate(args.nova_dir, args.python)
+        plan = install_mod.make_plan(
             tree, args.version, force_version=args.force_version,
             progress=say, check_writable=not args.dry_run)
         if args.diff_out:
@@ -83,16 +83,16 @@ def cmd_install(args):
                           plan.version, tree.nova_dir, plan.mode))
                 if plan.package:
                     print('  package:      %s' % (
-                        operator_tree.describe_owner(plan.package)))
+                        tree_mod.describe_owner(plan.package)))
                 print('  would change: %s' % ', '.join(plan.modified))
                 print('  would add:    %d file(s) under %s' % (
                     len(plan.created), 'nova/virt/libvirt/sio'))
             return 0
-        state = operator_install.install(plan, progress=say)
+        state = install_mod.install(plan, progress=say)
         hooks = []
         if not args.no_hooks:
-            hooks = operator_hooks.install_hooks(tree, plan.package,
-                                                 progress=say)
+            hooks = hooks_mod.install_hooks(tree, plan.package,
+                                            progress=say)
     except errors.NovaSioError as exc:
         review = getattr(exc, 'review', None)
         if review and args.diff_out:
@@ -113,7 +113,7 @@ def cmd_install(args):
                                        len(plan.created)))
         if plan.package:
             print('The tree belongs to the distribution package %s.'
-                  % operator_tree.describe_owner(plan.package))
+                  % tree_mod.describe_owner(plan.package))
         for path in hooks:
             print('  upgrade hook: %s' % path)
         print('Next: set [libvirt] images_type = sio and the [scaleio] '
@@ -125,14 +125,14 @@ def cmd_install(args):
 def cmd_revert(args):
     say = _progress(args)
     try:
-        tree = operator_tree.locate(args.nova_dir, args.python)
-        report = operator_install.revert(
+        tree = tree_mod.locate(args.nova_dir, args.python)
+        report = install_mod.revert(
             tree, force=args.force, dry_run=args.dry_run, progress=say,
             after_upgrade=args.after_upgrade)
         report['hooks_removed'] = []
         if not args.dry_run:
-            report['hooks_removed'] = operator_hooks.remove_hooks(
-                tree, operator_tree.package_owner(tree), progress=say)
+            report['hooks_removed'] = hooks_mod.remove_hooks(
+                tree, tree_mod.package_owner(tree), progress=say)
     except errors.NovaSioError as exc:
         _refusal(args, 'revert', exc)
     if args.json:
@@ -156,8 +156,8 @@ def cmd_revert(args):
 
 def cmd_reinstall(args):
     say = _progress(args)
-    tree = operator_tree.locate(args.nova_dir, args.python)
-    result = operator_hooks.reinstall(tree, progress=say)
+    tree = tree_mod.locate(args.nova_dir, args.python)
+    result = hooks_mod.reinstall(tree, progress=say)
     if args.json:
         _emit_json(dict(result, command='reinstall',
                         ok=result['action'] != 'blocked'))
@@ -175,8 +175,8 @@ def cmd_reinstall(args):
 
 
 def cmd_guard(args):
-    tree = operator_tree.locate(args.nova_dir, args.python)
-    ok, message = operator_hooks.guard(tree)
+    tree = tree_mod.locate(args.nova_dir, args.python)
+    ok, message = hooks_mod.guard(tree)
     if args.json:
         _emit_json({'command': 'guard', 'ok': ok, 'detail': message})
     elif not ok:
@@ -185,13 +185,13 @@ def cmd_guard(args):
 
 
 def cmd_doctor(args):
-    results = operator_doctor.run(args, progress=_progress(args))
+    results = checklist.run(args, progress=_progress(args))
     failed = [r for r in results if r['status'] == 'fail']
     if args.json:
         _emit_json({'command': 'doctor', 'ok': not failed,
                     'checks': results})
     else:
-        print(operator_doctor.render(results))
+        print(checklist.render(results))
     return 1 if failed else 0
 
 
@@ -261,7 +261,7 @@ def add_parser(subparsers):
 
     p = subparsers.add_parser(
         'doctor', help='check a compute host\'s configuration for sio')
-    operator_doctor.add_arguments(p)
+    checklist.add_arguments(p)
     p.add_argument('--json', action='store_true',
                    help='print one JSON document for deployment tools')
     p.add_argument('--quiet', '-q', action='store_true',

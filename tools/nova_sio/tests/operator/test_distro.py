@@ -34,11 +34,11 @@ import fixtures
 import testtools
 
 from nova_sio import cli
-from nova_sio import diffs
-from nova_sio import engine
-from nova_sio import operator_hooks
+from nova_sio.engine import diffs
+from nova_sio.engine import emit
+from nova_sio.operator import hooks as hooks_mod
 from nova_sio import paths
-from nova_sio.tests import test_operator_install as base
+from nova_sio.tests.operator import test_install as base
 
 PACKAGE = 'python3-nova'
 DEB_VERSION = '2:26.2.2-1~%s'
@@ -179,7 +179,7 @@ class DebianPackageTest(DistroTestCase):
                           'version': DEB_VERSION % tag,
                           'release': '26.2.2', 'root': root},
                          plan['package'])
-        self.assertEqual(sorted(operator_hooks.hook_files(plan['package'])),
+        self.assertEqual(sorted(hooks_mod.hook_files(plan['package'])),
                          doc['hooks'])
         installed = base.snapshot(os.path.join(root, SITE))
         # The diff written for this tree applies by hand, exactly.
@@ -195,7 +195,7 @@ class DebianPackageTest(DistroTestCase):
                              by_hand[os.path.join('nova', rel)], rel)
         code, doc = self.cli('revert', '--nova-dir', nova)
         self.assertEqual(0, code, doc)
-        self.assertEqual(sorted(operator_hooks.hook_files(plan['package'])),
+        self.assertEqual(sorted(hooks_mod.hook_files(plan['package'])),
                          doc['report']['hooks_removed'])
         self.assertEqual(before, base.snapshot(root))
 
@@ -208,7 +208,7 @@ class DebianPackageTest(DistroTestCase):
     def test_conflict_in_a_hunk_region_is_refused(self):
         root, nova = self.chroot('deb12u5')
         rel = 'nova/virt/libvirt/utils.py'
-        data = open(engine.diff_path('26.2.2'), 'rb').read()
+        data = open(emit.diff_path('26.2.2'), 'rb').read()
         section = [f for f in diffs.parse(data) if f.old_path == rel][0]
         # The last line the first hunk removes or keeps as context,
         # found in the installed file (the backports moved it).
@@ -257,7 +257,7 @@ class PackageUpgradeTest(DistroTestCase):
         root, nova = self.chroot('deb12u4')
         code, doc = self.cli('install', '--nova-dir', nova)
         self.assertEqual(0, code, doc)
-        apt_hook = os.path.join(root, operator_hooks.APT_HOOK)
+        apt_hook = os.path.join(root, hooks_mod.APT_HOOK)
         self.assertIn(apt_hook, doc['hooks'])
         self.assertEqual('pass', self.doctor(nova)['nova backend']['status'])
         # The security update, unpacked by dpkg over the patched tree.
@@ -323,7 +323,7 @@ class PackageUpgradeTest(DistroTestCase):
         self._set_release(root, '26.2.2', '99.0.0',
                           DEB_VERSION % 'deb12u5', '2:99.0.0-1')
         commands = apt_hook_commands(os.path.join(
-            root, operator_hooks.APT_HOOK))
+            root, hooks_mod.APT_HOOK))
         proc = subprocess.run(['sh', '-c', commands[0]],
                               stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
@@ -349,7 +349,7 @@ class PackageUpgradeTest(DistroTestCase):
         self.assertEqual(0, code, doc)
         self.assertEqual([], doc['report']['restored'])
         self.assertFalse(os.path.exists(os.path.join(
-            root, operator_hooks.APT_HOOK)))
+            root, hooks_mod.APT_HOOK)))
         self.assertFalse(os.path.exists(os.path.join(
             nova, '.nova-sio-backup')))
 
@@ -434,8 +434,8 @@ class RpmPackageTest(DistroTestCase):
                           'package': 'openstack-nova-common',
                           'version': '26.2.2-1.el9', 'release': '26.2.2',
                           'root': root}, doc['plan']['package'])
-        action = os.path.join(root, operator_hooks.DNF_HOOK)
-        guard = os.path.join(root, operator_hooks.GUARD)
+        action = os.path.join(root, hooks_mod.DNF_HOOK)
+        guard = os.path.join(root, hooks_mod.GUARD)
         self.assertEqual(sorted([action, guard]), doc['hooks'])
         with open(action) as f:
             lines = [line for line in f.read().splitlines()

@@ -18,9 +18,9 @@ import tempfile
 
 import testtools
 
-from nova_sio import diffs
-from nova_sio import engine
-from nova_sio import workrepo
+from nova_sio.engine import diffs
+from nova_sio.engine import emit
+from nova_sio.engine import workrepo
 
 BASE = b''.join(b'line %d\n' % i for i in range(1, 41))
 
@@ -88,7 +88,7 @@ class VerifyGatesTest(testtools.TestCase):
             _write(self.root, rel, data)
 
     def verify(self, data=None):
-        return engine.verify_tree(self.root, data or self.diff)
+        return emit.verify_tree(self.root, data or self.diff)
 
     def assertClean(self, report):
         self.assertEqual({'dry_run': [], 'positions': [], 'roundtrip': []},

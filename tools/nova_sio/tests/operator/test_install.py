@@ -32,12 +32,12 @@ import fixtures
 import testtools
 
 from nova_sio import cli
-from nova_sio import diffs
-from nova_sio import engine
-from nova_sio import operator_install
-from nova_sio import operator_tree
+from nova_sio.engine import diffs
+from nova_sio.engine import emit
+from nova_sio.engine import source
+from nova_sio.operator import install as install_mod
+from nova_sio.operator import tree as tree_mod
 from nova_sio import paths
-from nova_sio import source
 
 VERSION = '33.0.2'
 OTHER_VERSION = '26.0.0'
@@ -47,7 +47,7 @@ NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
 
 
 def release_diff(version):
-    with open(engine.diff_path(version), 'rb') as f:
+    with open(emit.diff_path(version), 'rb') as f:
         return f.read()
 
 
@@ -193,7 +193,7 @@ class InstallPristineTest(OperatorTestCase):
 
     def test_patched_by_hand_is_refused(self):
         subprocess.run(['patch', '-p', '2', '--batch', '-d', self.nova,
-                        '-i', engine.diff_path(VERSION)], check=True,
+                        '-i', emit.diff_path(VERSION)], check=True,
                        stdout=subprocess.DEVNULL)
         before = snapshot(self.root)
         doc = self.assertRefused(before)
@@ -233,8 +233,8 @@ class InstallPristineTest(OperatorTestCase):
         # The package manager puts new (here: the old) pristine files
         # over the patched ones and leaves our added files alone.
         golden = golden_tree(VERSION)
-        for rel in operator_install.load_state(
-                operator_tree.NovaTree(self.nova))['modified']:
+        for rel in install_mod.load_state(
+                tree_mod.NovaTree(self.nova))['modified']:
             shutil.copyfile(os.path.join(golden, rel),
                             os.path.join(self.root, rel))
         code, doc = self.revert()
@@ -545,28 +545,28 @@ class LocateTest(testtools.TestCase):
         site = self._site('nova-33.0.2.dist-info', 'METADATA',
                           'Metadata-Version: 2.1\nName: nova\n'
                           'Version: 33.0.2\n')
-        tree = operator_tree.locate(os.path.join(site, 'nova'))
+        tree = tree_mod.locate(os.path.join(site, 'nova'))
         self.assertEqual(('33.0.2', 'package metadata '
                           'nova-33.0.2.dist-info/METADATA'),
-                         operator_tree.detect_version(tree))
+                         tree_mod.detect_version(tree))
 
     def test_distribution_suffix_is_dropped(self):
         site = self._site('nova-33.0.2+dfsg.egg-info', 'PKG-INFO',
                           'Name: nova\nVersion: 33.0.2+dfsg\n')
-        tree = operator_tree.locate(os.path.join(site, 'nova'))
-        self.assertEqual('33.0.2', operator_tree.detect_version(tree)[0])
+        tree = tree_mod.locate(os.path.join(site, 'nova'))
+        self.assertEqual('33.0.2', tree_mod.detect_version(tree)[0])
 
     def test_other_distribution_is_ignored(self):
         site = self._site('nova_sio-1.0.dist-info', 'METADATA',
                           'Name: nova-sio\nVersion: 1.0\n')
-        tree = operator_tree.locate(os.path.join(site, 'nova'))
+        tree = tree_mod.locate(os.path.join(site, 'nova'))
         self.useFixture(fixtures.EnvironmentVariable('PBR_VERSION'))
-        self.assertRaises(operator_install.errors.InstallError,
-                          operator_tree.detect_version, tree)
+        self.assertRaises(install_mod.errors.InstallError,
+                          tree_mod.detect_version, tree)
         self.useFixture(fixtures.EnvironmentVariable('PBR_VERSION',
                                                      '34.0.0'))
         self.assertEqual(('34.0.0', 'PBR_VERSION'),
-                         operator_tree.detect_version(tree))
+                         tree_mod.detect_version(tree))
 
     def test_python_of_a_virtualenv(self):
         site = self._site('x', 'y', '')
@@ -574,12 +574,12 @@ class LocateTest(testtools.TestCase):
         os.makedirs(bindir)
         py = os.path.join(bindir, 'python3.12')
         os.symlink(sys.executable, py)
-        self.assertEqual(py, operator_tree.guess_python(
+        self.assertEqual(py, tree_mod.guess_python(
             os.path.join(site, 'nova')))
 
     def test_not_a_nova_package(self):
-        self.assertRaises(operator_install.errors.InstallError,
-                          operator_tree.locate, self.base)
+        self.assertRaises(install_mod.errors.InstallError,
+                          tree_mod.locate, self.base)
 
     def test_found_through_python(self):
         site = self._site('x', 'y', '')
@@ -588,6 +588,6 @@ class LocateTest(testtools.TestCase):
             f.write('#!/bin/sh\nPYTHONPATH=%s exec %s "$@"\n'
                     % (site, sys.executable))
         os.chmod(wrapper, 0o755)
-        tree = operator_tree.locate(python=wrapper)
+        tree = tree_mod.locate(python=wrapper)
         self.assertEqual(os.path.join(site, 'nova'), tree.nova_dir)
         self.assertEqual(wrapper, tree.python)

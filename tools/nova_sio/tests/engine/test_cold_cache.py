@@ -27,10 +27,10 @@ from unittest import mock
 import testtools
 
 from nova_sio import cli
+from nova_sio.engine import source
+from nova_sio.engine import workrepo
 from nova_sio import errors
-from nova_sio import source
 from nova_sio.tests import cachefix
-from nova_sio import workrepo
 
 # PyPI sdists of one era (they share its series and tracked files).
 RELEASES = ['29.0.0', '30.0.0', '31.0.0', '32.0.0']
@@ -40,7 +40,7 @@ RELEASES = ['29.0.0', '30.0.0', '31.0.0', '32.0.0']
 # commit in it (the commit is what makes git create rr-cache).
 _FIRST_COMMIT = '''
 import os, sys, time
-from nova_sio import workrepo
+from nova_sio.engine import workrepo
 start = float(sys.argv[1])
 time.sleep(max(0, start - time.time()))
 repo = workrepo.repo_path()
@@ -59,8 +59,7 @@ print('ok')
 def _child_env():
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))] +
+        [os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))] +
         [p for p in [env.get('PYTHONPATH')] if p])
     return env
 

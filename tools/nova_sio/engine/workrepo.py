@@ -24,11 +24,11 @@ import shutil
 import tempfile
 import threading
 
-from nova_sio import diffs
+from nova_sio.engine import diffs
+from nova_sio.engine import series as series_mod
+from nova_sio.engine import source
 from nova_sio import errors
 from nova_sio import paths
-from nova_sio import series as series_mod
-from nova_sio import source
 from nova_sio import util
 
 DIFF_OPTS = [
@@ -291,7 +291,7 @@ def build_release(version, series, with_tests=False):
     """Create ``release/<version>``: upstream + series + runtime files.
 
     :param version: a fetched version.
-    :param series: a :class:`nova_sio.series.Series`.
+    :param series: a :class:`nova_sio.engine.series.Series`.
     :param with_tests: also add our test files (for test trees); the
         branch is then ``release-tests/<version>``.
     :returns: ``(upstream commit, patched commit, per-patch results)``.

@@ -28,8 +28,8 @@ import os
 
 from oslo_config import cfg
 
-from nova_sio.doctor import base
-from nova_sio.doctor import scaleio
+from nova_sio.operator.doctor import base
+from nova_sio.operator.doctor import scaleio
 
 GRANULARITY_GB = 8
 #: nova.conf sections whose credentials are tried, in this order.

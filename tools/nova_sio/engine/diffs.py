@@ -12,7 +12,7 @@
 
 """A strict parser for the unified diffs we emit, working on bytes.
 
-Only the git flavour that :mod:`nova_sio.emit` writes is accepted: one
+Only the git flavour that :mod:`nova_sio.engine.emit` writes is accepted: one
 ``diff --git`` section per file, optional extended header lines, then
 ``---``/``+++`` and hunks.  Anything else is reported as a problem rather
 than guessed at.

@@ -15,7 +15,7 @@
 :func:`make_plan` decides what to apply without changing anything:
 
 * the release diff ``releases/<version>.diff`` when it passes the strict
-  gates of :mod:`nova_sio.engine` against the installed files (the tree
+  gates of :mod:`nova_sio.engine.emit` against the installed files (the tree
   is pristine where it matters);
 * otherwise a diff built for this very tree: every file the diff
   touches is merged three ways (installed, pristine upstream, patched
@@ -41,15 +41,15 @@ import re
 import shutil
 import tempfile
 
-from nova_sio import diffs
-from nova_sio import engine
+from nova_sio.engine import diffs
+from nova_sio.engine import emit
+from nova_sio.engine import source
+from nova_sio.engine import workrepo
 from nova_sio import errors
-from nova_sio import operator_tree
+from nova_sio.operator import tree as tree_mod
 from nova_sio import paths
 from nova_sio import releases as rel_mod
-from nova_sio import source
 from nova_sio import util
-from nova_sio import workrepo
 
 STATE_DIR = '.nova-sio-backup'
 STATE_FILE = 'state.json'
@@ -78,7 +78,7 @@ class InstallRefused(errors.InstallError):
 class Plan(object):
     """What :func:`install` will do to a tree.
 
-    :param tree: the :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: the :class:`~nova_sio.operator.tree.NovaTree`.
     :param version: the Nova release.
     :param how: where the version came from.
     """
@@ -137,7 +137,7 @@ def mark_blocked(tree, previous, reason):
     reports its files as replaced); otherwise a ``blocked`` record holds
     the reason for ``nova-sio guard`` and ``doctor``.
 
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     :param previous: the release nova-sio was installed for.
     :param reason: why it could not be installed again.
     """
@@ -204,7 +204,7 @@ def _available_diffs():
 
 
 def _release_diff(version):
-    path = engine.diff_path(version)
+    path = emit.diff_path(version)
     if not os.path.exists(path):
         have = _available_diffs()
         raise InstallRefused(
@@ -248,7 +248,7 @@ def _gates(tree, data):
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             with open(dst, 'wb') as f:
                 f.write(content)
-        gates = engine.verify_tree(scratch, data)
+        gates = emit.verify_tree(scratch, data)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return dict((k, v) for k, v in gates.items() if v)
@@ -270,7 +270,7 @@ def _scratch_apply(files, data):
                 f.write(content)
         pkg = os.path.join(scratch, 'nova')
         os.makedirs(pkg, exist_ok=True)
-        proc = util.run(['patch', '-p', '2'] + engine.PATCH_ARGS +
+        proc = util.run(['patch', '-p', '2'] + emit.PATCH_ARGS +
                         ['-d', pkg], input=data, check=False)
         if proc.returncode != 0:
             raise errors.InstallError(
@@ -307,7 +307,7 @@ def _manifest_match(tree, modified):
         full = tree.path(rel)
         sums[rel] = util.sha256_file(full) if os.path.isfile(full) else None
     matches = []
-    for version, entry in engine.load_manifest()['releases'].items():
+    for version, entry in emit.load_manifest()['releases'].items():
         recorded = entry.get('pristine_sha256') or {}
         if recorded and all(sums.get(rel) == digest
                             for rel, digest in recorded.items()):
@@ -361,7 +361,7 @@ class HunkRegion(object):
     """Where one hunk of the release diff lies in pristine and installed.
 
     :param number: the hunk's 1-based number in its file section.
-    :param hunk: the :class:`~nova_sio.diffs.Hunk`.
+    :param hunk: the :class:`~nova_sio.engine.diffs.Hunk`.
     :param changes: the pristine -> installed changes of the file, as
         :func:`_ranges` returns them.
     """
@@ -549,7 +549,7 @@ def _pristine_and_patched(version, data, modified, gate_problems):
     pristine = dict((rel, cached[rel]) for rel in modified if rel in cached)
     if len(pristine) != len(modified):
         pristine = source.read_files(version, modified)
-    recorded = engine.load_manifest()['releases'].get(version, {}).get(
+    recorded = emit.load_manifest()['releases'].get(version, {}).get(
         'pristine_sha256') or {}
     for rel in modified:
         if rel not in pristine:
@@ -633,7 +633,7 @@ def _merge_plan(plan, release_data, gate_problems, progress, vouched):
         else:
             merged[rel] = result
     if not vouched and touched:
-        meta = operator_tree.metadata_version(tree)
+        meta = tree_mod.metadata_version(tree)
         raise InstallRefused(
             'the installed files do not look like Nova %s (local changes '
             'reach %d of the %d hunk regions of releases/%s.diff)%s; give '
@@ -695,7 +695,7 @@ def make_plan(tree, version=None, force_version=False, progress=None,
               check_writable=True):
     """Decide how to install nova-sio into ``tree``; change nothing.
 
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     :param version: the release, or ``None`` to detect it.
     :param force_version: accept a ``version`` the metadata contradicts.
     :param progress: ``callable(message)`` for progress lines.
@@ -705,18 +705,18 @@ def make_plan(tree, version=None, force_version=False, progress=None,
     """
     progress = progress or (lambda msg: None)
     check_not_patched(tree)
-    owner = operator_tree.package_owner(tree)
-    meta = operator_tree.metadata_version(tree)
+    owner = tree_mod.package_owner(tree)
+    meta = tree_mod.metadata_version(tree)
     packaged = owner and owner['release']
     if not version and not meta and packaged:
         version, how = packaged, 'package %s' % (
-            operator_tree.describe_owner(owner))
+            tree_mod.describe_owner(owner))
     else:
-        version, how = operator_tree.detect_version(tree, version)
+        version, how = tree_mod.detect_version(tree, version)
     claims = [(meta, 'the package metadata of %s' % tree.nova_dir)]
     if packaged:
         claims.append((packaged, 'the distribution package %s' % (
-            operator_tree.describe_owner(owner))))
+            tree_mod.describe_owner(owner))))
     given = how == 'given on the command line'
     for claim, who in claims:
         if claim and claim != version and not force_version:
@@ -741,7 +741,7 @@ def make_plan(tree, version=None, force_version=False, progress=None,
                                                   how))
     if owner:
         progress('the tree belongs to the distribution package %s'
-                 % operator_tree.describe_owner(owner))
+                 % tree_mod.describe_owner(owner))
     data = _release_diff(version)
     modified, created = _sections(data)
     missing = [rel for rel in modified if tree.read(rel) is None]
@@ -872,7 +872,7 @@ def install(plan, progress=None):
             f.write(plan.data)
         _write_state(tree, state)
         progress('applying the %s diff with patch -p 2' % plan.mode)
-        proc = util.run(['patch', '-p', '2'] + engine.PATCH_ARGS +
+        proc = util.run(['patch', '-p', '2'] + emit.PATCH_ARGS +
                         ['-d', tree.nova_dir], input=plan.data,
                         check=False)
         bad = diffs.check_patch_output(proc.stdout + proc.stderr,
@@ -893,12 +893,12 @@ def install(plan, progress=None):
                 reason='after patching, these files are not as expected: '
                 '%s' % ', '.join(wrong))
         progress('byte-compiling %d file(s) with %s' % (
-            len(plan.expected), operator_tree.compile_python(tree)))
-        problems = operator_tree.byte_compile(tree, sorted(plan.expected))
+            len(plan.expected), tree_mod.compile_python(tree)))
+        problems = tree_mod.byte_compile(tree, sorted(plan.expected))
         if problems:
             raise errors.InstallError(
                 reason='the patched files do not compile with %s: %s' % (
-                    operator_tree.compile_python(tree),
+                    tree_mod.compile_python(tree),
                     '; '.join(problems[:5])))
         state['status'] = 'installed'
         _write_state(tree, state)
@@ -989,7 +989,7 @@ def revert(tree, force=False, dry_run=False, progress=None,
            after_upgrade=False):
     """Restore the tree as it was before :func:`install`.
 
-    :param tree: a :class:`~nova_sio.operator_tree.NovaTree`.
+    :param tree: a :class:`~nova_sio.operator.tree.NovaTree`.
     :param force: also revert files changed since the install.
     :param dry_run: only report what would be done.
     :param after_upgrade: the Nova package was upgraded over nova-sio:
