@@ -47,7 +47,7 @@ would chown the shared loop devices on each host in turn as a guest
 starts or migrates; with QEMU running as root it protects nothing.
 
 :func:`start_all` starts several hosts concurrently: libvirtd's first
-answer after a start costs tens of seconds (capability probing).
+answer after a start costs about 8 s (capability probing).
 """
 
 import os
