@@ -39,6 +39,13 @@ def _sweep(args):
     return 1 if report['errors'] else 0
 
 
+def _eras(args):
+    from nova_sio.e2e import eras
+    for line in eras.table(args.versions or eras.REPRESENTATIVES):
+        print(line)
+    return 0
+
+
 def _build_guest(args):
     from nova_sio.e2e import guest
     built = guest.build(args.output)
@@ -190,6 +197,11 @@ def main(argv=None):
     p = sub.add_parser('sweep', help='release what crashed runs left')
     p.add_argument('--ledger', help='ledger directory')
     p.set_defaults(func=_sweep)
+    p = sub.add_parser('eras', help='print what the real cloud starts '
+                       'for each era of Nova, and which eras it can run')
+    p.add_argument('versions', nargs='*', metavar='VERSION',
+                   help='Nova releases (default: one of each era)')
+    p.set_defaults(func=_eras)
     p = sub.add_parser('build-guest', help='build the guest kernel, '
                        'initramfs and root disk image')
     p.add_argument('output', help='directory for the guest files')

@@ -639,6 +639,8 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
         ', nova-compute from %s' % compute_path if compute_path else ''))
     if distro:
         report.title += ', %s packages' % distro
+    from nova_sio.e2e import eras
+    report.figure('era', eras.summary(version))
     workdir = make_workdir(ledger)
     cloud = Cloud(version, workdir, ledger, progress=progress,
                   neutron=neutron, compute_path=compute_path,

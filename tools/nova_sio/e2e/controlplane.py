@@ -669,8 +669,13 @@ class ControlPlane(object):
         hold no gunicorn option.
         """
         rundir = self._dir('gunicorn', name)
+        target = self.era.wsgi_target(name)
+        if target.startswith(eras.SCRIPT):
+            target = eras.wsgi_script_target(
+                os.path.dirname(nova_dir_of(self.python)),
+                target[len(eras.SCRIPT):])
         settings = {
-            'wsgi_app': self.era.wsgi_target(name),
+            'wsgi_app': target,
             'bind': ['%s:%d' % (self.address, port)],
             'workers': 1,
             'timeout': 600,

@@ -18,6 +18,9 @@ version numbers itself.
 """
 
 import collections
+import configparser
+import glob
+import os
 import re
 
 from nova_sio import errors
@@ -33,28 +36,39 @@ WSGI_MODULES = collections.OrderedDict([
     ('nova-api', 'nova.wsgi.osapi_compute:application'),
     ('neutron', 'neutron.wsgi.api:application'),
 ])
-#: The same applications from the factories behind pbr's generated
-#: ``wsgi_scripts`` (``keystone-wsgi-public``, ``glance-wsgi-api``,
-#: ``placement-api``, ``nova-api-wsgi``, ``neutron-api``), called by
-#: gunicorn (``module:factory()``, gunicorn 20.1 and later). Each reads
-#: its configuration from the same ``OS_<PROJECT>_CONFIG_*`` variables
-#: as the modules.
-WSGI_FACTORIES = collections.OrderedDict([
-    ('keystone', 'keystone.server.wsgi:initialize_public_application()'),
-    ('glance', 'glance.common.wsgi_app:init_app()'),
-    ('placement', 'placement.wsgi:init_application()'),
-    ('nova-api', 'nova.api.openstack.compute.wsgi:init_application()'),
-    ('neutron', 'neutron.server:get_application()'),
+#: The same applications from pbr's generated ``wsgi_scripts``: the
+#: script names, whose factories (``module:function``, read from the
+#: installed distributions' ``entry_points.txt``, see
+#: :func:`wsgi_script_target`) gunicorn calls (``module:function()``,
+#: gunicorn 20.1 and later). Each factory reads its configuration from
+#: the same ``OS_<PROJECT>_CONFIG_*`` variables as the modules. (Yoga's
+#: are ``keystone.server.wsgi:initialize_public_application``,
+#: ``glance.common.wsgi_app:init_app``, ``placement.wsgi:
+#: init_application``, ``nova.api.openstack.compute.wsgi:
+#: init_application`` and ``neutron.cmd.eventlet.server:
+#: main_api_eventlet``.)
+WSGI_SCRIPTS = collections.OrderedDict([
+    ('keystone', 'script:keystone-wsgi-public'),
+    ('glance', 'script:glance-wsgi-api'),
+    ('placement', 'script:placement-api'),
+    ('nova-api', 'script:nova-api-wsgi'),
+    ('neutron', 'script:neutron-api'),
 ])
+SCRIPT = 'script:'
 
 #: Kilo (2015.1.x) was Nova's eleventh release; Liberty is 12.0.0.
 KILO_MAJOR = 11
 
-_TARGET_RE = re.compile(r'^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(\))?$')
+_TARGET_RE = re.compile(r'^([A-Za-z_][\w.]*:[A-Za-z_]\w*|'
+                        r'script:[\w.-]+)$')
 
 
 class EraError(errors.NovaSioError):
     msg_fmt = 'Nova %(version)s on the real cloud: %(reason)s'
+
+
+class WsgiScriptError(EraError):
+    msg_fmt = 'WSGI script %(script)s: %(reason)s'
 
 
 class EraProfile(object):
@@ -110,8 +124,8 @@ class EraProfile(object):
         return collections.OrderedDict([
             ('era', self.name),
             ('nova', '%d-%s' % (self.first_major, self.last_major or '')),
-            ('wsgi', ('factories' if any(t.endswith('()') for t in
-                                         self.wsgi.values()) else
+            ('wsgi', ('scripts' if any(t.startswith(SCRIPT) for t in
+                                       self.wsgi.values()) else
                       'modules') if self.wsgi else '-'),
             ('placement', self.placement),
             ('cells_v2', self.cells_v2),
@@ -128,19 +142,58 @@ class EraProfile(object):
 PROFILES = (
     EraProfile('2025.2-', 33, None, WSGI_MODULES,
                notes='the harness\'s first era'),
-    EraProfile('stein-2025.1', 19, 32, WSGI_FACTORIES,
+    EraProfile('stein-2025.1', 19, 32, WSGI_SCRIPTS,
                notes='pbr wsgi_scripts factories; a libvirt binding '
                'older than the host\'s libvirt is raised to it'),
     EraProfile('ocata-rocky', 15, 18, {}, placement=False,
                runnable='Placement is served by Nova itself '
                '(nova-placement-api) before Stein; the control plane '
                'installs and starts it as its own service only'),
+    EraProfile('liberty-newton', 12, 14, {}, placement=False,
+               cells_v2=False,
+               runnable='not attempted: Python 2.7 services without '
+               'Placement (Kilo shows what such an era lacks here)'),
     EraProfile('kilo', KILO_MAJOR, KILO_MAJOR, {}, placement=False,
                cells_v2=False, neutron='stub',
                runnable='see "Older eras" in the real-cloud admin page: '
                'Python 2.7 services from git, no Placement, no cell v2, '
                'no API database, eventlet API servers'),
 )
+
+
+def wsgi_script_target(site_packages, script):
+    """Return gunicorn's target for pbr's ``wsgi_scripts`` entry ``script``
+    of the distributions installed in ``site_packages``.
+
+    :param site_packages: a ``site-packages`` directory.
+    :param script: the script name (``nova-api-wsgi``).
+    :returns: ``module:function()``.
+    :raises WsgiScriptError: when no distribution declares it.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    for path in sorted(glob.glob(os.path.join(
+            site_packages, '*.dist-info', 'entry_points.txt')) + glob.glob(
+            os.path.join(site_packages, '*.egg-info', 'entry_points.txt'))):
+        parser.clear()
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        if parser.has_option('wsgi_scripts', script):
+            target = parser.get('wsgi_scripts', script).strip()
+            if not _TARGET_RE.match(target):
+                raise WsgiScriptError(script=script, reason='%s declares '
+                                      'it as %r' % (path, target))
+            return target + '()'
+    raise WsgiScriptError(script=script, reason='no distribution in %s '
+                          'declares it' % site_packages)
+
+
+#: One release of each profile, newest first: the releases the project
+#: tests its eras with.
+REPRESENTATIVES = ('34.0.0', '28.3.1', '25.3.0', '19.3.2', '18.3.0',
+                   '14.1.0', '12.0.6', '2015.1.2')
 
 
 def major_of(version):
@@ -158,8 +211,7 @@ def profile_for(version):
     """Return the :class:`EraProfile` of ``version``.
 
     :param version: a final Nova release.
-    :raises EraError: when no profile covers it (Liberty to Newton,
-        12.0.0 to 14.x, have none).
+    :raises EraError: when no profile covers it.
     """
     major = major_of(version)
     for profile in PROFILES:
@@ -201,6 +253,16 @@ def describe(version):
         ('python', testenv.PYTHON.get(series, '3.12'))])
     row.update(profile_for(version).as_dict())
     return row
+
+
+def summary(version):
+    """Return one line naming the era of ``version`` (for the report).
+
+    :param version: a final Nova release.
+    """
+    row = describe(version)
+    return '%s (%s, Python %s, WSGI %s)' % (
+        row['era'], row['series'], row['python'], row['wsgi'])
 
 
 def table(versions):

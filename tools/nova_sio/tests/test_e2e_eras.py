@@ -26,8 +26,19 @@ class TestProfiles(base.BaseTestCase):
         self.assertEqual(eras.KILO_MAJOR, eras.major_of('2015.1.4'))
 
     def test_releases_without_a_profile_are_named(self):
-        exc = self.assertRaises(eras.EraError, eras.profile_for, '13.1.4')
-        self.assertIn('major 13', exc.message)
+        exc = self.assertRaises(eras.EraError, eras.profile_for, '10.0.0')
+        self.assertIn('major 10', exc.message)
+
+    def test_every_release_of_the_era_map_has_a_profile(self):
+        from nova_sio import releases as rel_mod
+        for version in ('2015.1.0', '12.0.6', '13.1.4', '14.1.0',
+                        '19.3.2', '28.3.1', '34.0.0'):
+            self.assertIsNotNone(eras.profile_for(version), version)
+        self.assertEqual('kilo', rel_mod.series_of('2015.1.2'))
+
+    def test_summary_names_the_era(self):
+        self.assertEqual('stein-2025.1 (yoga, Python 3.9, WSGI scripts)',
+                         eras.summary('25.3.0'))
 
     def test_profiles_do_not_overlap(self):
         seen = {}
@@ -43,17 +54,14 @@ class TestProfiles(base.BaseTestCase):
         self.assertFalse(any(t.endswith('()')
                              for t in profile.wsgi.values()))
 
-    def test_stein_to_2025_1_calls_the_wsgi_script_factories(self):
+    def test_stein_to_2025_1_serves_pbr_wsgi_scripts(self):
         profile = eras.check_runnable('25.3.0', 'server')
         self.assertEqual(set(eras.WSGI_MODULES), set(profile.wsgi))
-        self.assertEqual(
-            'nova.api.openstack.compute.wsgi:init_application()',
-            profile.wsgi_target('nova-api'))
-        self.assertEqual('keystone.server.wsgi:'
-                         'initialize_public_application()',
+        self.assertEqual('script:nova-api-wsgi',
+                         profile.wsgi_target('nova-api'))
+        self.assertEqual('script:keystone-wsgi-public',
                          profile.wsgi_target('keystone'))
-        for target in profile.wsgi.values():
-            self.assertRegex(target, r'^[\w.]+:\w+\(\)$')
+        self.assertRaises(eras.EraError, profile.wsgi_target, 'cinder')
 
     def test_eras_that_cannot_run_say_why(self):
         exc = self.assertRaises(eras.EraError, eras.check_runnable,
@@ -88,7 +96,7 @@ class TestProfiles(base.BaseTestCase):
                           'placement', 'cells_v2', 'neutron', 'runnable'],
                          lines[0].split())
         self.assertEqual(['25.3.0', 'yoga', '3.9', 'stein-2025.1',
-                          'factories', 'True', 'True', 'server', 'True'],
+                          'scripts', 'True', 'True', 'server', 'True'],
                          lines[2].split())
         self.assertEqual(['2015.1.2', 'kilo', '2.7', 'kilo', '-', 'False',
                           'False', 'stub', 'False'], lines[3].split())
@@ -101,6 +109,46 @@ class TestProfiles(base.BaseTestCase):
         kilo = controlplane.ControlPlane('/w', '2015.1.2', '127.0.0.1',
                                          neutron='stub')
         self.assertRaises(eras.EraError, kilo.install)
+
+
+class TestWsgiScripts(base.BaseTestCase):
+    """pbr's ``wsgi_scripts`` entries become gunicorn factory calls."""
+
+    def setUp(self):
+        super().setUp()
+        self.site = self.useFixture(fixtures.TempDir()).path
+
+    def dist(self, name, text):
+        path = os.path.join(self.site, name, 'entry_points.txt')
+        os.makedirs(os.path.dirname(path))
+        with open(path, 'w') as handle:
+            handle.write(text)
+
+    def test_the_factory_of_the_declaring_distribution(self):
+        self.dist('nova-25.3.0.dist-info', (
+            '[console_scripts]\nnova-api = nova.cmd.api:main\n\n'
+            '[wsgi_scripts]\n'
+            'nova-api-wsgi = nova.api.openstack.compute.wsgi:'
+            'init_application\n'))
+        self.dist('neutron-20.5.0.dist-info', (
+            '[wsgi_scripts]\nneutron-api = neutron.cmd.eventlet.server:'
+            'main_api_eventlet\n'))
+        self.assertEqual(
+            'nova.api.openstack.compute.wsgi:init_application()',
+            eras.wsgi_script_target(self.site, 'nova-api-wsgi'))
+        self.assertEqual(
+            'neutron.cmd.eventlet.server:main_api_eventlet()',
+            eras.wsgi_script_target(self.site, 'neutron-api'))
+
+    def test_an_undeclared_or_odd_script_is_named(self):
+        self.dist('x-1.dist-info', '[wsgi_scripts]\nodd = not a target\n')
+        exc = self.assertRaises(eras.WsgiScriptError,
+                                eras.wsgi_script_target, self.site,
+                                'nova-api-wsgi')
+        self.assertIn('nova-api-wsgi', exc.message)
+        exc = self.assertRaises(eras.WsgiScriptError,
+                                eras.wsgi_script_target, self.site, 'odd')
+        self.assertIn("'not a target'", exc.message)
 
 
 class TestLibvirtBinding(base.BaseTestCase):
