@@ -476,14 +476,7 @@ def main(argv=None):
     """Entry point of the ``nova-sio`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except errors.NovaSioError as exc:
-        sys.stderr.write('nova-sio: error: %s\n' % exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write('nova-sio: interrupted\n')
-        return 130
+    return errors.run_command(args.func, args, 'nova-sio')
 
 
 if __name__ == '__main__':

@@ -12,6 +12,8 @@
 
 """Exceptions of the nova-sio tools: one root, message templates."""
 
+import sys
+
 
 class NovaSioError(Exception):
     """Root of every error the tools raise on purpose.
@@ -85,3 +87,26 @@ class NoRebaseInProgress(NovaSioError):
 
 class InstallError(NovaSioError):
     msg_fmt = '%(reason)s'
+
+
+def run_command(func, args, prog):
+    """Run a command; report an error it raises on purpose as one line.
+
+    A :class:`NovaSioError` becomes ``<prog>: error: <message>`` on stderr
+    and its ``exit_code``; an interruption becomes ``<prog>:
+    interrupted`` and 130. Anything else is a bug and keeps its
+    traceback.
+
+    :param func: ``callable(args)`` returning the exit status (None: 0).
+    :param args: the parsed command line.
+    :param prog: the command's name, e.g. ``nova-sio``.
+    :returns: the exit status.
+    """
+    try:
+        return func(args) or 0
+    except NovaSioError as exc:
+        sys.stderr.write('%s: error: %s\n' % (prog, exc.message))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write('%s: interrupted\n' % prog)
+        return 130

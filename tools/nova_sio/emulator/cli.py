@@ -189,8 +189,4 @@ def main(argv=None):
     parser = configure_parser(argparse.ArgumentParser(
         prog='nova-sio emulator', description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except errors.NovaSioError as exc:
-        sys.stderr.write('nova-sio emulator: %s\n' % exc.message)
-        return exc.exit_code
+    return errors.run_command(args.func, args, parser.prog)

@@ -195,14 +195,19 @@ def cmd_doctor(args):
     return 1 if failed else 0
 
 
-def _tree_args(p):
+def _tree_args(p, python_use=''):
+    """Add the options naming the Nova tree and the output of a command.
+
+    :param p: the command's ``argparse`` parser.
+    :param python_use: what else the command does with ``--python``.
+    """
     p.add_argument('--nova-dir', metavar='DIR',
                    help='the Nova package directory (holding '
                    'nova/__init__.py); default: where --python imports '
                    'nova from')
     p.add_argument('--python', metavar='PYTHON',
                    help='the interpreter Nova runs with (default: python3 '
-                   'on PATH); also used to byte-compile the result')
+                   'on PATH)' + python_use)
     p.add_argument('--json', action='store_true',
                    help='print one JSON document for deployment tools')
     p.add_argument('--quiet', '-q', action='store_true',
@@ -216,7 +221,7 @@ def add_parser(subparsers):
     """
     p = subparsers.add_parser(
         'install', help='add the sio backend to an installed Nova')
-    _tree_args(p)
+    _tree_args(p, python_use='; also used to byte-compile the result')
     p.add_argument('--version', metavar='V',
                    help='the Nova release (default: from the package '
                    'metadata or PBR_VERSION)')
@@ -262,8 +267,5 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         'doctor', help='check a compute host\'s configuration for sio')
     checklist.add_arguments(p)
-    p.add_argument('--json', action='store_true',
-                   help='print one JSON document for deployment tools')
-    p.add_argument('--quiet', '-q', action='store_true',
-                   help='no progress lines')
+    _tree_args(p)
     p.set_defaults(func=cmd_doctor)

@@ -45,7 +45,8 @@ flavor_problems = flavors.flavor_problems
 
 
 def add_arguments(parser):
-    """Add the doctor's options to ``parser``.
+    """Add the doctor's own options to ``parser`` (the command adds the
+    Nova tree and output options of every operator command).
 
     :param parser: an ``argparse`` parser.
     """
@@ -55,13 +56,6 @@ def add_arguments(parser):
     parser.add_argument('--config-dir', action='append', metavar='DIR',
                         help='a directory of *.conf files, like Nova\'s '
                         '--config-dir')
-    parser.add_argument('--nova-dir', metavar='DIR',
-                        help='the Nova package directory, to check that '
-                        'the sio backend is installed in it (default: '
-                        'where --python imports nova from)')
-    parser.add_argument('--python', metavar='PYTHON',
-                        help='the interpreter Nova runs with (default: '
-                        'python3 on PATH)')
     flavors.add_arguments(parser)
 
 

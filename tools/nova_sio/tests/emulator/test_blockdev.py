@@ -193,7 +193,8 @@ class MachineCheckTest(base.BaseTestCase):
              'block']), env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, timeout=60)
         self.assertEqual(1, proc.returncode)
-        self.assertEqual(b'nova-sio emulator: --sdc-mode block failed: '
+        self.assertEqual(b'nova-sio emulator: error: --sdc-mode block '
+                         b'failed: '
                          b'loop devices need root: run it as root\n',
                          proc.stderr)
 
