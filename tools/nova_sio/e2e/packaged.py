@@ -35,7 +35,6 @@ would add its agents' dependencies (Open vSwitch among them) to the
 machine for a network no server of the scenario uses.
 """
 
-import configparser
 import os
 import re
 import subprocess
@@ -103,10 +102,19 @@ WSGI_SCRIPTS = {
 }
 #: uWSGI settings of the packages the harness drops: it runs every
 #: service as root, in its own directory, logging to the service's log,
-#: with no AppArmor profile (the host has none loaded).
+#: with no AppArmor profile (the host has none loaded), in one process.
 DROPPED_UWSGI = ('logto', 'uid', 'gid', 'chdir', 'apparmor-profile',
                  'processes', 'http-socket', 'socket', 'pidfile',
                  'daemonize')
+#: Added to every service. The packages' settings remove the
+#: ``Content-Length`` header of the answers (``rem-header``) and uWSGI's
+#: plain HTTP socket serves one request per connection; an answer with a
+#: body ends with the connection, but one without (Keystone's ``204`` to
+#: a role assignment) left the client believing it could send its next
+#: request on it: that request met a closed connection (``Connection
+#: reset by peer``). Glance's and Placement's packages add this header
+#: themselves; Keystone's and Nova's do not.
+CONNECTION_CLOSE = 'Connection: close'
 UWSGI = '/usr/bin/uwsgi'
 POLICY_RC = '/usr/sbin/policy-rc.d'
 #: Files ``nova-sio install`` writes outside the Nova tree for a
@@ -237,7 +245,8 @@ def unanswered(templates, package):
 def uwsgi_ini(packaged, wsgi_file, bind, name):
     """Return the uWSGI settings of one API service: the package's own,
     with one process, the harness's address, no log file, user or
-    AppArmor profile.
+    AppArmor profile (see :data:`DROPPED_UWSGI`), and every answer
+    closing its connection (see :data:`CONNECTION_CLOSE`).
 
     :param packaged: the text of the package's ``*-uwsgi.ini``.
     :param wsgi_file: the package's WSGI script.
@@ -245,20 +254,30 @@ def uwsgi_ini(packaged, wsgi_file, bind, name):
     :param name: the process name.
     :returns: the text of an ini file.
     """
-    parser = configparser.RawConfigParser(strict=False,
-                                          inline_comment_prefixes=('#',))
-    parser.optionxform = str
-    parser.read_string(packaged)
     kept = []
-    if parser.has_section('uwsgi'):
-        for key, value in parser.items('uwsgi'):
-            if key in DROPPED_UWSGI or key in ('wsgi-file', 'name'):
-                continue
-            if key == 'plugins':
-                value = ','.join(p.strip() for p in value.split(',')
-                                 if p.strip() != 'apparmor')
+    section = None
+    # Line by line: uWSGI options may repeat (several add-header).
+    for line in packaged.splitlines():
+        line = line.strip()
+        if not line or line.startswith(('#', ';')):
+            continue
+        if line.startswith('[') and line.endswith(']'):
+            section = line[1:-1].strip()
+            continue
+        key, sep, value = line.partition('=')
+        key, value = key.strip(), value.strip()
+        if section != 'uwsgi' or not sep or key in DROPPED_UWSGI or \
+                key in ('wsgi-file', 'name'):
+            continue
+        if key == 'add-header' and value == CONNECTION_CLOSE:
+            continue
+        if key == 'plugins':
+            value = ','.join(p.strip() for p in value.split(',')
+                             if p.strip() != 'apparmor')
+        if (key, value) not in kept:
             kept.append((key, value))
-    kept += [('name', name), ('processes', '1'), ('http-socket', bind),
+    kept += [('name', name), ('processes', '1'),
+             ('add-header', CONNECTION_CLOSE), ('http-socket', bind),
              ('wsgi-file', wsgi_file)]
     return '[uwsgi]\n' + ''.join('%s = %s\n' % kv for kv in kept)
 

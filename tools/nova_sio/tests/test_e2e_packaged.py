@@ -36,7 +36,8 @@ DISTRO_OPT_IN = 'NOVA_SIO_E2E_DISTRO'
 SCALEIO = {'rest_server_ip': '10.251.0.1', 'device_root': '/srv/by-id',
            'drv_cfg_path': '/srv/drv_cfg', 'default_sdcguid': 'AAAA'}
 # What Debian's glance-api package ships in /etc/glance/glance-api-uwsgi.ini
-# (abridged) and keystone's (with its AppArmor plugin).
+# (abridged, with a second add-header) and keystone's (with its AppArmor
+# plugin).
 GLANCE_INI = """[uwsgi]
 # comment
 buffer-size = 65535
@@ -45,6 +46,7 @@ plugins = python3
 processes = 8
 threads = 32
 http-chunked-input = true
+add-header = X-Served-By: uwsgi
 add-header = Connection: close
 logto = /var/log/glance/glance-api.log
 name = glance-api
@@ -54,6 +56,7 @@ chdir = /var/lib/glance
 wsgi-file = /usr/bin/glance-wsgi-api
 """
 KEYSTONE_INI = """[uwsgi]
+rem-header = Content-Length
 plugins = python3,apparmor
 apparmor-profile = keystone
 processes = 8
@@ -77,10 +80,13 @@ Default: true
 
 
 def read_uwsgi(text):
-    parser = configparser.RawConfigParser(strict=False)
-    parser.optionxform = str
-    parser.read_string(text)
-    return dict(parser.items('uwsgi'))
+    lines = text.splitlines()
+    assert lines[0] == '[uwsgi]', lines[0]
+    out = {}
+    for line in lines[1:]:
+        key, _sep, value = line.partition(' = ')
+        out.setdefault(key, []).append(value)
+    return out
 
 
 class DistroFixture(fixtures.Fixture):
@@ -180,24 +186,35 @@ class TestUwsgi(base.BaseTestCase):
         got = read_uwsgi(packaged.uwsgi_ini(
             GLANCE_INI, '/usr/bin/glance-wsgi-api', '10.251.0.1:9292',
             'nsio-glance'))
-        self.assertEqual('1', got['processes'])
-        self.assertEqual('10.251.0.1:9292', got['http-socket'])
-        self.assertEqual('/usr/bin/glance-wsgi-api', got['wsgi-file'])
-        self.assertEqual('nsio-glance', got['name'])
+        self.assertEqual(['1'], got['processes'])
+        self.assertEqual(['10.251.0.1:9292'], got['http-socket'])
+        self.assertEqual(['/usr/bin/glance-wsgi-api'], got['wsgi-file'])
+        self.assertEqual(['nsio-glance'], got['name'])
         # The package's own settings stay (Glance's uploads need the
         # chunked input), its log file, user and directory do not.
-        self.assertEqual('true', got['http-chunked-input'])
-        self.assertEqual('65535', got['buffer-size'])
-        self.assertEqual('32', got['threads'])
-        self.assertEqual('Connection: close', got['add-header'])
+        self.assertEqual(['true'], got['http-chunked-input'])
+        self.assertEqual(['65535'], got['buffer-size'])
+        self.assertEqual(['32'], got['threads'])
+        self.assertEqual(['X-Served-By: uwsgi', 'Connection: close'],
+                         got['add-header'])
         for key in ('logto', 'uid', 'gid', 'chdir'):
             self.assertNotIn(key, got)
+
+    def test_every_answer_closes_its_connection(self):
+        # Keystone's package does not close connections; with the
+        # Content-Length header removed, a client reused one after an
+        # answer without a body.
+        got = read_uwsgi(packaged.uwsgi_ini(
+            KEYSTONE_INI, '/usr/bin/keystone-wsgi-public', '10.0.0.1:5000',
+            'nsio-keystone'))
+        self.assertEqual(['Content-Length'], got['rem-header'])
+        self.assertEqual(['Connection: close'], got['add-header'])
 
     def test_no_apparmor(self):
         got = read_uwsgi(packaged.uwsgi_ini(
             KEYSTONE_INI, '/usr/bin/keystone-wsgi-public', '10.0.0.1:5000',
             'nsio-keystone'))
-        self.assertEqual('python3', got['plugins'])
+        self.assertEqual(['python3'], got['plugins'])
         self.assertNotIn('apparmor-profile', got)
 
 
