@@ -4,6 +4,7 @@
 #   tools/bootstrap.sh releases   emit and strictly verify every diff
 #   tools/bootstrap.sh test       the default test command (CI)
 #   tools/bootstrap.sh e2e [VERSION]   the real-cloud scenario (root)
+#   tools/bootstrap.sh e2e-distro   its short slice on Debian's packaged Nova
 #   tools/bootstrap.sh tempest [VERSION] [REGEX]   Tempest on that cloud
 #   tools/bootstrap.sh e2e-bench [VERSION]   image backends side by side
 #   tools/bootstrap.sh <toxenv>   any tox environment
@@ -191,6 +192,18 @@ PYEOF
         shift || true
         "$tox" exec -q -e py3 -- python -m nova_sio.e2e run \
             ${version:+--version "$version"} --slice full "$@"
+        exit $?
+        ;;
+    e2e-distro)
+        # The short slice of the real-cloud scenario (boot, live
+        # migration, delete) on Debian bookworm's own packaged Nova,
+        # Placement, Glance and Keystone (root, on bookworm): apt-get
+        # installs them into the system Python, nova-sio install patches
+        # /usr/lib/python3/dist-packages/nova, nova-sio revert restores it
+        # byte-exact at the end (dpkg --verify python3-nova).
+        tools/e2e-setup.sh
+        "$tox" exec -q -e py3 -- python -m nova_sio.e2e run \
+            --distro bookworm --slice short "$@"
         exit $?
         ;;
     e2e-bench)
