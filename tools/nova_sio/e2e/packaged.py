@@ -426,7 +426,11 @@ class PackagedControlPlane(controlplane.ControlPlane):
         return proc
 
     def modified_files(self):
-        """Return what ``dpkg --verify`` reports of the Nova package."""
+        """Return what ``dpkg --verify`` reports of the Nova package
+        (nothing when it is not installed).
+        """
+        if installed_version(self.facts['nova_package']) is None:
+            return []
         proc = subprocess.run(['dpkg', '--verify',
                                self.facts['nova_package']],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -437,11 +441,14 @@ class PackagedControlPlane(controlplane.ControlPlane):
         """Return the files in the Nova tree or in ``/etc`` that nova-sio
         left: files the package does not own, and its hook files.
         """
+        found = [p for p in HOOK_FILES if os.path.exists(p)]
+        if installed_version(self.facts['nova_package']) is None:
+            # A failed installation: no tree, nothing patched in it.
+            return found
         proc = util.run(['dpkg', '-L', self.facts['nova_package']],
                         isolated=False)
         owned = set(proc.stdout.decode().splitlines())
-        found = tree_leftovers(self.nova_dir, owned)
-        return found + [p for p in HOOK_FILES if os.path.exists(p)]
+        return tree_leftovers(self.nova_dir, owned) + found
 
     def patch_nova(self):
         """Install nova-sio into the packaged Nova, the operator's way.

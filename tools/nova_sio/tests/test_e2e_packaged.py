@@ -263,6 +263,22 @@ class TestPlane(base.BaseTestCase):
         self.assertEqual(theirs, ours)
         self.assertEqual('sio', ours['libvirt']['images_type'])
 
+    def test_failed_package_install_leaves_nothing_to_restore(self):
+        # apt-get failed: no package, no tree, no hook; the tear-down
+        # neither reverts nor complains.
+        plane = make_plane(self)
+        self.useFixture(fixtures.MockPatch(
+            'nova_sio.e2e.packaged.installed_version', return_value=None))
+        self.useFixture(fixtures.MockPatch(
+            'nova_sio.e2e.packaged.HOOK_FILES', (os.path.join(
+                self.useFixture(fixtures.TempDir()).path, '80nova-sio'),)))
+        calls = []
+        plane._nova_sio = lambda *args: calls.append(args)
+        self.assertEqual([], plane.modified_files())
+        self.assertEqual([], plane.leftovers())
+        self.assertEqual([], plane.restore())
+        self.assertEqual([], calls)
+
     def test_neutron_server_is_refused(self):
         exc = self.assertRaises(packaged.PackagedError, make_plane, self,
                                 neutron='server')
