@@ -55,10 +55,12 @@ class TempestConfTest(testtools.TestCase):
         self.assertEqual('router,security-group', conf.get(
             'network-feature-enabled', 'api_extensions'))
 
-    def test_two_hosts_migrate_without_block_migration(self):
+    def test_two_hosts_migrate(self):
         feat = written(self)['compute-feature-enabled']
         self.assertEqual('True', feat['live_migration'])
-        self.assertEqual('False', feat['block_migration_for_live_migration'])
+        # Tempest's live migrations of image-backed servers run only with
+        # it; sio's are refused below 2.25 (see SharedStorageTest).
+        self.assertEqual('True', feat['block_migration_for_live_migration'])
         for name in ('resize', 'cold_migration', 'console_output'):
             self.assertEqual('True', feat[name], name)
 
@@ -87,6 +89,27 @@ class TempestConfTest(testtools.TestCase):
         self.assertFalse(conf.has_option('compute', 'fixed_network_name'))
         self.assertEqual('False', conf.get('compute-feature-enabled',
                                            'interface_attach'))
+
+
+class ScaleioOptionsTest(testtools.TestCase):
+
+    CONF = ('[DEFAULT]\nhost = h1\n\n[scaleio]\nrest_server_ip = 10.0.0.1\n'
+            'round_volume_capacity = False\n\n[workarounds]\nx = 1\n')
+
+    def test_rounding_set_once_in_scaleio(self):
+        text = tempest.add_scaleio_options(self.CONF)
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(text)   # raises on a duplicate option
+        self.assertEqual('True', parser.get('scaleio',
+                                            'round_volume_capacity'))
+        self.assertEqual('10.0.0.1', parser.get('scaleio', 'rest_server_ip'))
+        self.assertFalse(parser.has_option('workarounds',
+                                           'round_volume_capacity'))
+        self.assertEqual(text, tempest.add_scaleio_options(text))
+
+    def test_no_scaleio_section(self):
+        self.assertRaises(tempest.TempestError, tempest.add_scaleio_options,
+                          '[DEFAULT]\nhost = h1\n')
 
 
 class ExclusionTest(testtools.TestCase):
@@ -138,6 +161,26 @@ class ExclusionTest(testtools.TestCase):
             regex, comment = line.split('#', 1)
             self.assertEqual(item.regex, regex.strip())
             self.assertIn(item.reason, comment)
+
+    def test_no_block_migration_onto_shared_storage(self):
+        base = 'tempest.api.compute.admin.test_live_migration.'
+        refused = [base + 'LiveMigrationTest.test_live_block_migration[id-1]',
+                   base + 'LiveMigrationWithoutHostTest.'
+                   'test_live_block_migration_paused[id-2]']
+        auto = [base + 'LiveAutoBlockMigrationV225Test.'
+                'test_live_block_migration[id-1]',
+                base + 'LiveAutoBlockMigrationV225Test.'
+                'test_live_block_migration_paused[id-2]',
+                base + 'LiveMigrationTest.'
+                'test_live_block_migration_with_attached_volume[id-3]']
+        for test_id in refused:
+            self.assertEqual('shared storage', tempest.excluded_by(
+                test_id, tempest.exclusions('sio')).source)
+            self.assertIsNone(tempest.excluded_by(
+                test_id, tempest.exclusions('lvm')))
+        for test_id in auto:
+            self.assertIsNone(tempest.excluded_by(
+                test_id, tempest.exclusions('sio')), test_id)
 
     def test_multi_nic_needs_bound_ports(self):
         found = tempest.excluded_by(
@@ -206,13 +249,42 @@ class ResultsTest(testtools.TestCase):
                          [t['status'] for t in tests])
         self.assertEqual([2.0] * 4, [t['seconds'] for t in tests])
         self.assertEqual('Cinder is not available', tests[2]['reason'])
-        self.assertEqual('tempest.lib.exceptions.TimeoutException: Request '
-                         'timed out Details: (ServersTest:test_resize) '
+        self.assertEqual('TimeoutException: (ServersTest:test_resize) '
                          'Server abc failed to reach ACTIVE status',
                          tests[1]['reason'])
         self.assertEqual({'passed': 1, 'failed': 1, 'skipped': 2,
                           'total': 4, 'seconds': 8.0},
                          tempest.summarize(tests))
+
+    def test_reason_without_details(self):
+        text = ('Traceback (most recent call last):\n  File "x.py", line 1'
+                '\n    self.assertEqual(1, 2)\ntesttools.matchers._impl.'
+                'MismatchError: 1 != 2\n')
+        self.assertEqual('MismatchError: 1 != 2',
+                         tempest.failure_reason(text))
+        self.assertEqual('(no traceback)', tempest.failure_reason(''))
+
+    def test_results_from_output_of_a_stopped_run(self):
+        output = '\n'.join([
+            '{0} tempest.api.compute.a.A.test_ok [0.14s] ... ok',
+            '{0} setUpClass (tempest.api.compute.c.C) ... SKIPPED: Serial '
+            'console not supported.',
+            '{1} tempest.api.compute.b.B.test_resize [6.6s] ... FAILED',
+            '', 'Captured traceback:', '~~~~~~~~~~~~~~~~~~~',
+            TRACEBACK, 'Captured pythonlogging:', '~~~~~~~', 'INFO x',
+            '{0} tempest.api.compute.d.D.test_y [1.5s] ... ok',
+            '{0} tempest.api.compute.e.E.test_z ...'])
+        tests = tempest.parse_run_log(output)
+        self.assertEqual([
+            ('tempest.api.compute.a.A.test_ok', 'success', 0.14, ''),
+            ('setUpClass (tempest.api.compute.c.C)', 'skip', None,
+             'Serial console not supported.'),
+            ('tempest.api.compute.b.B.test_resize', 'fail', 6.6,
+             'TimeoutException: (ServersTest:test_resize) Server abc '
+             'failed to reach ACTIVE status'),
+            ('tempest.api.compute.d.D.test_y', 'success', 1.5, '')],
+            [(t['id'], t['status'], t['seconds'], t['reason'])
+             for t in tests])
 
     def test_table_lists_failures_then_skips(self):
         lines = tempest.table(self.parsed())
@@ -234,9 +306,14 @@ class ResultsTest(testtools.TestCase):
     def test_tempest_summary(self):
         output = ('{0} tempest.api.compute.a.A.test_ok [1.0s] ... ok\n\n'
                   '======\nTotals\n======\nRan: 1 tests in 3.0 sec.\n'
-                  ' - Passed: 1\n - Skipped: 0\n - Failed: 0\n')
-        self.assertEqual(['Totals', '======', 'Ran: 1 tests in 3.0 sec.',
-                          ' - Passed: 1', ' - Skipped: 0', ' - Failed: 0'],
+                  ' - Passed: 1\n - Skipped: 0\n - Failed: 0\n'
+                  'Sum of execute time for each test: 1.0 sec.\n\n'
+                  '==============\nWorker Balance\n==============\n'
+                  ' - Worker 0 (1 tests) => 0:00:03.0\n')
+        self.assertEqual(['======', 'Totals', '======',
+                          'Ran: 1 tests in 3.0 sec.', ' - Passed: 1',
+                          ' - Skipped: 0', ' - Failed: 0',
+                          'Sum of execute time for each test: 1.0 sec.'],
                          tempest.tempest_summary(output))
         self.assertEqual([], tempest.tempest_summary('no summary\n'))
 
