@@ -139,6 +139,47 @@ def _run(args):
     return 0 if report.ok else 1
 
 
+def _tempest(args):
+    from nova_sio.e2e import tempest
+    missing = machine.check(need_guest_kernel=True)
+    if missing:
+        print('This machine cannot run Tempest on the real cloud; missing:')
+        for item in missing:
+            print('  - %s' % item)
+        return 2
+    swept = cleanup.sweep()
+    if swept['released']:
+        print('e2e: released %d resource(s) that earlier runs left' %
+              len(swept['released']))
+    if args.regex:
+        passes = [('regex%d' % (i + 1) if len(args.regex) > 1 else 'regex',
+                   r) for i, r in enumerate(args.regex)]
+    else:
+        passes = list(tempest.PASSES)
+    if not args.version:
+        from nova_sio.e2e import controlplane
+        args.version = controlplane.DEFAULT_VERSION
+    reason = None if args.images_type == 'sio' else backends.unavailable(
+        args.images_type)
+    if reason:
+        print('This machine cannot run images_type %s: %s' % (
+            args.images_type, reason))
+        return 2
+
+    def progress(line):
+        print(line, flush=True)
+    run = tempest.run_tempest(args.version, passes, progress=progress,
+                              keep_logs=args.keep_logs, json_path=args.json,
+                              images_type=args.images_type,
+                              concurrency=args.concurrency,
+                              timeout=args.timeout * 60)
+    for line in run.closing_lines():
+        print(line)
+    if args.keep_logs:
+        print('e2e: logs kept in %s' % args.keep_logs)
+    return 0 if run.ok else 1
+
+
 def _bench(args):
     from nova_sio.e2e import bench
     from nova_sio.e2e import controlplane
@@ -257,6 +298,29 @@ def main(argv=None):
     p.add_argument('--keep-logs', metavar='DIR',
                    help='copy every service log and console here')
     p.set_defaults(func=_bench)
+    p = sub.add_parser('tempest', help='build the two-host cloud and run '
+                       'Tempest\'s compute API tests on it')
+    p.add_argument('--version',
+                   help='Nova release under test (default: the newest)')
+    p.add_argument('--regex', action='append',
+                   help='a Tempest test regex, one pass each (default: '
+                   '^tempest\\.api\\.compute, then the live-migration '
+                   'and migration tests)')
+    p.add_argument('--images-type', choices=backends.IMAGES_TYPES,
+                   default='sio',
+                   help='[libvirt] images_type of the compute hosts '
+                   '(default: sio; lvm is the reference of Nova\'s nova-lvm '
+                   'job)')
+    p.add_argument('--concurrency', type=int, choices=(1, 2), default=1,
+                   help='Tempest workers (default: 1)')
+    p.add_argument('--timeout', type=int, default=360, metavar='MINUTES',
+                   help='stop a pass after this long; the tests that '
+                   'finished are reported (default: 360)')
+    p.add_argument('--json', metavar='FILE',
+                   help='write the result as JSON')
+    p.add_argument('--keep-logs', metavar='DIR',
+                   help='copy every service log and Tempest\'s logs here')
+    p.set_defaults(func=_tempest)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
