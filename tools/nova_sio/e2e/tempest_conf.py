@@ -67,7 +67,11 @@ def tempest_conf(auth, auth_url, images, flavors, compute_nodes=2,
         # block migration, which Nova refuses for shared block storage
         # (excluded, see tempest.SHARED_STORAGE).
         ('block_migration_for_live_migration', True),
-        ('live_migrate_back_and_forth', compute_nodes >= 2),
+        # Off as in Nova's jobs (Tempest means it for grenade jobs): a
+        # guest paused on arrival and migrated back makes QEMU abort
+        # ("bdrv_inactivate_recurse: Assertion `!(bs->open_flags &
+        # BDRV_O_INACTIVE)' failed"), whatever the disks are.
+        ('live_migrate_back_and_forth', False),
         ('resize', True),
         ('cold_migration', compute_nodes >= 2),
         ('console_output', True),

@@ -62,6 +62,8 @@ class TempestConfTest(testtools.TestCase):
         # Tempest's live migrations of image-backed servers run only with
         # it; sio's are refused below 2.25 (see SharedStorageTest).
         self.assertEqual('True', feat['block_migration_for_live_migration'])
+        # QEMU cannot migrate a guest that arrived paused back out.
+        self.assertEqual('False', feat['live_migrate_back_and_forth'])
         for name in ('resize', 'cold_migration', 'console_output'):
             self.assertEqual('True', feat[name], name)
 
