@@ -206,21 +206,31 @@ def lvm_conf(host, device, run_dir):
 def dm_unavailable(misc='/proc/misc', control='/dev/mapper/control'):
     """Return why the kernel's device-mapper cannot be used, or None.
 
+    The kernel lists its device-mapper in ``/proc/misc`` once it has
+    one. The control node alone proves nothing: ``libdevmapper`` makes
+    ``/dev/mapper/control`` itself when it is missing, and opening it
+    then fails with ``ENODEV``.
+
     :param misc: the kernel's list of misc devices.
     :param control: device-mapper's control node.
     """
-    if os.path.exists(control):
-        return None
     try:
         with open(misc) as handle:
             names = [ln.split(None, 1)[-1].strip() for ln in handle]
     except OSError:
-        names = []
-    if 'device-mapper' in names:
+        names = None
+    if names is not None and 'device-mapper' in names:
         return None
+    if names is None:
+        try:
+            os.close(os.open(control, os.O_RDWR))
+            return None
+        except OSError:
+            pass
     return ('the kernel has no device-mapper (no "device-mapper" in %s, '
-            'no %s, no module to load): LVM cannot activate a logical '
-            'volume' % (misc, control))
+            'no module to load): LVM cannot activate a logical volume, '
+            'lvcreate fails with "/dev/mapper/control: open failed: No '
+            'such device"' % misc)
 
 
 def unavailable(images_type, fs=DEFAULT_FS):

@@ -73,6 +73,9 @@ IMAGES = ('small', 'large')
 LARGE_EXTRA = GiB
 DEFAULT_RUNS = 3
 POLL = 0.5
+#: Seconds to wait after a restarted nova-compute reported (Nova's
+#: ``report_interval``).
+SETTLE = 10
 BOOT_TIMEOUT = 900
 MIGRATION_TIMEOUT = 900
 READY = 'NOVA-SIO-GUEST READY'
@@ -207,7 +210,7 @@ def table(summary, unavailable=None):
     for backend, figures in summary.items():
         m = figures.get('migration')
         if m:
-            mig.append((backend, m.get('mode', '-'), _s(m.get('seconds')),
+            mig.append((backend, m.get('mode') or '-', _s(m.get('seconds')),
                         _s(m.get('first_s')), _mib(m.get('write_bytes')),
                         str(m['runs'])))
     if len(mig) > 1:
@@ -219,59 +222,84 @@ def table(summary, unavailable=None):
                      '  '.join('-' * w for w in widths))
     for backend, reason in sorted((unavailable or {}).items()):
         lines.append('%s: n/a: %s' % (backend, reason))
-    errors_seen = [(b, e) for b, f in summary.items()
-                   for e in (f.get('migration') or {}).get('errors', [])]
-    for backend, error in errors_seen:
-        lines.append('%s live migration failed: %s' % (backend, error))
+    for backend, figures in summary.items():
+        groups = [('live migration', figures.get('migration') or {})]
+        groups += [('%s %s boot' % (image, phase), f)
+                   for image, phases in figures.get('boot', {}).items()
+                   for phase, f in phases.items()]
+        for what, group in groups:
+            for error in group.get('errors', []):
+                lines.append('%s %s failed: %s' % (backend, what,
+                                                   one_line(error)))
     return lines
+
+
+def one_line(text, limit=300):
+    """Return ``text`` on one line, its middle cut beyond ``limit``.
+
+    :param text: a message, maybe with a traceback's lines.
+    :param limit: the longest result.
+    """
+    text = ' | '.join(ln.strip() for ln in str(text).splitlines()
+                      if ln.strip())
+    if len(text) > limit:
+        half = (limit - 5) // 2
+        text = text[:half] + ' ... ' + text[-half:]
+    return text
 
 
 def goals(summary):
     """Return the issue's goals as ``(goal, met or None, evidence)``.
 
-    None: the figures needed are missing.
+    Boot times are the warm medians to ``ACTIVE``: the part of a boot
+    where the backend makes the disk (the guest's own boot after it
+    reads no more of a larger image); the evidence names the console
+    figures too. None: the figures needed are missing.
 
     :param summary: what :func:`summarize` returned.
     """
-    def warm(backend, image, key='console_s'):
+    def warm(backend, image, key='active_s'):
         return (((summary.get(backend) or {}).get('boot') or {}).get(
             image) or {}).get('warm', {}).get(key)
     out = []
+    goal = 'sio zero-copy boot time independent of image size'
     zs, zl = warm('sio-zero-copy', 'small'), warm('sio-zero-copy', 'large')
     if zs is None or zl is None:
-        out.append(('sio zero-copy boot time independent of image size',
-                    None, 'no zero-copy figures'))
+        out.append((goal, None, 'no zero-copy figures'))
     else:
-        # Independent: the large image costs less than one polling step
-        # more than the small one, or 10 %.
+        # Independent: the large image costs at most two polling steps
+        # or 10 % more than the small one.
         margin = max(2 * POLL, 0.1 * zs)
-        out.append(('sio zero-copy boot time independent of image size',
-                    zl - zs <= margin, 'large %.1f s, small %.1f s '
-                    '(warm, to the console marker; margin %.1f s)' % (
-                        zl, zs, margin)))
+        out.append((goal, zl - zs <= margin, 'to ACTIVE: large %.1f s, '
+                    'small %.1f s (margin %.1f s); to the console marker: '
+                    'large %s s, small %s s' % (
+                        zl, zs, margin,
+                        _s(warm('sio-zero-copy', 'large', 'console_s')),
+                        _s(warm('sio-zero-copy', 'small', 'console_s')))))
+    goal = 'sio zero-copy ahead of every local backend (large image)'
     local = [(b, warm(b, 'large')) for b in ('qcow2', 'raw', 'lvm')]
     local = [(b, v) for b, v in local if v is not None]
     if zl is None or not local:
-        out.append(('sio zero-copy ahead of every local backend (large '
-                    'image)', None, 'figures missing'))
+        out.append((goal, None, 'figures missing'))
     else:
         best = min(local, key=lambda bv: bv[1])
-        out.append(('sio zero-copy ahead of every local backend (large '
-                    'image)', zl < best[1], 'zero-copy %.1f s, fastest '
-                    'local %s %.1f s (warm, to the console marker)' % (
-                        zl, best[0], best[1])))
+        out.append((goal, zl < best[1], 'to ACTIVE: zero-copy %.1f s, '
+                    'fastest local %s %.1f s; to the console marker: '
+                    'zero-copy %s s, %s %s s' % (
+                        zl, best[0], best[1],
+                        _s(warm('sio-zero-copy', 'large', 'console_s')),
+                        best[0], _s(warm(best[0], 'large', 'console_s')))))
+    goal = ('live migration faster than qcow2 block migration by the '
+            'image-copy time')
     sio_m = (summary.get('sio') or {}).get('migration') or {}
     q_m = (summary.get('qcow2') or {}).get('migration') or {}
-    full = warm('sio', 'large', 'active_s')
-    zero = warm('sio-zero-copy', 'large', 'active_s')
+    full = warm('sio', 'large')
+    zero = warm('sio-zero-copy', 'large')
     if None in (sio_m.get('seconds'), q_m.get('seconds'), full, zero):
-        out.append(('live migration faster than qcow2 block migration by '
-                    'the image-copy time', None, 'figures missing'))
+        out.append((goal, None, 'figures missing'))
     else:
         copy = full - zero
-        out.append(('live migration faster than qcow2 block migration by '
-                    'the image-copy time',
-                    q_m['seconds'] - sio_m['seconds'] >= copy,
+        out.append((goal, q_m['seconds'] - sio_m['seconds'] >= copy,
                     'sio %.1f s, qcow2 %.1f s, image copy %.1f s (warm '
                     'create to ACTIVE, sio full copy minus zero-copy)' % (
                         sio_m['seconds'], q_m['seconds'], copy)))
@@ -470,6 +498,9 @@ class Bench(object):
             cloud.start_compute(host)
         for host in sorted(cloud.hosts):
             self.wait_restarted(host, since)
+        # Its first report may come before it consumes its queue: one
+        # more report interval, so that no boot waits for a start.
+        time.sleep(SETTLE)
 
     def wait_restarted(self, host, since, timeout=cloud_mod.COMPUTE_TIMEOUT):
         """Wait until ``host``'s new nova-compute reported its state (it
@@ -587,7 +618,8 @@ class Bench(object):
                  % (label, image, phase, _s(sample.get('active_s')),
                     _s(sample.get('console_s')),
                     _mib(written(sample)) if sample['bytes'] else '-',
-                    ' (%s)' % sample['error'] if 'error' in sample else ''))
+                    ' (%s)' % one_line(sample['error'])
+                    if 'error' in sample else ''))
         return sample
 
     def migrate(self, server_id, source, target, block):
@@ -670,7 +702,7 @@ class Bench(object):
                 self.say('%s live migration %s -> %s: %s s, wrote %s MiB%s'
                          % (label, host, other, _s(sample.get('seconds')),
                             _mib(written(sample)) if sample['bytes']
-                            else '-', ' (%s)' % sample['error']
+                            else '-', ' (%s)' % one_line(sample['error'])
                             if 'error' in sample else ''))
                 if 'error' in sample:
                     break
