@@ -282,6 +282,41 @@ def uwsgi_ini(packaged, wsgi_file, bind, name):
     return '[uwsgi]\n' + ''.join('%s = %s\n' % kv for kv in kept)
 
 
+def process_argvs():
+    """Return ``[(pid, argv)]`` of the machine's processes."""
+    out = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % name, 'rb') as handle:
+                raw = handle.read()
+        except OSError:
+            continue
+        if raw:
+            out.append((int(name), [a.decode('utf-8', 'replace')
+                                    for a in raw.rstrip(b'\0').split(
+                                        b'\0')]))
+    return out
+
+
+def package_daemons(processes):
+    """Return the processes that run with the packages' own
+    configuration: what a maintainer script would have started. The
+    harness's services read theirs from the run's directory (its
+    ``etc/nova``...) and never name a file of ``/etc/<service>`` or
+    ``/var/log/<service>``.
+
+    :param processes: ``[(pid, argv)]``.
+    """
+    marks = tuple('%s/%s/' % (top, service)
+                  for top in ('/etc', '/var/log')
+                  for service in ('nova', 'keystone', 'glance', 'placement'))
+    return [(pid, argv) for pid, argv in processes
+            if any(arg.partition('=')[2 if '=' in arg else 0].startswith(
+                marks) for arg in argv)]
+
+
 def tree_leftovers(nova_dir, owned):
     """Return the files of ``nova_dir`` the package does not own, apart
     from byte-code: what an install left.
@@ -375,7 +410,16 @@ class PackagedControlPlane(controlplane.ControlPlane):
         :raises PackagedError: when the installed release is not the one
             this control plane was made for.
         """
-        self.install_debs(PACKAGES, SELECTIONS)
+        installed = self.install_debs(PACKAGES, SELECTIONS)
+        if installed:
+            started = package_daemons(process_argvs())
+            if started:
+                raise PackagedError(distro=self.distro, reason='the '
+                                    'packages\' maintainer scripts started '
+                                    'daemons with the packages\' '
+                                    'configuration: %s' % '; '.join(
+                                        '%d %s' % (pid, ' '.join(argv))
+                                        for pid, argv in started))
         deb = installed_version(self.facts['nova_package'])
         if deb is None:
             raise PackagedError(distro=self.distro, reason='%s is not '

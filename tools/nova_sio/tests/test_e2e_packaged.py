@@ -150,6 +150,24 @@ class TestPackages(base.BaseTestCase):
                           'nova/new-question'],
                          packaged.unanswered(TEMPLATES, 'nova-compute'))
 
+    def test_daemons_a_maintainer_script_started_are_found(self):
+        # What Debian's init scripts run, against the harness's services.
+        init = [(10, ['/usr/bin/uwsgi_python3', '--http-socket',
+                      '0.0.0.0:8774', '--ini',
+                      '/etc/nova/nova-api-uwsgi.ini']),
+                (11, ['/usr/bin/python3', '/usr/bin/nova-conductor',
+                      '--config-file=/etc/nova/nova.conf',
+                      '--log-file=/var/log/nova/nova-conductor.log'])]
+        ours = [(20, ['/usr/bin/uwsgi', '--ini',
+                      '/var/tmp/nova-sio-e2e-x/ctl/uwsgi/nova-api/uwsgi.ini']),
+                (21, ['/usr/bin/python3', '/usr/bin/nova-conductor',
+                      '--config-file', '/var/tmp/nova-sio-e2e-x/ctl/etc/'
+                      'nova/nova.conf'])]
+        self.assertEqual(init, packaged.package_daemons(init + ours))
+        self.assertEqual([], packaged.package_daemons(ours))
+        pids = [pid for pid, _argv in packaged.process_argvs()]
+        self.assertIn(os.getpid(), pids)
+
     def test_upstream_version(self):
         self.assertEqual('26.2.2',
                          packaged.upstream_version('2:26.2.2-1~deb12u5'))
