@@ -160,6 +160,7 @@ def summarize(samples):
         if kind == 'boot':
             figures['active_s'] = median([s['active_s'] for s in ok])
             figures['console_s'] = median([s['console_s'] for s in ok])
+            figures['spawn_s'] = median([s.get('spawn_s') for s in ok])
             result.setdefault(backend, {}).setdefault('boot', {}).setdefault(
                 image, {})[phase] = figures
         else:
@@ -184,8 +185,8 @@ def table(summary, unavailable=None):
     :param unavailable: ``{backend: reason}`` of backends not measured.
     """
     header = ('backend', 'image', 'cold ACTIVE s', 'cold console s',
-              'cold MiB', 'warm ACTIVE s', 'warm console s', 'warm MiB',
-              'runs')
+              'cold MiB', 'warm ACTIVE s', 'warm console s', 'warm spawn s',
+              'warm MiB', 'runs')
     rows = [header]
     for backend, figures in summary.items():
         for image in IMAGES:
@@ -199,6 +200,7 @@ def table(summary, unavailable=None):
                          _mib(cold.get('write_bytes')),
                          _s(warm.get('active_s')),
                          _s(warm.get('console_s')),
+                         _s(warm.get('spawn_s')),
                          _mib(warm.get('write_bytes')),
                          str(warm.get('runs', 0))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -304,6 +306,24 @@ def goals(summary):
                     'create to ACTIVE, sio full copy minus zero-copy)' % (
                         sio_m['seconds'], q_m['seconds'], copy)))
     return out
+
+
+_SPAWN = re.compile(r'\[instance: ([0-9a-f-]+)\] Took ([0-9.]+) seconds to '
+                    r'spawn the instance on the hypervisor')
+
+
+def spawn_seconds(log_text, server_id):
+    """Return what nova-compute logged as the spawn time of
+    ``server_id`` (``Took N seconds to spawn the instance on the
+    hypervisor``: from the start of the disks' creation to the running
+    domain), or None.
+
+    :param log_text: the nova-compute log.
+    :param server_id: the server's id.
+    """
+    found = [float(m.group(2)) for m in _SPAWN.finditer(log_text)
+             if m.group(1) == server_id]
+    return found[-1] if found else None
 
 
 def _read(path, default=''):
@@ -607,6 +627,9 @@ class Bench(object):
             server_id, sample['active_s'], sample['console_s'] = \
                 self.boot(image)
             sample['bytes'] = delta(before, self.counters())
+            sample['server_id'] = server_id
+            sample['spawn_s'] = spawn_seconds(
+                _read(self.cloud.compute_logs.get('h1', '')), server_id)
         except BenchError as exc:
             sample['error'] = exc.message
             sample['bytes'] = {}

@@ -322,6 +322,23 @@ class FiguresTest(base.BaseTestCase):
         self.assertEqual((40.0, 50.0, 6 * MiB), (
             mig['seconds'], mig['first_s'], mig['write_bytes']))
 
+    def test_spawn_time_is_read_from_the_compute_log(self):
+        log = ('2026 INFO nova.compute.manager [req] [instance: '
+               'aa-11] Took 2.51 seconds to spawn the instance on the '
+               'hypervisor.\n'
+               '2026 INFO nova.compute.manager [req] [instance: '
+               'bb-22] Took 9.75 seconds to spawn the instance on the '
+               'hypervisor.\n'
+               '2026 INFO nova.compute.manager [req] [instance: '
+               'aa-11] Took 3.01 seconds to build instance.\n')
+        self.assertEqual(2.51, bench.spawn_seconds(log, 'aa-11'))
+        self.assertEqual(9.75, bench.spawn_seconds(log, 'bb-22'))
+        self.assertIsNone(bench.spawn_seconds(log, 'cc-33'))
+        samples = [dict(boot('qcow2', 'small', 'warm', 1, 2), spawn_s=v)
+                   for v in (3.0, 1.0, 2.0)]
+        self.assertEqual(2.0, bench.summarize(samples)['qcow2']['boot'][
+            'small']['warm']['spawn_s'])
+
     def test_written_adds_every_device(self):
         self.assertEqual(7, bench.written(boot('sio', 'small', 'warm', 1, 2,
                                                local=3, pool=4)))
@@ -337,7 +354,7 @@ class FiguresTest(base.BaseTestCase):
         self.assertTrue(lines[0].startswith('backend'))
         row = [ln for ln in lines if ln.startswith('sio ')][0].split()
         self.assertEqual(['sio', 'small', '5.0', '12.0', '64', '4.0',
-                          '11.0', '64', '1'], row)
+                          '11.0', '-', '64', '1'], row)
         self.assertIn('lvm: n/a: no device-mapper', lines)
         mig = [ln for ln in lines if ln.startswith('sio ')][1].split()
         self.assertEqual(['sio', 'shared', '2.0', '2.0', '0', '1'], mig)
