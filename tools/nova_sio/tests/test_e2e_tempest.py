@@ -191,6 +191,15 @@ class ExclusionTest(testtools.TestCase):
             'ServersTestMultiNic.test_verify_multiple_nics_order[id-6]',
             tempest.exclusions())
         self.assertEqual('absent service', found.source)
+        self.assertEqual('absent service', tempest.excluded_by(
+            'tempest.api.compute.admin.test_auto_allocate_network.'
+            'AutoAllocateNetworkTest.test_server_multi_create_auto_allocate'
+            '[id-7]', tempest.exclusions()).source)
+        # Booting with networks "none" needs no port: it runs.
+        self.assertIsNone(tempest.excluded_by(
+            'tempest.api.compute.admin.test_auto_allocate_network.'
+            'AutoAllocateNetworkTest.test_server_create_no_allocate[id-8]',
+            tempest.exclusions()))
         self.assertIsNone(tempest.excluded_by(
             'tempest.api.compute.servers.test_create_server.'
             'ServersTestJSON.test_list_servers[id-4,smoke]',
