@@ -484,6 +484,36 @@ class SioFunctionalBase(base.ServersTestBase):
             host=host, networks='none', expected_state=expected)
         return server
 
+    def record_power_offs(self):
+        """Record every ``power_off`` of the compute hosts' drivers.
+
+        :returns: the list each call's arguments are appended to.
+        """
+        powered_off = []
+
+        def recording(real):
+            def power_off(*args, **kwargs):
+                powered_off.append(args)
+                return real(*args, **kwargs)
+            return power_off
+        for name in COMPUTES:
+            driver = self.computes[name].driver
+            driver.power_off = recording(driver.power_off)
+        return powered_off
+
+    def assert_running_where_it_was(self, server, host, powered_off):
+        """A refused move left the server ACTIVE, running on ``host``.
+
+        :param server: the server as the API shows it now.
+        :param host: the host it ran on before the move.
+        :param powered_off: :meth:`record_power_offs`: the guest was never
+            powered off.
+        """
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertEqual(host, server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(1, server['OS-EXT-STS:power_state'])
+        self.assertEqual([], powered_off)
+
 
 class _Volumes(object):
     """What the hooks need to find an instance's volumes."""

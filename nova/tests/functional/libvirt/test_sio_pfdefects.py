@@ -66,23 +66,12 @@ class SioResizeSizeRuleTest(sio_faults.SioFaultMatrixBase):
         server = self.boot(host=COMPUTES[0])
         self.server_id = server['id']
         root = self.root_volume(server['id'])
-        powered_off = []
-        for name in COMPUTES:
-            driver = self.computes[name].driver
-            real = driver.power_off
-
-            def power_off(*args, **kwargs):
-                powered_off.append(args)
-                return real(*args, **kwargs)
-            driver.power_off = power_off
+        powered_off = self.record_power_offs()
         self.emu.clear_log()
         self.api.post_server_action(server['id'],
                                     {'resize': {'flavorRef': odd}})
         server = self.settle(server['id'])
-        self.assertEqual('ACTIVE', server['status'])
-        self.assertEqual(COMPUTES[0], self.host_of(server))
-        self.assertEqual(1, server['OS-EXT-STS:power_state'])
-        self.assertEqual([], powered_off)
+        self.assert_running_where_it_was(server, COMPUTES[0], powered_off)
         # Nothing was made or changed on the storage.
         self.assertEqual([], [e['path'] for e in self.emu.request_log()
                               if e['method'] == 'POST' and

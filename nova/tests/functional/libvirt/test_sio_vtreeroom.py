@@ -11,7 +11,6 @@ the guest is powered off; the server stays ACTIVE where it was, and
 nothing is created on the storage.
 """
 
-from nova.tests.functional.libvirt import test_sio_faults as harness
 from nova.tests.functional.libvirt import test_sio_zerocopy as zerocopy
 
 
@@ -35,25 +34,14 @@ class SioFullVTreeResizeTest(zerocopy._ZeroCopyBase):
         server = servers[0]
         sid = server['id']
         root = self.root_volume(sid)
-        powered_off = []
-        for name in harness.COMPUTES:
-            driver = self.computes[name].driver
-            real = driver.power_off
-
-            def power_off(*args, **kwargs):
-                powered_off.append(args)
-                return real(*args, **kwargs)
-            driver.power_off = power_off
+        powered_off = self.record_power_offs()
         flavor = self._create_flavor(name='sio.small.more', memory_mb=1024,
                                      vcpu=1, disk=8, ephemeral=0)
         self.emu.clear_log()
         self.api.post_server_action(sid, {'resize': {'flavorRef': flavor}})
         server = self._wait_for_server_parameter(
             server, {'status': 'ACTIVE', 'OS-EXT-STS:task_state': None})
-        self.assertEqual('ACTIVE', server['status'])
-        self.assertEqual('compute1', server['OS-EXT-SRV-ATTR:host'])
-        self.assertEqual(1, server['OS-EXT-STS:power_state'])
-        self.assertEqual([], powered_off)
+        self.assert_running_where_it_was(server, 'compute1', powered_off)
         # Nothing was made on the storage: no volume, no snapshot.
         self.assertEqual([], [e['path'] for e in self.emu.request_log()
                               if e['method'] == 'POST' and

@@ -25,6 +25,8 @@ from nova.virt import images
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt.sio import connection as sio_connection
 from nova.virt.libvirt.sio import disks as sio_disks
+from nova.virt.libvirt.sio import hooks as sio_hooks
+from nova.virt.libvirt.sio import image as sio_image
 from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
@@ -138,7 +140,10 @@ class DriverTestBase(fake_sio.ImageCacheHookTests, test.NoDBTestCase):
         """Run ``snapshot()`` of a running guest whose root disk is sio.
 
         Only libvirt (the guest), the image service and the PCI and port
-        steps are replaced; the ScaleIO system is the fake one.
+        steps are replaced; the ScaleIO system is the fake one. The
+        mocks of ``images.convert_image`` and of the driver's
+        ``_create_snapshot_metadata`` are left in :attr:`convert` and
+        :attr:`snapshot_metadata`.
 
         :param ids: :meth:`make_volumes` of the instance.
         :returns: ``(guest, uploaded bytes)``.
@@ -146,9 +151,9 @@ class DriverTestBase(fake_sio.ImageCacheHookTests, test.NoDBTestCase):
         self.instance.image_ref = 'c0ffee00-0000-4000-8000-000000000001'
         self.fx.copy_to(sio_connection.device_path(ids['disk']),
                         b'root disk bytes')
-        fake_sio.patch_object(self, images, 'convert_image',
-                              autospec=True,
-                              side_effect=test_sio_image.fake_convert)
+        self.convert = fake_sio.patch_object(
+            self, images, 'convert_image', autospec=True,
+            side_effect=test_sio_image.fake_convert)
         path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
                                                   ids['disk'])
         self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
@@ -171,8 +176,9 @@ class DriverTestBase(fake_sio.ImageCacheHookTests, test.NoDBTestCase):
         image_api = fake_sio.patch_object(self, self.drvr, '_image_api',
                                           autospec=True)
         image_api.get.return_value = {'name': 'snap'}
-        fake_sio.patch_object(self, self.drvr, '_create_snapshot_metadata',
-                              side_effect=lambda *args: {}, autospec=True)
+        self.snapshot_metadata = fake_sio.patch_object(
+            self, self.drvr, '_create_snapshot_metadata',
+            side_effect=lambda *args: {}, autospec=True)
         self.stub(*self.SNAPSHOT_STUBS)
         uploaded = []
         image_api.update.side_effect = (
@@ -182,8 +188,72 @@ class DriverTestBase(fake_sio.ImageCacheHookTests, test.NoDBTestCase):
                            lambda **kwargs: None)
         return guest, uploaded[-1]
 
+    def suspended(self, guest):
+        """Whether ``snapshot()`` stopped the guest for a cold copy.
+
+        :param guest: the guest of :meth:`snapshot_running_guest`.
+        """
+        return self.drvr.suspend.called
+
+    def check_live_snapshot(self, ids, live, quiesced):
+        """Check a live snapshot through ScaleIO of the root disk.
+
+        What every era's hunks must do: call ``hooks.live_snapshot`` once
+        with the driver, the instance and the root disk's ``Sio`` image
+        in ``raw``, freeze and thaw the guest around a temporary ScaleIO
+        snapshot, delete that snapshot and keep the root volume mapped.
+
+        :param ids: :meth:`make_volumes` of the instance.
+        :param live: the mock wrapping ``hooks.live_snapshot``.
+        :param quiesced: the mock wrapping the driver's ``_set_quiesced``.
+        :returns: the image metadata ``live_snapshot`` was given.
+        """
+        self.assertEqual(1, live.call_count)
+        args = live.call_args[0]
+        self.assertIs(self.drvr, args[0])
+        self.assertIs(self.instance, args[2])
+        disk = args[4]
+        self.assertIsInstance(disk, sio_image.Sio)
+        self.assertEqual(ids['disk'],
+                         sio_connection.volume_id_from_path(disk.path))
+        self.assertEqual('raw', args[6])
+        self.assertEqual([True, False],
+                         [c[0][3] for c in quiesced.call_args_list])
+        temp = sio_volumes.volume_name(self.instance.uuid, 'disk',
+                                       'temporary')
+        self.assertIn(('snapshot_volume', sio_volumes.volume_name(
+            self.instance.uuid, 'disk'), temp), self.sio.calls)
+        self.assertIsNone(self.sio.by_name(temp))
+        self.assertEqual([ids['disk']],
+                         self.mapped_on(GUID_A, [ids['disk']]))
+        return args[3]
+
     # -- tests of every era --------------------------------------------------
 
     def test_local_gb_info_is_the_pool(self):
         info = libvirt_driver.LibvirtDriver._get_local_gb_info()
         self.assertEqual({'total': 800, 'free': 640, 'used': 160}, info)
+
+    def test_cleanup_deletes_the_volumes_and_snapshots(self):
+        ids = self.make_volumes(snapshot=True)
+        self.drvr.cleanup(self.context, self.instance, [],
+                          destroy_disks=True)
+        for volume_id in ids.values():
+            self.assertNotIn(volume_id, self.sio.volumes)
+        self.assertEqual([], sio_disks.instance_volumes(self.instance))
+        self.delete_files.assert_called_once_with(self.instance)
+
+    def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
+        ids = self.make_volumes()
+        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot',
+                                     autospec=True)
+        libvirt_live = fake_sio.patch_object(
+            self, self.drvr, '_live_snapshot', autospec=True)
+        guest, uploaded = self.snapshot_running_guest(ids)
+
+        self.assertEqual(b'root disk bytes', uploaded)
+        self.assertTrue(self.suspended(guest))
+        self.assertFalse(live.called)
+        self.assertFalse(libvirt_live.called)
+        self.assertEqual([], [c for c in self.sio.calls
+                              if c[0] == 'snapshot_volume'])

@@ -21,20 +21,16 @@ import os
 import fixtures
 from oslo_serialization import jsonutils
 
-from nova.compute import power_state
 from nova.compute import task_states
 from nova import objects
 from nova import test
 from nova.tests.unit.virt.libvirt import fake_sio
 from nova.tests.unit.virt.libvirt import sio_driver_base as harness
 from nova.tests.unit.virt.libvirt import test_sio_image
-from nova.virt import images
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import connection as sio_connection
-from nova.virt.libvirt.sio import disks as sio_disks
 from nova.virt.libvirt.sio import hooks as sio_hooks
-from nova.virt.libvirt.sio import image as sio_image
 from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
@@ -107,15 +103,6 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
 
     # -- destroy -------------------------------------------------------------
 
-    def test_cleanup_deletes_the_volumes_and_snapshots(self):
-        ids = self.make_volumes(snapshot=True)
-        self.drvr.cleanup(self.context, self.instance, [],
-                          destroy_disks=True)
-        for volume_id in ids.values():
-            self.assertNotIn(volume_id, self.sio.volumes)
-        self.assertEqual([], sio_disks.instance_volumes(self.instance))
-        self.delete_files.assert_called_once_with(self.instance)
-
     def test_cleanup_on_the_evacuation_source_unmaps_only(self):
         ids = self.make_volumes(map_to=(GUID_A, GUID_B))
         self.instance.host = 'host-b'
@@ -165,12 +152,7 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
 
     def test_resize_copies_no_sio_disk(self):
         ids = self.make_volumes()
-        fake_sio.patch_object(
-            self, self.drvr, 'get_instance_disk_info', return_value='[]',
-            autospec=True)
-        fake_sio.patch_object(
-            self, self.drvr, '_is_storage_shared_with', return_value=True,
-            autospec=True)
+        self._storage_shared_without_local_disks()
         self.stub('power_off')
         copy = fake_sio.patch_object(
             self, libvirt_utils, 'copy_image', autospec=True)
@@ -311,51 +293,15 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
 
     def test_snapshot_is_a_cold_raw_copy_of_the_volume(self):
         ids = self.make_volumes()
-        self.fx.copy_to(sio_connection.device_path(ids['disk']),
-                        b'root disk bytes')
-        convert = fake_sio.patch_object(
-            self, images, 'convert_image',
-            side_effect=test_sio_image.fake_convert, autospec=True)
-        path = '/dev/disk/by-id/emc-vol-%s-%s' % (fake_sio.SYSTEM_ID,
-                                                  ids['disk'])
-        self.flags(disable_libvirt_livesnapshot=False, group='workarounds')
-        self.flags(snapshots_directory=self.useFixture(
-            fixtures.TempDir()).path, group='libvirt')
-        guest = fake_sio.patch_object(
-            self, self.drvr._host, 'get_guest', autospec=True).return_value
-        guest.get_power_state.return_value = power_state.RUNNING
-        fake_sio.patch_object(
-            self, self.drvr._host, 'has_min_version', return_value=True,
-            autospec=True)
-        fake_sio.patch_object(
-            self, libvirt_utils, 'find_disk',
-            return_value=self.found_disk(path), autospec=True)
-        fake_sio.patch_object(
-            self, libvirt_driver.pci_manager, 'get_instance_pci_devs',
-            return_value=[], autospec=True)
-        image_api = fake_sio.patch_object(
-            self, self.drvr, '_image_api', autospec=True)
-        image_api.get.return_value = {'name': 'snap'}
-        metadata = fake_sio.patch_object(
-            self, self.drvr, '_create_snapshot_metadata',
-            side_effect=lambda *args: {}, autospec=True)
         live = fake_sio.patch_object(
             self, self.drvr, '_live_snapshot', autospec=True)
-        self.stub('_detach_pci_devices', '_detach_sriov_ports',
-                  '_attach_pci_devices', '_attach_sriov_ports',
-                  '_create_domain', '_prepare_domain_for_snapshot',
-                  '_snapshot_domain')
-        uploaded = []
-        image_api.update.side_effect = (
-            lambda ctxt, image_id, meta, data=None, **kw:
-            uploaded.append(data.read() if data else None))
-        self.drvr.snapshot(self.context, self.instance, 'image-1',
-                           lambda **kwargs: None)
+        self.stub('_prepare_domain_for_snapshot', '_snapshot_domain')
+        guest, uploaded = self.snapshot_running_guest(ids)
         self.assertFalse(live.called)
-        self.assertEqual('raw', metadata.call_args[0][2])
+        self.assertEqual('raw', self.snapshot_metadata.call_args[0][2])
         self.assertEqual(sio_connection.device_path(ids['disk']),
-                         convert.call_args[0][0])
-        self.assertEqual([b'root disk bytes'], uploaded[-1:])
+                         self.convert.call_args[0][0])
+        self.assertEqual(b'root disk bytes', uploaded)
 
     def suspended(self, guest):
         """Whether snapshot() saved the guest's memory and stopped it."""
@@ -382,18 +328,9 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
         self.assertFalse(guest.delete_configuration.called)
         self.assertFalse(guest.get_block_device.return_value.rebase.called)
         self.assertFalse(cow.called)
-        self.assertEqual(1, live.call_count)
-        args = live.call_args[0]
-        self.assertIs(self.drvr, args[0])
-        self.assertIs(self.instance, args[2])
-        disk = args[4]
-        self.assertIsInstance(disk, sio_image.Sio)
-        self.assertEqual(ids['disk'],
-                         sio_connection.volume_id_from_path(disk.path))
-        self.assertEqual('raw', args[6])
+        meta = self.check_live_snapshot(ids, live, quiesced)
         # What the release's quiesce() takes: the image metadata dict
         # before Mitaka (no Instance.image_meta), ImageMeta from then on.
-        meta = args[3]
         if hasattr(self.instance, 'image_meta'):
             self.assertIsInstance(meta, objects.ImageMeta)
             self.assertTrue(meta.properties.hw_qemu_guest_agent)
@@ -401,31 +338,6 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
             self.assertIsInstance(meta, dict)
             self.assertEqual('yes',
                              meta['properties']['hw_qemu_guest_agent'])
-        # The guest was frozen for the ScaleIO snapshot and thawed.
-        self.assertEqual([True, False],
-                         [c[0][3] for c in quiesced.call_args_list])
-        temp = sio_volumes.volume_name(self.instance.uuid, 'disk',
-                                       'temporary')
-        self.assertIn(('snapshot_volume', sio_volumes.volume_name(
-            self.instance.uuid, 'disk'), temp), self.sio.calls)
-        self.assertIsNone(self.sio.by_name(temp))
-        self.assertEqual([ids['disk']],
-                         self.mapped_on(GUID_A, [ids['disk']]))
-
-    def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
-        ids = self.make_volumes()
-        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot',
-                                     autospec=True)
-        libvirt_live = fake_sio.patch_object(
-            self, self.drvr, '_live_snapshot', autospec=True)
-        guest, uploaded = self.snapshot_running_guest(ids)
-
-        self.assertEqual(b'root disk bytes', uploaded)
-        self.assertTrue(self.suspended(guest))
-        self.assertFalse(live.called)
-        self.assertFalse(libvirt_live.called)
-        self.assertEqual([], [c for c in self.sio.calls
-                              if c[0] == 'snapshot_volume'])
 
     def test_instance_disk_info_leaves_sio_disks_out(self):
         ids = self.make_volumes()

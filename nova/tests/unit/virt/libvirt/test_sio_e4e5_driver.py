@@ -35,7 +35,6 @@ from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import connection as sio_connection
 from nova.virt.libvirt.sio import disks as sio_disks
 from nova.virt.libvirt.sio import hooks as sio_hooks
-from nova.virt.libvirt.sio import image as sio_image
 from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
@@ -95,15 +94,6 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
             if name in known:
                 kwargs.setdefault(name, known[name])
         return func(**kwargs)
-
-    def test_cleanup_deletes_the_volumes(self):
-        ids = self.make_volumes(snapshot=True)
-        self.drvr.cleanup(self.context, self.instance, [],
-                          destroy_disks=True)
-        for volume_id in ids.values():
-            self.assertNotIn(volume_id, self.sio.volumes)
-        self.assertEqual([], sio_disks.instance_volumes(self.instance))
-        self.delete_files.assert_called_once_with(self.instance)
 
     def test_cleanup_after_evacuation_unmaps_only(self):
         ids = self.make_volumes(map_to=(GUID_A, GUID_B))
@@ -217,41 +207,9 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
         self.assertEqual(b'root disk bytes', uploaded)
         self.assertFalse(self.drvr.suspend.called)
         self.assertFalse(libvirt_live.called)
-        self.assertEqual(1, live.call_count)
-        args = live.call_args[0]
-        self.assertIs(self.drvr, args[0])
-        self.assertIs(self.instance, args[2])
-        self.assertIsInstance(args[3], objects.ImageMeta)
-        self.assertTrue(args[3].properties.hw_qemu_guest_agent)
-        disk = args[4]
-        self.assertIsInstance(disk, sio_image.Sio)
-        self.assertEqual(ids['disk'],
-                         sio_connection.volume_id_from_path(disk.path))
-        self.assertEqual('raw', args[6])
-        # The guest was frozen for the ScaleIO snapshot and thawed.
-        self.assertEqual([True, False],
-                         [c[0][3] for c in quiesced.call_args_list])
-        temp = sio_volumes.volume_name(self.instance.uuid, 'disk',
-                                       'temporary')
-        self.assertIn(('snapshot_volume', sio_volumes.volume_name(
-            self.instance.uuid, 'disk'), temp), self.sio.calls)
-        self.assertIsNone(self.sio.by_name(temp))
-        self.assertEqual([ids['disk']], self.mapped_on(GUID_A, [ids['disk']]))
-
-    def test_without_live_snapshot_the_guest_is_stopped_for_the_copy(self):
-        ids = self.make_volumes()
-        live = fake_sio.patch_object(self, sio_hooks, 'live_snapshot',
-                                     autospec=True)
-        libvirt_live = fake_sio.patch_object(
-            self, self.drvr, '_live_snapshot', autospec=True)
-        guest, uploaded = self.snapshot_running_guest(ids)
-
-        self.assertEqual(b'root disk bytes', uploaded)
-        self.assertTrue(self.drvr.suspend.called)
-        self.assertFalse(live.called)
-        self.assertFalse(libvirt_live.called)
-        self.assertEqual([], [c for c in self.sio.calls
-                              if c[0] == 'snapshot_volume'])
+        meta = self.check_live_snapshot(ids, live, quiesced)
+        self.assertIsInstance(meta, objects.ImageMeta)
+        self.assertTrue(meta.properties.hw_qemu_guest_agent)
 
     def test_unrescue_deletes_the_rescue_volume(self):
         fake_sio.patch_object(self, self.drvr, '_destroy', autospec=True)
