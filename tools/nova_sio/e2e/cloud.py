@@ -638,9 +638,13 @@ def run_cloud(version, steps, progress=print, keep_logs=None, json_path=None,
         ', images_type %s' % backend if backend != 'sio' else '',
         ', nova-compute from %s' % compute_path if compute_path else ''))
     if distro:
+        # The distribution's packages, not an era's venv.
+        from nova_sio.e2e import packaged
         report.title += ', %s packages' % distro
-    from nova_sio.e2e import eras
-    report.figure('era', eras.summary(version))
+        report.figure('packages', packaged.describe(distro))
+    else:
+        from nova_sio.e2e import eras
+        report.figure('era', eras.summary(version))
     workdir = make_workdir(ledger)
     cloud = Cloud(version, workdir, ledger, progress=progress,
                   neutron=neutron, compute_path=compute_path,

@@ -204,6 +204,23 @@ def release_of(distro):
     return upstream_version(deb), deb
 
 
+def describe(distro):
+    """Return one line naming the packages a run of ``distro`` tests.
+
+    :param distro: a key of :data:`DISTROS`.
+    :returns: ``python3-nova 2:26.2.2-1~deb12u5 of Debian 12 (bookworm),
+        system Python 3.11, uWSGI``.
+    """
+    facts = DISTROS[distro]
+    _release, deb = release_of(distro)
+    proc = subprocess.run([facts['python'], '-c', 'import sys; print('
+                           '"%d.%d" % sys.version_info[:2])'],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return '%s %s of %s, system Python %s, uWSGI' % (
+        facts['nova_package'], deb, facts['name'],
+        proc.stdout.decode().strip() or '?')
+
+
 def check_distro(distro):
     """Return the facts of ``distro`` if this machine runs it.
 

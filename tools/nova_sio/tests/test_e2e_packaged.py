@@ -168,6 +168,19 @@ class TestPackages(base.BaseTestCase):
         pids = [pid for pid, _argv in packaged.process_argvs()]
         self.assertIn(os.getpid(), pids)
 
+    def test_describe(self):
+        self.useFixture(DistroFixture())
+        self.useFixture(fixtures.MockPatch(
+            'nova_sio.e2e.packaged.release_of',
+            return_value=('26.2.2', '2:26.2.2-1~deb12u5')))
+        self.useFixture(fixtures.MockPatch(
+            'nova_sio.e2e.packaged.DISTROS',
+            {'bookworm': dict(packaged.DISTROS['bookworm'],
+                              python=sys.executable)}))
+        self.assertEqual('python3-nova 2:26.2.2-1~deb12u5 of Debian 12 '
+                         '(bookworm), system Python %d.%d, uWSGI' %
+                         sys.version_info[:2], packaged.describe('bookworm'))
+
     def test_upstream_version(self):
         self.assertEqual('26.2.2',
                          packaged.upstream_version('2:26.2.2-1~deb12u5'))
