@@ -120,10 +120,22 @@ def patch_by_hand(nova_dir, diff_file):
 
 
 def apt_hook_commands(path):
-    """Return the ``DPkg::Post-Invoke`` commands APT reads from ``path``."""
-    proc = subprocess.run(['apt-config', '-c', path, 'dump', '--format',
-                           '%f\t%v%n', 'DPkg::Post-Invoke'],
-                          stdout=subprocess.PIPE, check=True)
+    """Return the ``DPkg::Post-Invoke`` commands APT reads from ``path``.
+
+    APT reads this machine's ``/etc/apt`` first; an empty configuration
+    keeps a hook installed there out of the answer.
+    """
+    with tempfile.TemporaryDirectory(prefix='nova-sio-apt-') as tmp:
+        config = os.path.join(tmp, 'apt.conf')
+        parts = os.path.join(tmp, 'apt.conf.d')
+        os.mkdir(parts)
+        with open(config, 'w') as f:
+            f.write('Dir::Etc::main "%s";\nDir::Etc::parts "%s";\n'
+                    % (config, parts))
+        proc = subprocess.run(['apt-config', '-c', path, 'dump',
+                               '--format', '%f\t%v%n', 'DPkg::Post-Invoke'],
+                              stdout=subprocess.PIPE, check=True,
+                              env=dict(os.environ, APT_CONFIG=config))
     out = []
     for line in proc.stdout.decode().splitlines():
         key, _tab, value = line.partition('\t')
