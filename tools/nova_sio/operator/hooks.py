@@ -46,6 +46,7 @@ import shlex
 import sys
 
 from nova_sio import errors
+from nova_sio.operator import gates
 from nova_sio.operator import install as install_mod
 from nova_sio.operator import tree as tree_mod
 from nova_sio import util
@@ -282,7 +283,7 @@ def reinstall(tree, progress=None):
     previous = state.get('version')
     try:
         if status == 'interrupted':
-            raise install_mod.InstallRefused(detail)
+            raise gates.InstallRefused(detail)
         if status == 'missing':
             progress('the Nova files nova-sio %s patched were replaced: '
                      '%s' % (previous, detail))

@@ -15,13 +15,14 @@
 :func:`make_plan` decides what to apply without changing anything:
 
 * the release diff ``releases/<version>.diff`` when it passes the strict
-  gates of :mod:`nova_sio.engine.emit` against the installed files (the tree
-  is pristine where it matters);
-* otherwise a diff built for this very tree: every file the diff
-  touches is merged three ways (installed, pristine upstream, patched
-  upstream) with ``git merge-file``; it is used only when no file
-  conflicts and the new diff passes the same strict gates against the
-  installed files.  Whether the tree is the release at all is judged
+  gates of :mod:`nova_sio.engine.emit` against the installed files (the
+  tree is pristine where it matters; :mod:`nova_sio.operator.gates`);
+* otherwise a diff built for this very tree
+  (:mod:`nova_sio.operator.merge`): every file the diff touches is
+  merged three ways (installed, pristine upstream, patched upstream)
+  with ``git merge-file``; it is used only when no file conflicts and
+  the new diff passes the same strict gates against the installed
+  files.  Whether the tree is the release at all is judged
   from the package metadata (dist-info, egg-info, and the owning
   distribution package) and from the regions of the release diff's
   hunks, never from how much of a file differs elsewhere: distribution
@@ -39,13 +40,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 
 from nova_sio.engine import diffs
 from nova_sio.engine import emit
-from nova_sio.engine import source
-from nova_sio.engine import workrepo
 from nova_sio import errors
+from nova_sio.operator import gates
+from nova_sio.operator import merge
 from nova_sio.operator import tree as tree_mod
 from nova_sio import paths
 from nova_sio import releases as rel_mod
@@ -57,22 +57,6 @@ RUNTIME_DIR = 'virt/libvirt/sio'
 STATE_FORMAT = 1
 _HOOK_RE = re.compile(rb'\bnova\.virt\.libvirt\.sio\b|\bsio_image\b|'
                       rb'\bsio_hooks\b')
-_RANGE_RE = re.compile(rb'^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@',
-                       re.M)
-
-
-class InstallRefused(errors.InstallError):
-    """Install or revert stopped before changing anything.
-
-    :param reason: what is wrong, in plain language.
-    :param details: a JSON-able dict for ``--json`` (conflicts, gates).
-    """
-
-    def __init__(self, reason, details=None, review=None):
-        super(InstallRefused, self).__init__(reason=reason)
-        self.details = details or {}
-        # A diff for people to review (the merge with its conflicts).
-        self.review = review
 
 
 class Plan(object):
@@ -170,24 +154,24 @@ def check_not_patched(tree):
         state = None
     elif state is not None:
         if state.get('status') == 'installed':
-            raise InstallRefused(
+            raise gates.InstallRefused(
                 'nova-sio for Nova %s is already installed in %s (since '
                 '%s). Run "nova-sio revert --nova-dir %s" first to take it '
                 'out.' % (state.get('version'), tree.nova_dir,
                           state.get('installed_at'), tree.nova_dir),
                 {'already_installed': state.get('version')})
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'an earlier install into %s did not finish; run "nova-sio '
             'revert --nova-dir %s" to restore the tree first.'
             % (tree.nova_dir, tree.nova_dir), {'interrupted': True})
     elif os.path.exists(os.path.join(tree.nova_dir, STATE_DIR)) and \
             load_state(tree) is None:
-        raise InstallRefused(
+        raise gates.InstallRefused(
             '%s exists but holds no install record; remove it if no '
             'install is running, then retry.' % _state_dir(tree))
     runtime = os.path.join(tree.nova_dir, RUNTIME_DIR)
     if os.path.exists(runtime):
-        raise InstallRefused(
+        raise gates.InstallRefused(
             '%s already exists: this Nova is already patched, but not by '
             '"nova-sio install", so it cannot be reverted automatically. '
             'Reinstall the Nova package from your distribution (or '
@@ -207,7 +191,7 @@ def _release_diff(version):
     path = emit.diff_path(version)
     if not os.path.exists(path):
         have = _available_diffs()
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'there is no diff for Nova %s (releases/%s.diff). Diffs exist '
             'for: %s. If %s is a real release, emit it with "nova-sio '
             'emit %s"; if the version is wrong, give --version.' % (
@@ -217,74 +201,7 @@ def _release_diff(version):
         with open(path, 'rb') as f:
             return f.read()
     except (IOError, OSError) as exc:
-        raise InstallRefused('cannot read %s: %s' % (path, exc.strerror))
-
-
-def _sections(data):
-    try:
-        files = diffs.parse(data)
-    except diffs.DiffFormatError as exc:
-        raise errors.InstallError(reason='malformed diff: %s' % exc)
-    modified = sorted(f.old_path for f in files
-                      if f.old_path and f.new_path)
-    created = sorted(f.new_path for f in files if f.is_new)
-    return modified, created
-
-
-def _gates(tree, data):
-    """Run the strict gates of ``data`` against the installed files.
-
-    The gates read copies of the files, so that a read-only tree (or
-    one owned by another user) is judged on its content alone.
-    """
-    modified, created = _sections(data)
-    scratch = tempfile.mkdtemp(prefix='nova-sio-gates-')
-    try:
-        for rel in modified + created:
-            content = tree.read(rel)
-            if content is None:
-                continue
-            dst = os.path.join(scratch, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with open(dst, 'wb') as f:
-                f.write(content)
-        gates = emit.verify_tree(scratch, data)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return dict((k, v) for k, v in gates.items() if v)
-
-
-def _scratch_apply(files, data):
-    """Apply ``data`` to copies of ``files``; return what it writes.
-
-    :param files: ``{path: bytes}`` of the files the diff modifies.
-    :param data: the diff bytes.
-    :returns: ``{path: bytes}`` of every file the diff writes.
-    """
-    scratch = tempfile.mkdtemp(prefix='nova-sio-plan-')
-    try:
-        for rel, content in files.items():
-            dst = os.path.join(scratch, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with open(dst, 'wb') as f:
-                f.write(content)
-        pkg = os.path.join(scratch, 'nova')
-        os.makedirs(pkg, exist_ok=True)
-        proc = util.run(['patch', '-p', '2'] + emit.PATCH_ARGS +
-                        ['-d', pkg], input=data, check=False)
-        if proc.returncode != 0:
-            raise errors.InstallError(
-                reason='the diff does not apply: %s' % (
-                    proc.stdout + proc.stderr).decode(
-                    'utf-8', 'replace').strip()[-1000:])
-        modified, created = _sections(data)
-        result = {}
-        for rel in modified + created:
-            with open(os.path.join(scratch, rel), 'rb') as f:
-                result[rel] = f.read()
-        return result
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        raise gates.InstallRefused('cannot read %s: %s' % (path, exc.strerror))
 
 
 def _hooked(tree, modified):
@@ -313,382 +230,6 @@ def _manifest_match(tree, modified):
                             for rel, digest in recorded.items()):
             matches.append(version)
     return sorted(matches, key=rel_mod.vkey)
-
-
-def _ranges(old, new):
-    """Return the ``(old_start, old_len, new_start, new_len)`` changes."""
-    with tempfile.NamedTemporaryFile(prefix='nova-sio-a-') as a, \
-            tempfile.NamedTemporaryFile(prefix='nova-sio-b-') as b:
-        a.write(old)
-        a.flush()
-        b.write(new)
-        b.flush()
-        proc = util.run(['git', 'diff', '--no-index', '--no-color',
-                         '--no-ext-diff', '-U0', a.name, b.name],
-                        check=False)
-    out = []
-    for m in _RANGE_RE.finditer(proc.stdout):
-        out.append((int(m.group(1)),
-                    int(m.group(2)) if m.group(2) is not None else 1,
-                    int(m.group(3)),
-                    int(m.group(4)) if m.group(4) is not None else 1))
-    return out
-
-
-def _span(start, length):
-    if length == 0:
-        return 'after line %d' % start
-    if length == 1:
-        return 'line %d' % start
-    return 'lines %d-%d' % (start, start + length - 1)
-
-
-def _find_block(lines, block, start):
-    """Return the index of ``block`` in ``lines`` at or after ``start``."""
-    if not block:
-        return None
-    n = len(block)
-    for i in range(start, len(lines) - n + 1):
-        if lines[i:i + n] == block:
-            return i
-    for i in range(0, min(start, len(lines) - n + 1)):
-        if lines[i:i + n] == block:
-            return i
-    return None
-
-
-class HunkRegion(object):
-    """Where one hunk of the release diff lies in pristine and installed.
-
-    :param number: the hunk's 1-based number in its file section.
-    :param hunk: the :class:`~nova_sio.engine.diffs.Hunk`.
-    :param changes: the pristine -> installed changes of the file, as
-        :func:`_ranges` returns them.
-    """
-
-    def __init__(self, number, hunk, changes):
-        self.number = number
-        self.header = '@@ -%d,%d +%d,%d @@' % (
-            hunk.old_start, hunk.old_len, hunk.new_start, hunk.new_len)
-        self.first = hunk.old_start
-        self.last = hunk.old_start + max(hunk.old_len, 1) - 1
-        self.inst_first = self.first + _shift_before(changes, self.first)
-        self.inst_last = self.last + _shift_before(changes, self.last + 1)
-
-    def touched_by(self, change):
-        """Whether a pristine -> installed change lies inside the region.
-
-        A change that only adds lines right before the first or right
-        after the last line of the region leaves the region whole.
-        """
-        start, length = change[0], change[1]
-        if length == 0:
-            return self.first <= start < self.last
-        return start <= self.last and start + length - 1 >= self.first
-
-    def overlaps(self, side, start, length):
-        """Whether lines ``start..start+length-1`` of a side overlap.
-
-        :param side: ``pristine`` or ``installed``.
-        """
-        lo, hi = ((self.first, self.last) if side == 'pristine'
-                  else (self.inst_first, self.inst_last))
-        if length == 0:
-            return lo <= start <= hi
-        return start <= hi and start + length - 1 >= lo
-
-    def name(self):
-        return 'hunk %d %s' % (self.number, self.header)
-
-
-def _shift_before(changes, line):
-    """Return how far pristine line ``line`` moved in the installed file.
-
-    :param changes: the pristine -> installed changes.
-    :param line: a pristine line number.
-    """
-    shift = 0
-    for old_start, old_len, _new_start, new_len in changes:
-        end = old_start + old_len if old_len else old_start + 1
-        if end <= line:
-            shift += new_len - old_len
-    return shift
-
-
-def _conflict_places(merged, installed, pristine, regions=()):
-    """Name the conflicts of a ``git merge-file --diff3`` result.
-
-    :param regions: the :class:`HunkRegion` objects of the file, to name
-        the hunk each conflict lies in.
-    :returns: a list of dicts with installed and pristine line ranges.
-    """
-    inst_lines = installed.split(b'\n')
-    base_lines = pristine.split(b'\n')
-    places = []
-    section = None
-    ours, base, theirs = [], [], []
-    inst_pos = base_pos = 0
-    for line in merged.split(b'\n'):
-        if line.startswith(b'<<<<<<< '):
-            section, ours, base, theirs = 'ours', [], [], []
-            continue
-        if section and line.startswith(b'||||||| '):
-            section = 'base'
-            continue
-        if section and line == b'=======':
-            section = 'theirs'
-            continue
-        if section and line.startswith(b'>>>>>>> '):
-            i = _find_block(inst_lines, ours, inst_pos)
-            j = _find_block(base_lines, base, base_pos)
-            place = {'installed': _span(i + 1, len(ours)) if i is not None
-                     else 'lines removed locally',
-                     'pristine': _span(j + 1, len(base)) if j is not None
-                     else 'new lines',
-                     'installed_text': [x.decode('utf-8', 'replace')
-                                        for x in ours[:8]],
-                     'wanted_text': [x.decode('utf-8', 'replace')
-                                     for x in theirs[:8]]}
-            hunks = []
-            for r in regions:
-                if (j is not None and r.overlaps('pristine', j + 1,
-                                                 len(base))) or \
-                        (i is not None and r.overlaps('installed', i + 1,
-                                                      len(ours))):
-                    hunks.append(r.name())
-            place['hunks'] = hunks
-            if i is not None:
-                inst_pos = i + len(ours)
-            if j is not None:
-                base_pos = j + len(base)
-            places.append(place)
-            section = None
-            continue
-        if section == 'ours':
-            ours.append(line)
-        elif section == 'base':
-            base.append(line)
-        elif section == 'theirs':
-            theirs.append(line)
-    return places
-
-
-def merge_file(installed, pristine, patched, regions=()):
-    """Merge our change to one file into its installed version.
-
-    :param installed: the installed bytes.
-    :param pristine: the pristine upstream bytes.
-    :param patched: the pristine bytes with the release diff applied.
-    :param regions: the file's :class:`HunkRegion` objects.
-    :returns: ``(merged bytes, conflict places)``; with conflicts the
-        bytes hold the ``diff3`` conflict markers.
-    """
-    tmp = tempfile.mkdtemp(prefix='nova-sio-merge-')
-    try:
-        names = []
-        for name, data in (('installed', installed),
-                           ('pristine', pristine), ('nova-sio', patched)):
-            path = os.path.join(tmp, name)
-            with open(path, 'wb') as f:
-                f.write(data)
-            names.append(path)
-        proc = util.run(['git', 'merge-file', '-p', '--diff3',
-                         '-L', 'installed', '-L', 'pristine', '-L',
-                         'nova-sio'] + names, check=False)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if proc.returncode == 0:
-        return proc.stdout, []
-    if proc.returncode < 0 or proc.returncode > 127:
-        raise errors.InstallError(reason='git merge-file failed: %s' %
-                                  proc.stderr.decode('utf-8', 'replace'))
-    return proc.stdout, _conflict_places(proc.stdout, installed, pristine,
-                                         regions)
-
-
-def _tree_diff(tree, modified, merged, created):
-    """Build the canonical diff from the installed files to ``merged``."""
-    scratch = tempfile.mkdtemp(prefix='nova-sio-tree-')
-    try:
-        for rel in modified:
-            dst = os.path.join(scratch, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copyfile(tree.path(rel), dst)
-        workrepo.git(['init', '--quiet'], scratch)
-        workrepo.git(['add', '--all'], scratch)
-        workrepo.git(['commit', '--quiet', '--allow-empty', '-m',
-                      'installed'], scratch)
-        for rel, data in list(merged.items()) + list(created.items()):
-            dst = os.path.join(scratch, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with open(dst, 'wb') as f:
-                f.write(data)
-        workrepo.git(['add', '--all'], scratch)
-        return workrepo.canonical_diff(scratch, 'HEAD', cached=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _pristine_and_patched(version, data, modified, gate_problems):
-    """Return pristine ``{path: bytes}`` and the release diff applied.
-
-    The patched side is the release diff itself applied to the pristine
-    files, so a tree with local changes gets exactly the code a pristine
-    tree gets.
-    """
-    try:
-        source.fetch(version)
-    except errors.SourceUnavailable as exc:
-        raise InstallRefused(
-            'releases/%s.diff does not fit the installed files, and the '
-            'pristine source needed to adapt it is unavailable: %s'
-            % (version, exc.kwargs.get('reason', exc)),
-            {'gates': gate_problems})
-    # The engine keeps the tracked files of every release extracted.
-    cached = workrepo.pristine_files(version)
-    pristine = dict((rel, cached[rel]) for rel in modified if rel in cached)
-    if len(pristine) != len(modified):
-        pristine = source.read_files(version, modified)
-    recorded = emit.load_manifest()['releases'].get(version, {}).get(
-        'pristine_sha256') or {}
-    for rel in modified:
-        if rel not in pristine:
-            raise errors.InstallError(
-                reason='%s is not in pristine Nova %s' % (rel, version))
-        want = recorded.get(rel)
-        if want and util.sha256_bytes(pristine[rel]) != want:
-            raise errors.SourceMismatch(
-                version=version, path=rel, expected=want,
-                actual=util.sha256_bytes(pristine[rel]))
-    return pristine, _scratch_apply(pristine, data)
-
-
-def _file_hunks(data):
-    """Return ``{path: [Hunk]}`` of the files a diff modifies."""
-    try:
-        files = diffs.parse(data)
-    except diffs.DiffFormatError as exc:
-        raise errors.InstallError(reason='malformed diff: %s' % exc)
-    return dict((f.old_path, f.hunks) for f in files
-                if f.old_path and f.new_path)
-
-
-def _describe_conflict(c):
-    where = '%s %s (pristine %s' % (c['file'], c['installed'],
-                                    c['pristine'])
-    if c.get('hunks'):
-        where += ', %s' % ' and '.join(c['hunks'])
-    return where + ')'
-
-
-def _merge_plan(plan, release_data, gate_problems, progress, vouched):
-    """Fill ``plan`` with a diff built for a tree with local changes.
-
-    Whether the tree is the release is judged from the regions of the
-    release diff's hunks: local changes outside them are merged, changes
-    inside them are merged only when ``git merge-file`` sees no
-    conflict.  When nothing vouches for the version (no metadata, or
-    ``--force-version`` against it), the regions must speak for it: a
-    tree whose local changes reach into any region is taken to be
-    another release.
-
-    :param vouched: the package metadata names this version.
-    """
-    tree, version = plan.tree, plan.version
-    progress('the release diff does not fit the installed files exactly; '
-             'merging it with the local changes, from pristine Nova %s'
-             % version)
-    modified, created = _sections(release_data)
-    file_hunks = _file_hunks(release_data)
-    pristine_files, patched_files = _pristine_and_patched(
-        version, release_data, modified, gate_problems)
-    merged, conflicts, touched = {}, [], []
-    total_regions = sum(len(file_hunks.get(rel, ())) for rel in modified)
-    review = {}
-    for rel in modified:
-        installed = tree.read(rel)
-        pristine = pristine_files[rel]
-        patched = patched_files[rel]
-        if installed == pristine:
-            merged[rel] = patched
-            continue
-        changes = _ranges(pristine, installed)
-        regions = [HunkRegion(n, h, changes)
-                   for n, h in enumerate(file_hunks.get(rel, ()), 1)]
-        inside = [r for r in regions
-                  if any(r.touched_by(c) for c in changes)]
-        touched.extend('%s %s' % (rel, r.name()) for r in inside)
-        changed = sum(max(o, n) for _os, o, _ns, n in changes)
-        plan.differed.append({
-            'file': rel, 'changed_lines': changed,
-            'hunk_regions_changed': [r.name() for r in inside],
-            'places': ['pristine %s -> installed %s' % (
-                _span(a, b), _span(c, d)) for a, b, c, d in changes]})
-        result, places = merge_file(installed, pristine, patched, regions)
-        review[rel] = result
-        if places:
-            for p in places:
-                p['file'] = rel
-            conflicts.extend(places)
-        else:
-            merged[rel] = result
-    if not vouched and touched:
-        meta = tree_mod.metadata_version(tree)
-        raise InstallRefused(
-            'the installed files do not look like Nova %s (local changes '
-            'reach %d of the %d hunk regions of releases/%s.diff)%s; give '
-            'the right --version' % (
-                version, len(touched), total_regions, version,
-                ', and the package metadata says %s' % meta
-                if meta and meta != version else ''),
-            {'wrong_version': True, 'hunk_regions_changed': touched,
-             'hunk_regions': total_regions, 'differed': plan.differed})
-    for rel in created:
-        if tree.read(rel) is not None:
-            conflicts.append({'file': rel, 'installed': 'already exists',
-                              'pristine': 'absent', 'hunks': []})
-    new_files = dict((rel, patched_files[rel]) for rel in created)
-    if conflicts:
-        body = _tree_diff(tree, modified, dict(merged, **review),
-                          new_files)
-        header = ('# nova-sio: REVIEW ONLY. releases/%s.diff merged with '
-                  'the local changes of\n# the Nova in %s; it CONFLICTS '
-                  'in these places, marked in the\n# patched files by '
-                  '"<<<<<<< installed", "||||||| pristine", "=======" and\n'
-                  '# ">>>>>>> nova-sio" lines to be resolved by hand '
-                  'before use:\n%s\n\n' % (
-                      version, tree.nova_dir, '\n'.join(
-                          '#   ' + _describe_conflict(c)
-                          for c in conflicts))).encode()
-        raise InstallRefused(
-            'the installed Nova differs from pristine %s where nova-sio '
-            'changes it, so the backend cannot be added automatically. '
-            'Conflicting places: %s' % (version, '; '.join(
-                _describe_conflict(c) for c in conflicts)),
-            {'conflicts': conflicts, 'differed': plan.differed},
-            review=header + body)
-    if touched:
-        plan.notes.append('local changes inside hunk regions merged '
-                          'without conflict: %s' % ', '.join(touched))
-    body = _tree_diff(tree, modified, merged, new_files)
-    header = ('# nova-sio: diff for the Nova %s in %s, built from '
-              'releases/%s.diff by\n# a three-way merge with the local '
-              'changes of: %s\n\n' % (
-                  version, tree.nova_dir, version,
-                  ', '.join(d['file'] for d in plan.differed))).encode()
-    data = header + body
-    problems = _gates(tree, data)
-    if problems:
-        raise InstallRefused(
-            'the diff built for this tree merged cleanly but does not '
-            'pass the strict checks: %s' % '; '.join(
-                p for v in problems.values() for p in v),
-            {'gates': problems, 'differed': plan.differed})
-    plan.mode = 'merged'
-    plan.data = data
-    expected = dict(merged)
-    expected.update(new_files)
-    plan.expected = expected
 
 
 def make_plan(tree, version=None, force_version=False, progress=None,
@@ -720,7 +261,7 @@ def make_plan(tree, version=None, force_version=False, progress=None,
     given = how == 'given on the command line'
     for claim, who in claims:
         if claim and claim != version and not force_version:
-            raise InstallRefused(
+            raise gates.InstallRefused(
                 '%s says Nova %s, but %s %s. %s' % (
                     who, claim, version,
                     'was asked for' if given else 'is named by ' + how,
@@ -731,7 +272,7 @@ def make_plan(tree, version=None, force_version=False, progress=None,
                  'package': owner})
     vouched = any(claim == version for claim, _who in claims)
     if check_writable and not os.access(tree.nova_dir, os.W_OK):
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'cannot write to %s; run as the owner of the Nova package '
             '(e.g. with sudo) or make it writable. Nothing was changed.'
             % tree.nova_dir, {'read_only': [tree.nova_dir]})
@@ -743,42 +284,42 @@ def make_plan(tree, version=None, force_version=False, progress=None,
         progress('the tree belongs to the distribution package %s'
                  % tree_mod.describe_owner(owner))
     data = _release_diff(version)
-    modified, created = _sections(data)
+    modified, created = gates.sections(data)
     missing = [rel for rel in modified if tree.read(rel) is None]
     if missing:
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'the installed Nova lacks files nova-sio changes: %s; is this '
             'Nova %s?' % (', '.join(missing), version),
             {'wrong_version': True, 'missing': missing})
     hooked = _hooked(tree, modified)
     if hooked:
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'already patched: %s already refer to nova.virt.libvirt.sio. '
             'Reinstall the Nova package from your distribution, then run '
             'install again.' % ', '.join(hooked), {'already_patched': True})
     progress('checking releases/%s.diff strictly against the installed '
              'files' % version)
-    problems = _gates(tree, data)
+    problems = gates.problems(tree, data)
     if not problems:
         plan.mode = 'exact'
         plan.data = data
-        plan.expected = _scratch_apply(
+        plan.expected = gates.scratch_apply(
             dict((rel, tree.read(rel)) for rel in modified), data)
     else:
         others = [v for v in _manifest_match(tree, modified)
                   if v != version]
         if others:
-            raise InstallRefused(
+            raise gates.InstallRefused(
                 'the installed files are those of pristine Nova %s, not '
                 '%s; give --version %s'
                 % (' or '.join(others), version, others[-1]),
                 {'wrong_version': True, 'matches': others})
-        _merge_plan(plan, data, problems, progress, vouched)
+        merge.merge_plan(plan, data, problems, progress, vouched)
         progress('differences from pristine Nova %s merged cleanly:'
                  % version)
         for d in plan.differed:
             progress('  %s: %s' % (d['file'], ', '.join(d['places'])))
-    plan.modified, plan.created = _sections(plan.data)
+    plan.modified, plan.created = gates.sections(plan.data)
     return plan
 
 
@@ -829,7 +370,7 @@ def install(plan, progress=None):
     tree = plan.tree
     bad = _writable_problems(tree, plan)
     if bad:
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'cannot write to %s; run as the owner of the Nova package '
             '(e.g. with sudo) or make it writable. Nothing was changed.'
             % ', '.join(bad), {'read_only': bad})
@@ -842,8 +383,9 @@ def install(plan, progress=None):
     try:
         os.mkdir(state_dir, 0o755)
     except OSError as exc:
-        raise InstallRefused('cannot create %s: %s. Nothing was changed.'
-                             % (state_dir, exc.strerror))
+        raise gates.InstallRefused(
+            'cannot create %s: %s. Nothing was changed.'
+            % (state_dir, exc.strerror))
     state = {
         'format': STATE_FORMAT, 'tool': 'nova-sio', 'status': 'applying',
         'version': plan.version, 'mode': plan.mode,
@@ -1007,13 +549,13 @@ def revert(tree, force=False, dry_run=False, progress=None,
         if os.path.exists(os.path.join(tree.nova_dir, RUNTIME_DIR)):
             hint = (' The tree does carry nova-sio, applied by other '
                     'means; reinstall the Nova package to remove it.')
-        raise InstallRefused('nova-sio install has no record in %s: '
-                             'nothing to revert.%s' % (tree.nova_dir, hint),
-                             {'not_installed': True})
+        raise gates.InstallRefused(
+            'nova-sio install has no record in %s: nothing to revert.%s'
+            % (tree.nova_dir, hint), {'not_installed': True})
     if after_upgrade:
         hooked = _hooked(tree, sorted(state.get('modified', {})))
         if hooked:
-            raise InstallRefused(
+            raise gates.InstallRefused(
                 '%s still refer to nova.virt.libvirt.sio, so the package '
                 'was not upgraded over them; use a plain revert.'
                 % ', '.join(hooked), {'hooked': hooked})
@@ -1040,7 +582,7 @@ def revert(tree, force=False, dry_run=False, progress=None,
                     'package was upgraded, run "nova-sio revert '
                     '--after-upgrade" instead, which only removes what '
                     'nova-sio added.')
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'these files changed since nova-sio was installed: %s. A '
             'revert would discard those changes; rerun with --force to '
             'revert anyway.%s' % (', '.join(changed), hint),
@@ -1056,7 +598,7 @@ def revert(tree, force=False, dry_run=False, progress=None,
     bad = sorted(set(p for p in paths_to_write
                      if not os.access(p, os.W_OK)))
     if bad:
-        raise InstallRefused(
+        raise gates.InstallRefused(
             'cannot write to %s; run as the owner of the Nova package. '
             'Nothing was changed.' % ', '.join(bad), {'read_only': bad})
     progress('restoring %d file(s) and removing %d' % (
