@@ -18,7 +18,9 @@
 * :mod:`~nova_sio.operator.tree`: finding the installed Nova tree and the
   distribution package that owns it;
 * :mod:`~nova_sio.operator.install`: installing and reverting a release
-  diff in that tree;
+  diff in that tree, with :mod:`~nova_sio.operator.gates` (the strict
+  gates against the installed files) and :mod:`~nova_sio.operator.merge`
+  (the three-way merge for a tree with local changes);
 * :mod:`~nova_sio.operator.hooks`: the package-upgrade hook and the
   nova-compute guard;
 * :mod:`~nova_sio.operator.doctor`: the checks of ``nova-sio doctor``.
