@@ -10,7 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Operator commands: ``install``, ``revert`` and ``doctor``.
+"""Operator commands: ``install``, ``revert``, ``reinstall``, ``guard``
+and ``doctor``: their arguments and their output.
 
 People get progress lines on stderr and a plain summary on stdout;
 ``--json`` prints one JSON document on stdout instead, for deployment
@@ -215,7 +216,7 @@ def _tree_args(p, python_use=''):
 
 
 def add_parser(subparsers):
-    """Register ``install``, ``revert`` and ``doctor``.
+    """Register ``install``, ``revert``, ``reinstall``, ``guard``, ``doctor``.
 
     :param subparsers: the ``add_subparsers()`` object of the CLI.
     """
