@@ -155,9 +155,12 @@ PROFILES = (
                'Placement (Kilo shows what such an era lacks here)'),
     EraProfile('kilo', KILO_MAJOR, KILO_MAJOR, {}, placement=False,
                cells_v2=False, neutron='stub',
-               runnable='see "Older eras" in the real-cloud admin page: '
-               'Python 2.7 services from git, no Placement, no cell v2, '
-               'no API database, eventlet API servers'),
+               runnable='Keystone, Glance and Neutron 2015.1 are on neither '
+               'PyPI nor a configured git mirror, and the scenario drives '
+               'the cloud through Keystone with compute API 2.37 (servers '
+               'without networks) while Kilo stops at 2.3; a Kilo Nova on '
+               'this cloud was run by hand (see "Older eras" in the '
+               'real-cloud admin page)'),
 )
 
 

@@ -67,7 +67,7 @@ class TestProfiles(base.BaseTestCase):
         exc = self.assertRaises(eras.EraError, eras.check_runnable,
                                 '2015.1.2')
         self.assertIn('2015.1.2', exc.message)
-        self.assertIn('Python 2.7', exc.message)
+        self.assertIn('Keystone, Glance and Neutron 2015.1', exc.message)
         exc = self.assertRaises(eras.EraError, eras.check_runnable,
                                 '18.3.0')
         self.assertIn('nova-placement-api', exc.message)
