@@ -34,6 +34,11 @@ import collections
 
 #: Seconds Tempest waits for a server (or image) to reach a state.
 BUILD_TIMEOUT = 900
+#: Seconds Tempest waits for one API answer. Every API service runs one
+#: worker: Glance answers nothing else while it receives a snapshot (an
+#: 8 GiB raw image took 284 s on a loaded machine), and nova-api waits
+#: for it when it proxies an image request (Tempest's default: 60).
+HTTP_TIMEOUT = 600
 BUILD_INTERVAL = 3
 #: Options nova-lvm sets for ``images_type = lvm`` (bug 1831657).
 LVM_OFF = ('resize', 'cold_migration')
@@ -158,6 +163,9 @@ def tempest_conf(auth, auth_url, images, flavors, compute_nodes=2,
             ('api_extensions', ','.join(network_extensions) or 'none'),
             ('floating_ips', False),
             ('ipv6', False),
+        ])),
+        ('service-clients', collections.OrderedDict([
+            ('http_timeout', HTTP_TIMEOUT),
         ])),
         ('validation', collections.OrderedDict([
             ('run_validation', False),

@@ -87,6 +87,8 @@ class TempestConfTest(testtools.TestCase):
         for name in ('cinder', 'swift', 'horizon'):
             self.assertEqual('False', avail[name], name)
         self.assertEqual('False', conf.get('validation', 'run_validation'))
+        self.assertGreater(int(conf.get('service-clients', 'http_timeout')),
+                           60)
         self.assertEqual('False', conf.get('auth',
                                            'create_isolated_networks'))
         self.assertFalse(conf.has_option('compute', 'fixed_network_name'))
@@ -195,6 +197,14 @@ class ExclusionTest(testtools.TestCase):
             'tempest.api.compute.admin.test_auto_allocate_network.'
             'AutoAllocateNetworkTest.test_server_multi_create_auto_allocate'
             '[id-7]', tempest.exclusions()).source)
+        self.assertEqual('absent service', tempest.excluded_by(
+            'tempest.api.compute.security_groups.test_security_groups.'
+            'SecurityGroupsTestJSON.test_server_security_groups[id-9]',
+            tempest.exclusions()).source)
+        self.assertIsNone(tempest.excluded_by(
+            'tempest.api.compute.security_groups.test_security_groups.'
+            'SecurityGroupsTestJSON.test_security_group_create_get_delete'
+            '[id-10]', tempest.exclusions()))
         # Booting with networks "none" needs no port: it runs.
         self.assertIsNone(tempest.excluded_by(
             'tempest.api.compute.admin.test_auto_allocate_network.'
