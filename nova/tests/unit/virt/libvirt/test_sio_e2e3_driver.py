@@ -30,7 +30,6 @@ from nova.tests.unit.virt.libvirt import test_sio_image
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import connection as sio_connection
-from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
@@ -122,7 +121,7 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
 
     # -- resize --------------------------------------------------------------
 
-    def _storage_shared_without_local_disks(self):
+    def prepare_resize(self):
         # The ScaleIO disks are not in the disk info, so the driver must
         # not take the instance for one booted from a volume.
         fake_sio.patch_object(
@@ -134,25 +133,15 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
 
     def test_resize_down_is_refused(self):
         self.make_volumes()
-        self._storage_shared_without_local_disks()
+        self.prepare_resize()
         flavor = objects.Flavor(root_gb=8, ephemeral_gb=8, swap=0)
         error = fake_sio.refused_resize(self, self.drvr, self.context,
                                         self.instance, flavor)
         self.assertIn('resize disk down', str(error))
 
-    def test_resize_breaking_the_8_gib_rule_is_refused_running(self):
-        self.make_volumes()
-        before = sorted(self.sio.volumes)
-        self._storage_shared_without_local_disks()
-        flavor = objects.Flavor(root_gb=20, ephemeral_gb=8, swap=0)
-        error = fake_sio.refused_resize(self, self.drvr, self.context,
-                                        self.instance, flavor)
-        self.assertIn('8 GiB', str(error))
-        self.assertEqual(before, sorted(self.sio.volumes))
-
     def test_resize_copies_no_sio_disk(self):
         ids = self.make_volumes()
-        self._storage_shared_without_local_disks()
+        self.prepare_resize()
         self.stub('power_off')
         copy = fake_sio.patch_object(
             self, libvirt_utils, 'copy_image', autospec=True)
@@ -306,38 +295,6 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
     def suspended(self, guest):
         """Whether snapshot() saved the guest's memory and stopped it."""
         return guest.save_memory_state.called or self.drvr.suspend.called
-
-    def test_live_snapshot_exports_a_scaleio_snapshot_of_the_running_guest(
-            self):
-        self.flags(live_snapshot=True, group='scaleio')
-        self.instance.system_metadata = {'image_hw_qemu_guest_agent': 'yes'}
-        ids = self.make_volumes()
-        live = fake_sio.patch_object(
-            self, sio_hooks, 'live_snapshot', wraps=sio_hooks.live_snapshot)
-        quiesced = fake_sio.patch_object(
-            self, self.drvr, '_set_quiesced',
-            wraps=self.drvr._set_quiesced)
-        cow = fake_sio.patch_object(self, libvirt_utils, 'create_cow_image',
-                                    autospec=True)
-        guest, uploaded = self.snapshot_running_guest(ids)
-
-        self.assertEqual(b'root disk bytes', uploaded)
-        self.assertFalse(self.suspended(guest))
-        # The libvirt live snapshot (undefine, rebase onto a copy) is
-        # not used for a sio disk.
-        self.assertFalse(guest.delete_configuration.called)
-        self.assertFalse(guest.get_block_device.return_value.rebase.called)
-        self.assertFalse(cow.called)
-        meta = self.check_live_snapshot(ids, live, quiesced)
-        # What the release's quiesce() takes: the image metadata dict
-        # before Mitaka (no Instance.image_meta), ImageMeta from then on.
-        if hasattr(self.instance, 'image_meta'):
-            self.assertIsInstance(meta, objects.ImageMeta)
-            self.assertTrue(meta.properties.hw_qemu_guest_agent)
-        else:
-            self.assertIsInstance(meta, dict)
-            self.assertEqual('yes',
-                             meta['properties']['hw_qemu_guest_agent'])
 
     def test_instance_disk_info_leaves_sio_disks_out(self):
         ids = self.make_volumes()

@@ -34,7 +34,6 @@ from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt.sio import connection as sio_connection
 from nova.virt.libvirt.sio import disks as sio_disks
-from nova.virt.libvirt.sio import hooks as sio_hooks
 from nova.virt.libvirt.sio import volumes as sio_volumes
 from nova.virt.libvirt import utils as libvirt_utils
 
@@ -156,15 +155,6 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
         self.assertEqual(sorted(ids.values()),
                          sorted(self.mapped_on(GUID_A, ids.values())))
 
-    def test_resize_breaking_the_8_gib_rule_is_refused_running(self):
-        self.make_volumes()
-        before = sorted(self.sio.volumes)
-        flavor = objects.Flavor(root_gb=20, ephemeral_gb=8, swap=0)
-        error = fake_sio.refused_resize(self, self.drvr, self.context,
-                                        self.instance, flavor)
-        self.assertIn('8 GiB', str(error))
-        self.assertEqual(before, sorted(self.sio.volumes))
-
     def test_disk_type_from_path(self):
         ids = self.make_volumes()
         path = sio_connection.device_path(ids['disk'])
@@ -189,27 +179,6 @@ class SioDriverHooksTestCase(harness.DriverTestBase):
         else:  # Ocata parses the XML itself
             info = self.drvr._get_instance_disk_info('instance-1', xml, {})
         self.assertEqual([], info)
-
-    def test_live_snapshot_exports_a_scaleio_snapshot_of_the_running_guest(
-            self):
-        self.flags(live_snapshot=True, group='scaleio')
-        self.instance.system_metadata = {'image_hw_qemu_guest_agent': 'yes'}
-        ids = self.make_volumes()
-        live = fake_sio.patch_object(
-            self, sio_hooks, 'live_snapshot', wraps=sio_hooks.live_snapshot)
-        libvirt_live = fake_sio.patch_object(
-            self, self.drvr, '_live_snapshot', autospec=True)
-        quiesced = fake_sio.patch_object(
-            self, self.drvr, '_set_quiesced',
-            wraps=self.drvr._set_quiesced)
-        guest, uploaded = self.snapshot_running_guest(ids)
-
-        self.assertEqual(b'root disk bytes', uploaded)
-        self.assertFalse(self.drvr.suspend.called)
-        self.assertFalse(libvirt_live.called)
-        meta = self.check_live_snapshot(ids, live, quiesced)
-        self.assertIsInstance(meta, objects.ImageMeta)
-        self.assertTrue(meta.properties.hw_qemu_guest_agent)
 
     def test_unrescue_deletes_the_rescue_volume(self):
         fake_sio.patch_object(self, self.drvr, '_destroy', autospec=True)
