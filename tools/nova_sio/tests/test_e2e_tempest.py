@@ -201,6 +201,14 @@ class ExclusionTest(testtools.TestCase):
             'tempest.api.compute.security_groups.test_security_groups.'
             'SecurityGroupsTestJSON.test_server_security_groups[id-9]',
             tempest.exclusions()).source)
+        for test_id in ('tempest.api.compute.security_groups.'
+                        'test_security_groups.SecurityGroupsTestJSON.'
+                        'test_list_security_groups_by_server[id-11]',
+                        'tempest.api.compute.servers.test_server_actions.'
+                        'ServerActionsTestOtherA.'
+                        'test_remove_server_all_security_groups[id-12]'):
+            self.assertEqual('absent service', tempest.excluded_by(
+                test_id, tempest.exclusions()).source, test_id)
         self.assertIsNone(tempest.excluded_by(
             'tempest.api.compute.security_groups.test_security_groups.'
             'SecurityGroupsTestJSON.test_security_group_create_get_delete'
