@@ -26,7 +26,7 @@ pkgs=(qemu-system-x86 qemu-utils seabios libvirt-daemon-system
       libvirt-daemon-driver-qemu libvirt-clients busybox-static cpio
       xfsprogs util-linux mount iproute2 iptables kmod xz-utils zstd
       mariadb-server mariadb-client rabbitmq-server libvirt-dev pkg-config gcc
-      rsync)
+      rsync e2fsprogs lvm2)
 need=()
 for pkg in "${pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
