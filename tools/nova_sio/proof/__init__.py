@@ -7,5 +7,8 @@
   and concurrency tests on a patched release and prints the matrix;
 * ``python -m nova_sio.proof.bench``: REST calls per lifecycle operation
   against small and large clusters, device wait latency, bytes copied
-  per boot and the engine's emit + verify time per release.
+  per boot and the engine's emit + verify time per release;
+* ``boot_bench``, ``client_bench``, ``engine_bench``: the benchmarks
+  behind that report, each runnable alone (``tox -e bench`` runs the
+  first two).
 """

@@ -16,7 +16,7 @@
    volumes, counted at the storage (growth of the allocated blocks of
    the volumes' backing files, ``nova_sio.emulator.usage``), against the
    image and the volume size.
-4. Engine emit + verify time per release (``nova_sio.bench.engine_bench``).
+4. Engine emit + verify time per release (``nova_sio.proof.engine_bench``).
 
 Exit status 1 when the functional benchmark fails (a leak fails its
 clean-up check), does not give both sizes, or an operation's call count
@@ -183,7 +183,7 @@ def engine_figures(versions):
     """Run the engine benchmark; return its JSON report."""
     handle, path = tempfile.mkstemp(prefix='engine-bench-', suffix='.json')
     os.close(handle)
-    cmd = [sys.executable, '-m', 'nova_sio.bench.engine_bench', '--json',
+    cmd = [sys.executable, '-m', 'nova_sio.proof.engine_bench', '--json',
            path] + list(versions)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE)

@@ -15,9 +15,9 @@ import tempfile
 
 import fixtures
 
-from nova_sio.bench import boot_bench
 from nova_sio.emulator import server
 from nova_sio import paths
+from nova_sio.proof import boot_bench
 from nova_sio.tests import sio_base
 
 MiB = 1024 * 1024

@@ -5,7 +5,7 @@
 
 import fixtures
 
-from nova_sio.bench import client_bench
+from nova_sio.proof import client_bench
 from nova_sio import runtime
 from nova_sio.tests import sio_base
 

@@ -28,7 +28,7 @@ exits non-zero when a release fails or a pass misses its target (on 2
 cores: every release warm in under 30 s, cold in under 180 s).  Emitting
 goes to a scratch copy of ``releases/`` so the checkout is not modified.
 
-Usage: ``python -m nova_sio.bench.engine_bench [--jobs N] [--json FILE]
+Usage: ``python -m nova_sio.proof.engine_bench [--jobs N] [--json FILE]
 [--cold-target S] [--warm-target S] [versions...]``
 """
 

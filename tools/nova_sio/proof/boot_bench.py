@@ -58,7 +58,7 @@ image file, removed afterwards; default the temporary directory.
 ``--results FILE`` checks and prints the ``--json`` output of an
 earlier run instead of measuring.
 
-Usage: ``python -m nova_sio.bench.boot_bench [--sizes 1 10] [--boots 10]
+Usage: ``python -m nova_sio.proof.boot_bench [--sizes 1 10] [--boots 10]
 [--data-percent 5] [--device-delay S] [--storage-dir DIR | --reflink-fs]
 [--python PY] [--max-bootn-bytes N] [--max-ratio R] [--slack S]
 [--max-bootn-seconds S] [--json FILE] [--results FILE]``
@@ -550,7 +550,7 @@ def measure_in(python, nova_tree, args, storage_dir):
     # that they are removed even when it is killed.
     scratch = tempfile.mkdtemp(prefix='boot-bench-')
     raw = os.path.join(scratch, 'results.json')
-    cmd = [python, '-m', 'nova_sio.bench.boot_bench', '--in-nova', raw,
+    cmd = [python, '-m', 'nova_sio.proof.boot_bench', '--in-nova', raw,
            '--boots', str(args.boots), '--data-percent',
            str(args.data_percent), '--sizes'] + [str(s) for s in args.sizes]
     if storage_dir:

@@ -15,7 +15,7 @@ Exit status 1 when an operation's cost differs between the sizes, when
 the client and the gateway disagree on the calls, or when the run left a
 volume, mapping or device behind.
 
-Usage: ``python -m nova_sio.bench.client_bench [--volumes N] [--sdcs M]
+Usage: ``python -m nova_sio.proof.client_bench [--volumes N] [--sdcs M]
 [--https] [--api-version 3.6] [--json FILE]``
 """
 
