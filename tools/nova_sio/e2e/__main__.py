@@ -53,21 +53,30 @@ def _build_guest(args):
     return 0
 
 
-def _run(args):
-    from nova_sio.e2e import cloud
-    from nova_sio.e2e import scenario
-    missing = machine.check(need_guest_kernel=True)
+def _progress(line):
+    print(line, flush=True)
+
+
+def _unfit(what, need_sdk=False):
+    """Say what the machine lacks for ``what``; release what crashes left.
+
+    :param what: the job, as in "This machine cannot run <what>".
+    :param need_sdk: whether the job drives the cloud with openstacksdk
+        from this Python.
+    :returns: 2 when the machine cannot run the job, else None.
+    """
+    missing = [str(item) for item in machine.check(need_guest_kernel=True)]
+    if need_sdk:
+        try:
+            import openstack  # noqa: F401
+        except ImportError:
+            missing.append('openstacksdk: not installed in this Python (pip '
+                           'install openstacksdk, or use the tox py3 '
+                           'environment)')
     if missing:
-        print('This machine cannot run the real-cloud scenario; missing:')
+        print('This machine cannot run %s; missing:' % what)
         for item in missing:
             print('  - %s' % item)
-        return 2
-    try:
-        import openstack  # noqa: F401
-    except ImportError:
-        print('This machine cannot run the real-cloud scenario; missing:')
-        print('  - openstacksdk: not installed in this Python (pip install '
-              'openstacksdk, or use the tox py3 environment)')
         return 2
     swept = cleanup.sweep()
     if swept['released'] or swept['errors']:
@@ -75,6 +84,30 @@ def _run(args):
               len(swept['released']))
     for message in swept['errors']:
         print('error: %s' % message)
+    return None
+
+
+def _backend_unfit(images_type):
+    """Say why this machine cannot give the hosts ``images_type``.
+
+    :param images_type: the compute hosts' ``[libvirt] images_type``.
+    :returns: 2 when it cannot, else None.
+    """
+    reason = None if images_type == 'sio' else backends.unavailable(
+        images_type)
+    if reason:
+        print('This machine cannot run images_type %s: %s' % (
+            images_type, reason))
+        return 2
+    return None
+
+
+def _run(args):
+    from nova_sio.e2e import cloud
+    from nova_sio.e2e import scenario
+    unfit = _unfit('the real-cloud scenario', need_sdk=True)
+    if unfit:
+        return unfit
     steps = scenario.SLICES[args.slice]
     if args.steps:
         steps = [s for s in args.steps.split(',') if s]
@@ -89,15 +122,9 @@ def _run(args):
     except errors.NovaSioError as exc:
         print('error: %s' % exc.message, file=sys.stderr)
         return 2
-    reason = None if args.images_type == 'sio' else backends.unavailable(
-        args.images_type)
-    if reason:
-        print('This machine cannot run images_type %s: %s' % (
-            args.images_type, reason))
-        return 2
-
-    def progress(line):
-        print(line, flush=True)
+    unfit = _backend_unfit(args.images_type)
+    if unfit:
+        return unfit
     extra = {}
     if args.distro:
         from nova_sio.e2e import packaged
@@ -114,7 +141,7 @@ def _run(args):
     if not args.version:
         from nova_sio.e2e import controlplane
         args.version = controlplane.DEFAULT_VERSION
-    report = cloud.run_cloud(args.version, steps, progress=progress,
+    report = cloud.run_cloud(args.version, steps, progress=_progress,
                              keep_logs=args.keep_logs,
                              json_path=args.json,
                              slice_name=args.steps or args.slice,
@@ -141,16 +168,9 @@ def _run(args):
 
 def _tempest(args):
     from nova_sio.e2e import tempest
-    missing = machine.check(need_guest_kernel=True)
-    if missing:
-        print('This machine cannot run Tempest on the real cloud; missing:')
-        for item in missing:
-            print('  - %s' % item)
-        return 2
-    swept = cleanup.sweep()
-    if swept['released']:
-        print('e2e: released %d resource(s) that earlier runs left' %
-              len(swept['released']))
+    unfit = _unfit('Tempest on the real cloud')
+    if unfit:
+        return unfit
     if args.regex:
         passes = [('regex%d' % (i + 1) if len(args.regex) > 1 else 'regex',
                    r) for i, r in enumerate(args.regex)]
@@ -159,16 +179,10 @@ def _tempest(args):
     if not args.version:
         from nova_sio.e2e import controlplane
         args.version = controlplane.DEFAULT_VERSION
-    reason = None if args.images_type == 'sio' else backends.unavailable(
-        args.images_type)
-    if reason:
-        print('This machine cannot run images_type %s: %s' % (
-            args.images_type, reason))
-        return 2
-
-    def progress(line):
-        print(line, flush=True)
-    run = tempest.run_tempest(args.version, passes, progress=progress,
+    unfit = _backend_unfit(args.images_type)
+    if unfit:
+        return unfit
+    run = tempest.run_tempest(args.version, passes, progress=_progress,
                               keep_logs=args.keep_logs, json_path=args.json,
                               images_type=args.images_type,
                               concurrency=args.concurrency,
@@ -183,23 +197,13 @@ def _tempest(args):
 def _bench(args):
     from nova_sio.e2e import bench
     from nova_sio.e2e import controlplane
-    missing = machine.check(need_guest_kernel=True)
-    if missing:
-        print('This machine cannot run the benchmark; missing:')
-        for item in missing:
-            print('  - %s' % item)
-        return 2
-    swept = cleanup.sweep()
-    if swept['released']:
-        print('e2e: released %d resource(s) that earlier runs left' %
-              len(swept['released']))
+    unfit = _unfit('the benchmark')
+    if unfit:
+        return unfit
     wanted = [b for b in (args.backends or '').split(',') if b] or None
-
-    def progress(line):
-        print(line, flush=True)
     doc = bench.run_bench(args.version or controlplane.DEFAULT_VERSION,
                           wanted, runs=args.runs, json_path=args.json,
-                          progress=progress, keep_logs=args.keep_logs,
+                          progress=_progress, keep_logs=args.keep_logs,
                           large_extra=args.large_mib * 1024 * 1024)
     machine_doc = doc['machine']
     print('nova %s; %d cores, %.1f GiB, %s; libvirt %s; %s' % (
@@ -322,11 +326,7 @@ def main(argv=None):
                    help='copy every service log and Tempest\'s logs here')
     p.set_defaults(func=_tempest)
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except errors.NovaSioError as exc:
-        print('error: %s' % exc.message, file=sys.stderr)
-        return exc.exit_code
+    return errors.run_command(args.func, args, parser.prog)
 
 
 if __name__ == '__main__':
