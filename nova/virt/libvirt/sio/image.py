@@ -346,6 +346,12 @@ class Sio(imagebackend.Image):
                 self._discard()
                 raise
             return
+        image_id = kwargs.get('image_id')
+        zero_copy = bool(image_id and self.disk_name == ZERO_COPY_DISK and
+                         CONF.scaleio.zero_copy_boot)
+        if (zero_copy and not os.path.exists(base) and
+                self._snapshot_filled_base(image_id, size)):
+            return
         if not os.path.exists(base):
             prepare_template(target=base, *args, **kwargs)
         base_size = disk_api.get_disk_size(base)
@@ -356,11 +362,8 @@ class Sio(imagebackend.Image):
             # Root of a 0 GB flavor or a rescue disk: the image's size,
             # rounded up to whole 8 GiB units.
             volume_size = self._checked(base_size, round_up=True)
-        image_id = kwargs.get('image_id')
-        if (image_id and self.disk_name == ZERO_COPY_DISK and
-                CONF.scaleio.zero_copy_boot and
-                self._create_from_base(image_id, base, base_size,
-                                       volume_size)):
+        if zero_copy and self._create_from_base(image_id, base, base_size,
+                                                volume_size):
             return
         target = self._create_volume(volume_size)
         try:
@@ -396,6 +399,42 @@ class Sio(imagebackend.Image):
             LOG.warning('No base volume for image %s; copying it into %s',
                         image_id, self.volume_name)
             return False
+        self._use_snapshot(made, volume_size, image_id)
+        return True
+
+    def _snapshot_filled_base(self, image_id, size):
+        """Snapshot the image's base volume without a local copy of it.
+
+        When another host has filled the base volume already, the first
+        boot of the image here needs no download into ``_base``. The
+        base volume holds the image's virtual size rounded up, so a
+        flavor disk at least that large holds the image; a smaller one
+        (or none filled yet) is left to the download, which checks the
+        image's own size as Nova does.
+
+        :param image_id: the Glance image id.
+        :param size: the disk size in bytes, None for the image's size.
+        :returns: whether the root disk is now a snapshot.
+        """
+        volume_size = self._checked(size) if size else None
+        made = zerocopy.snapshot_from_base(image_id, self._flavor(), None,
+                                           self.volume_name, None)
+        if made is None:
+            return False
+        if size and size < made[1]:
+            self._volume_id = made[0]
+            self._discard()
+            return False
+        self._use_snapshot(made, volume_size or made[1], image_id)
+        return True
+
+    def _use_snapshot(self, made, volume_size, image_id):
+        """Grow and map the snapshot that is now the root disk.
+
+        :param made: ``(volume_id, size_bytes)`` of the snapshot.
+        :param volume_size: the disk size in bytes.
+        :param image_id: the Glance image id.
+        """
         self._volume_id, snap_size = made
         self._path = None
         try:
@@ -410,7 +449,6 @@ class Sio(imagebackend.Image):
         LOG.info('Root disk %s is a snapshot of the base volume of image '
                  '%s (%d GiB)', self.volume_name, image_id,
                  volume_size // volumes.GiB)
-        return True
 
     def cache(self, fetch_func, filename, size=None, *args, **kwargs):
         """Create the disk, or map and grow the volume that exists.

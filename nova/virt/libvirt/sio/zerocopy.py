@@ -309,22 +309,25 @@ def snapshot_from_base(image_id, flavor, image_size, name, fill):
     :param image_size: the virtual size of the image in bytes.
     :param name: the name of the new snapshot (the root disk's volume).
     :param fill: ``fill(device_path)`` copies the image onto a mapped
-        volume (run as root).
+        volume (run as root); None to use only a base volume that is
+        filled already (the caller has no copy of the image yet).
     :returns: ``(volume_id, size_bytes)`` of the snapshot, or None when
         the base volume could not be had (the caller copies instead).
     """
     client = connection.get_client()
     domain, pool, _thin = flavors.storage_for(flavor)
     pool_id = client.get_pool_id(domain, pool)
-    size = naming.check_size(name, image_size, round_up=True)
     full = set()
     for _attempt in range(_FILL_ATTEMPTS):
         generation, base_id = _pick_base(client, image_id, pool_id, full)
         if generation >= MAX_GENERATIONS:
             return None
         if base_id is None:
+            if fill is None:
+                return None
             LOG.info('Starting generation %d of the base volume of image '
                      '%s in pool %s', generation, image_id, pool_id)
+            size = naming.check_size(name, image_size, round_up=True)
             base_id = _fill_base_volume(client, image_id, pool_id,
                                         generation, size, fill)
             if base_id is None:

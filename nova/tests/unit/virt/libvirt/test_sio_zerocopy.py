@@ -116,6 +116,7 @@ class _Base(test.NoDBTestCase):
                               side_effect=test_sio_image.fake_qemu_img_info)
         self.base = os.path.join(self.instances_path, 'base-image')
         self.booted = 0
+        self.downloads = 0
         group = 'image_cache' if hasattr(sio_hooks.CONF, 'image_cache') \
             else None
         self.flags(group=group,
@@ -128,6 +129,7 @@ class _Base(test.NoDBTestCase):
         image = test_sio_image.backend_image(instance, 'disk')
 
         def prepare(target, *args, **kwargs):
+            self.downloads += 1
             self.fx.copy_to(target, b'glance image bytes')
         image.create_image(prepare, self.base, root_gb * GiB,
                            context='ctx', image_id=IMAGE_ID)
@@ -335,6 +337,51 @@ class StaleFillCachePassTestCase(_Base):
         instance = self.boot()
         self.assertEqual([[]], seen)
         self.assertEqual(self.bases()[0][1], self.root(instance).ancestor)
+
+
+class FilledBaseTestCase(_Base):
+    """A host without the image in ``_base`` uses a filled base volume."""
+
+    def other_host_base(self, size_gb):
+        """A base volume another compute host filled."""
+        return self.sio.create_volume(
+            sio_zerocopy.base_volume_name(IMAGE_ID, POOL_ID, 0), size_gb,
+            POOL_ID, thin=True)
+
+    def test_first_boot_on_another_host_downloads_nothing(self):
+        self.boot()
+        self.assertEqual((1, 1), (self.downloads, self.convert.call_count))
+        # The next host has no copy of the image in its _base.
+        os.remove(self.base)
+        second = self.boot()
+        self.assertEqual((1, 1), (self.downloads, self.convert.call_count))
+        self.assertFalse(os.path.exists(self.base))
+        self.assertEqual([0], [g for g, v in self.bases()
+                               if v == self.root(second).ancestor])
+        self.assertEqual(16, self.root(second).size_gb)
+        self.assertTrue(self.root(second).mapped)
+
+    def test_filled_base_of_a_zero_disk_flavor_keeps_its_size(self):
+        self.other_host_base(16)
+        instance = self.boot(root_gb=0)
+        self.assertEqual(0, self.downloads)
+        self.assertEqual(16, self.root(instance).size_gb)
+
+    def test_flavor_smaller_than_the_base_volume_downloads(self):
+        base_id = self.other_host_base(24)
+        instance = self.boot(root_gb=16)
+        # The image itself is checked against the flavor, as without a
+        # base volume; the snapshot taken first is deleted.
+        self.assertEqual(1, self.downloads)
+        self.assertEqual(base_id, self.root(instance).ancestor)
+        self.assertEqual(1, len([v for v in self.sio.volumes.values()
+                                 if v.ancestor == base_id]))
+
+    def test_no_filled_base_downloads_and_fills(self):
+        instance = self.boot()
+        self.assertEqual(1, self.downloads)
+        self.assertEqual([0], [g for g, v in self.bases()
+                               if v == self.root(instance).ancestor])
 
 
 class VTreeRoomTestCase(_Base):
