@@ -26,7 +26,8 @@ converted into the mapped volume with ``qemu-img`` as root, like the
 ``lvm`` backend does; ephemeral disks are formatted straight on the
 device. With ``[scaleio] zero_copy_boot`` a root disk is instead a
 ScaleIO snapshot of a per-image, per-pool base volume that is filled
-once (see :func:`~.zerocopy.snapshot_from_base`). Volumes are mapped
+once (see :func:`~.zerocopy.snapshot_from_base`); a host that finds it
+filled needs no copy of the image in ``_base``. Volumes are mapped
 lazily: ``libvirt_info`` maps an existing volume before its path goes
 into the domain XML.
 """
