@@ -5,7 +5,7 @@
 
 ``LedgerTest`` and ``MachineCheckTest`` run everywhere. The tests that
 attach loop devices and mount XFS run only with ``NOVA_SIO_E2E=1`` (see
-``e2e_base``).
+``e2e/base.py``).
 """
 
 import functools
@@ -26,7 +26,7 @@ from nova_sio.e2e import cleanup
 from nova_sio.e2e import machine
 from nova_sio.emulator import blockdev
 from nova_sio.emulator import fixture as emu_fixture
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 from nova_sio.tests import sio_base
 
 GiB = 1024 ** 3

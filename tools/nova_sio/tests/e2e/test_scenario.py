@@ -30,7 +30,7 @@ from nova_sio.e2e import guest as guest_mod
 from nova_sio.e2e import machine
 from nova_sio.e2e import report as report_mod
 from nova_sio.e2e import scenario
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 from nova_sio.tests import sio_base
 
 naming = sio_base.naming

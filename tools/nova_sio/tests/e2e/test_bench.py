@@ -5,7 +5,7 @@
 
 Unit tests of the backends' configuration and ledger logic, of the
 counters, medians, table and goals of the benchmark, and of the large
-image; one live test (``NOVA_SIO_E2E=1``, see ``e2e_base``) boots a
+image; one live test (``NOVA_SIO_E2E=1``, see ``e2e/base.py``) boots a
 server with ``images_type = qcow2`` on a real cloud and checks that the
 bytes written reached the counters of the host's loop device.
 """
@@ -26,7 +26,7 @@ from nova_sio.e2e import bench
 from nova_sio.e2e import cleanup
 from nova_sio.e2e import cloud as cloud_mod
 from nova_sio.e2e import novaconf
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 
 MiB = 1024 ** 2
 

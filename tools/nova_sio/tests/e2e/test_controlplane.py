@@ -12,7 +12,7 @@ then again for the booted server), asks every service one question
 through openstacksdk, boots and deletes a server, and checks that
 stopping leaves no process, once with a real neutron-server and once
 with the Neutron stand-in; it runs only with ``NOVA_SIO_E2E=1`` as root (see
-``e2e_base``).
+``e2e/base.py``).
 """
 
 import configparser
@@ -38,7 +38,7 @@ from nova_sio.e2e import neutron_stub
 from nova_sio.e2e import novaconf
 from nova_sio.e2e import sdkcalls
 from nova_sio.e2e import services
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 
 SCALEIO = {
     'rest_server_ip': '10.251.0.1',

@@ -11,7 +11,7 @@ once everything is stopped nothing is left: no namespace, loop device,
 mount or process. A second test kills a harness holding all of these
 with SIGKILL and shows that the sweep removes what it left.
 
-Runs only with ``NOVA_SIO_E2E=1`` as root (see ``e2e_base``); timings
+Runs only with ``NOVA_SIO_E2E=1`` as root (see ``e2e/base.py``); timings
 go to stderr.
 """
 
@@ -33,7 +33,7 @@ from nova_sio.e2e import guest as guest_mod
 from nova_sio.e2e import hosts as hosts_mod
 from nova_sio.e2e import machine
 from nova_sio.e2e import netns
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 from nova_sio.tests import sio_base
 
 client_mod = sio_base.client_mod

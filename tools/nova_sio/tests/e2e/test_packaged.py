@@ -30,7 +30,7 @@ from nova_sio.e2e import controlplane
 from nova_sio.e2e import novaconf
 from nova_sio.e2e import packaged
 from nova_sio import paths
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 
 DISTRO_OPT_IN = 'NOVA_SIO_E2E_DISTRO'
 SCALEIO = {'rest_server_ip': '10.251.0.1', 'device_root': '/srv/by-id',

@@ -5,7 +5,7 @@
 
 Real QEMU (TCG) and real libvirt, three volumes of the loop-device SDC
 mode as its root, ephemeral and swap disks. Runs only with
-``NOVA_SIO_E2E=1`` (see ``e2e_base``); boot times go to stderr.
+``NOVA_SIO_E2E=1`` (see ``e2e/base.py``); boot times go to stderr.
 """
 
 import functools
@@ -23,7 +23,7 @@ from nova_sio.e2e import cleanup
 from nova_sio.e2e import guest as guest_mod
 from nova_sio.emulator import blockdev
 from nova_sio.emulator import fixture as emu_fixture
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 from nova_sio.tests import sio_base
 
 GiB = 1024 ** 3

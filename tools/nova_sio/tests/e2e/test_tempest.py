@@ -18,7 +18,7 @@ from nova_sio.e2e import controlplane
 from nova_sio.e2e import novaconf
 from nova_sio.e2e import tempest
 from nova_sio.e2e import tempest_conf
-from nova_sio.tests import e2e_base
+from nova_sio.tests.e2e import base as e2e_base
 
 AUTH = {'auth_url': 'http://10.251.0.1:5000/v3', 'username': 'admin',
         'password': 'secret', 'project_name': 'admin',
