@@ -74,6 +74,20 @@ _NAME_RE = re.compile(r'^(?P<prefix>[A-Za-z0-9]{0,4})'
 _CODES = {'R': 'disk', 'L': 'disk.local', 'S': 'disk.swap',
           'C': 'disk.config', 'X': 'disk.rescue', 'CX': 'disk.config.rescue'}
 _KINDS = {'': '', '~': 'snapshot', '#': 'temporary'}
+#: Zero-copy base volumes: ``<prefix><hash20>.B<generation>[#]`` (``#``
+#: while the image is copied in).
+_BASE_RE = re.compile(r'^[A-Za-z0-9]{0,4}[A-Za-z0-9_-]{20}\.B[0-9]+'
+                      r'(?P<filling>#?)$')
+
+
+def is_base_volume(name):
+    """Return whether ``name`` is a zero-copy base volume's (filled).
+
+    :param name: a volume name.
+    """
+    match = _BASE_RE.match(name or '')
+    return bool(match) and not match.group('filling')
+
 
 BOOT_TIMEOUT = 240
 ACTION_TIMEOUT = 600
@@ -605,6 +619,17 @@ class Scenario(object):
         for vol_id, parsed in sorted(owned.items()):
             name = obs.volumes[vol_id]['name']
             if parsed is None:
+                if (getattr(self.cloud, 'zero_copy', False) and
+                        is_base_volume(name)):
+                    # The image's base volume stays for later boots
+                    # (the image cache removes it once unused), mapped
+                    # nowhere.
+                    if obs.mappings.get(vol_id):
+                        problems.append('base volume %s (%s) is still '
+                                        'mapped to %s' % (
+                                            vol_id, name, ', '.join(sorted(
+                                                obs.mappings[vol_id]))))
+                    continue
                 problems.append('volume %s (%s) belongs to no instance' % (
                     vol_id, name))
                 continue
@@ -1087,7 +1112,15 @@ class Scenario(object):
         self.images = []
         self.check_cloud()
         obs = self.observe()
-        if obs.volumes or obs.mappings or obs.loops or any(
+        # check_cloud passed the zero-copy base volumes (unmapped): they
+        # are the image cache's to remove, not the deletions'.
+        kept = set(v for v, info in obs.volumes.items()
+                   if getattr(self.cloud, 'zero_copy', False) and
+                   is_base_volume(info['name']))
+        if kept:
+            self.note('%d zero-copy base volume(s) kept for later boots' %
+                      len(kept))
+        if set(obs.volumes) - kept or obs.mappings or obs.loops or any(
                 obs.domains.values()):
             raise StepFailed(reason='after deleting every server: %s' %
                              '; '.join(obs.describe()))
