@@ -61,6 +61,23 @@ def read_ini(path):
     return parser
 
 
+def serve_stub(test):
+    """Serve the Neutron stand-in on loopback for ``test``; return its URL.
+
+    :param test: the test case (its clean-ups stop the server).
+    """
+    httpd = neutron_stub.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), neutron_stub.Handler)
+    test.addCleanup(httpd.server_close)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    test.addCleanup(httpd.shutdown)
+    # Its access log goes to stderr: keep the test output clean.
+    test.useFixture(fixtures.MonkeyPatch('sys.stderr', open(
+        os.devnull, 'w')))
+    return 'http://127.0.0.1:%d' % httpd.server_address[1]
+
+
 class TestRequirements(base.BaseTestCase):
 
     def test_services_of_the_same_series(self):
@@ -313,16 +330,7 @@ class TestNeutronStub(base.BaseTestCase):
         self.assertEqual(404, status)
 
     def test_over_http(self):
-        httpd = neutron_stub.server.ThreadingHTTPServer(
-            ('127.0.0.1', 0), neutron_stub.Handler)
-        self.addCleanup(httpd.server_close)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        self.addCleanup(httpd.shutdown)
-        # Its access log goes to stderr: keep the test output clean.
-        self.useFixture(fixtures.MonkeyPatch('sys.stderr', open(
-            os.devnull, 'w')))
-        url = 'http://127.0.0.1:%d' % httpd.server_address[1]
+        url = serve_stub(self)
         with urllib.request.urlopen(url + '/v2.0/ports?device_id=x') as r:
             self.assertEqual({'ports': []}, json.loads(r.read()))
         req = urllib.request.Request(url + '/v2.0/ports/x', method='DELETE')
@@ -371,15 +379,7 @@ class TestNeutronReads(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
-        httpd = neutron_stub.server.ThreadingHTTPServer(
-            ('127.0.0.1', 0), neutron_stub.Handler)
-        self.addCleanup(httpd.server_close)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        self.addCleanup(httpd.shutdown)
-        self.useFixture(fixtures.MonkeyPatch('sys.stderr', open(
-            os.devnull, 'w')))
-        self.url = 'http://127.0.0.1:%d' % httpd.server_address[1]
+        self.url = serve_stub(self)
 
     def test_queries_as_neutronclient_sends_them(self):
         conn = FakeConnection(self.url + '/v2.0/')

@@ -338,12 +338,6 @@ class ZeroCopyBaseVolumeTest(base.BaseTestCase):
                                           progress=lambda line: None)
         self.cloud.volumes['b0'] = {'name': self.BASE, 'size_kb': 8 << 20}
 
-    def check(self):
-        with self.report.step('check') as step:
-            self.scenario.current = step
-            self.scenario.check_cloud()
-        return step
-
     def test_names(self):
         self.assertTrue(scenario.is_base_volume(self.BASE))
         self.assertTrue(scenario.is_base_volume(
@@ -368,6 +362,9 @@ class ZeroCopyBaseVolumeTest(base.BaseTestCase):
         self.assertEqual(report_mod.FAILED, step.status)
         self.assertIn('base volume b0 (%s) is still mapped to h2' %
                       self.BASE, step.detail)
+
+    def check(self):
+        return CheckCloudTest.check(self)
 
     def delete_all(self):
         with self.report.step('delete-all') as step:
