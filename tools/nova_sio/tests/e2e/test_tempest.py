@@ -96,25 +96,40 @@ class TempestConfTest(testtools.TestCase):
                                            'interface_attach'))
 
 
-class ScaleioOptionsTest(testtools.TestCase):
+class ComputeOptionsTest(testtools.TestCase):
 
-    CONF = ('[DEFAULT]\nhost = h1\n\n[scaleio]\nrest_server_ip = 10.0.0.1\n'
+    CONF = ('[DEFAULT]\nhost = h1\n\n[libvirt]\nimages_type = sio\n\n'
+            '[scaleio]\nrest_server_ip = 10.0.0.1\n'
             'round_volume_capacity = False\n\n[workarounds]\nx = 1\n')
 
-    def test_rounding_set_once_in_scaleio(self):
-        text = tempest.add_scaleio_options(self.CONF)
+    def parse(self, text):
         parser = configparser.ConfigParser(interpolation=None)
         parser.read_string(text)   # raises on a duplicate option
-        self.assertEqual('True', parser.get('scaleio',
-                                            'round_volume_capacity'))
-        self.assertEqual('10.0.0.1', parser.get('scaleio', 'rest_server_ip'))
-        self.assertFalse(parser.has_option('workarounds',
-                                           'round_volume_capacity'))
-        self.assertEqual(text, tempest.add_scaleio_options(text))
+        return parser
+
+    def test_sio_rounds_and_snapshots_qcow2(self):
+        text = tempest.compute_options(self.CONF, 'sio')
+        conf = self.parse(text)
+        self.assertEqual('True', conf.get('scaleio', 'round_volume_capacity'))
+        self.assertEqual('10.0.0.1', conf.get('scaleio', 'rest_server_ip'))
+        self.assertEqual('qcow2', conf.get('libvirt',
+                                           'snapshot_image_format'))
+        self.assertEqual('sio', conf.get('libvirt', 'images_type'))
+        self.assertFalse(conf.has_option('workarounds',
+                                         'round_volume_capacity'))
+        self.assertEqual(text, tempest.compute_options(text, 'sio'))
+
+    def test_other_backend_same_snapshot_format(self):
+        conf = self.parse(tempest.compute_options(
+            '[DEFAULT]\nhost = h1\n\n[libvirt]\nimages_type = qcow2\n',
+            'qcow2'))
+        self.assertEqual('qcow2', conf.get('libvirt',
+                                           'snapshot_image_format'))
+        self.assertFalse(conf.has_section('scaleio'))
 
     def test_no_scaleio_section(self):
-        self.assertRaises(tempest.TempestError, tempest.add_scaleio_options,
-                          '[DEFAULT]\nhost = h1\n')
+        self.assertRaises(novaconf.ConfError, tempest.compute_options,
+                          '[DEFAULT]\nhost = h1\n\n[libvirt]\n', 'sio')
 
 
 class ExclusionTest(testtools.TestCase):
