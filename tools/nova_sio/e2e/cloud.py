@@ -69,10 +69,9 @@ INSTANCES_PATH = '/var/lib/libvirt/nova-instances'
 WORKAROUNDS = """
 [workarounds]
 disable_deep_image_inspection = True
-
-[libvirt]
-remote_filesystem_transport = rsync
 """
+#: ``[libvirt]`` options of every compute host, whatever the backend.
+LIBVIRT_OPTIONS = {'remote_filesystem_transport': 'rsync'}
 #: The ``ssh`` of the compute hosts: operators let their compute hosts
 #: reach each other over SSH; here each host runs the command inside the
 #: other host's namespaces instead (no SSH server is started).
@@ -288,8 +287,10 @@ class Cloud(object):
             host, node.address, scaleio, os.path.join(node.workdir, 'nova'))
         with open(conf) as handle:
             text = handle.read()
-        text = novaconf.set_options(text, 'libvirt', backends.libvirt_options(
+        libvirt = dict(LIBVIRT_OPTIONS)
+        libvirt.update(backends.libvirt_options(
             self.images_type, backends.volume_group_name(self.run_id, host)))
+        text = novaconf.set_options(text, 'libvirt', libvirt)
         text, count = re.subn(r'^instances_path = .*$',
                               'instances_path = %s' % INSTANCES_PATH,
                               text, flags=re.M)

@@ -29,10 +29,13 @@ import urllib.request
 import uuid
 import zipfile
 
+from unittest import mock
+
 import fixtures
 from oslotest import base
 
 from nova_sio.e2e import cleanup
+from nova_sio.e2e import cloud as cloud_mod
 from nova_sio.e2e import controlplane
 from nova_sio.e2e import neutron_stub
 from nova_sio.e2e import novaconf
@@ -222,6 +225,36 @@ class TestConf(base.BaseTestCase):
                              conf[section]['auth_url'])
         self.assertEqual('True',
                          conf['service_user']['send_service_user_token'])
+
+    def _cloud_conf(self, images_type, zero_copy=False):
+        """The file Cloud.write_compute_conf writes for h1 (stub hosts)."""
+        node = mock.Mock(address='10.251.0.11',
+                         workdir=os.path.join(self.tmp, 'h1'))
+        node.run.return_value = mock.Mock(returncode=0, stdout='')
+        made = cloud_mod.Cloud.__new__(cloud_mod.Cloud)
+        made.hosts = {'h1': node}
+        made.gateway = mock.Mock()
+        made.gateway.scaleio_options.return_value = SCALEIO
+        made.controlplane = self.cp
+        made.images_type = images_type
+        made.zero_copy = zero_copy
+        made.run_id = 'r1'
+        made.compute_confs = {}
+        return read_ini(made.write_compute_conf('h1'))
+
+    def test_cloud_compute_conf_has_each_section_once(self):
+        # configparser is strict: a repeated section or option raises.
+        for images_type in ('sio', 'qcow2', 'lvm'):
+            conf = self._cloud_conf(images_type)
+            self.assertEqual(images_type, conf['libvirt']['images_type'])
+            self.assertEqual('rsync',
+                             conf['libvirt']['remote_filesystem_transport'])
+            self.assertEqual('True', conf['workarounds'][
+                'disable_deep_image_inspection'])
+            self.assertEqual(cloud_mod.INSTANCES_PATH,
+                             conf['DEFAULT']['instances_path'])
+        conf = self._cloud_conf('sio', zero_copy=True)
+        self.assertEqual('True', conf['scaleio']['zero_copy_boot'])
 
     def test_compute_conf_hosts_are_separate(self):
         a = read_ini(self.cp.compute_conf(
