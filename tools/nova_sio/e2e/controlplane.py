@@ -37,13 +37,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
-import zipfile
 
 from nova_sio.e2e import eras
 from nova_sio.e2e import novaconf
 from nova_sio.e2e import services
+from nova_sio.e2e import venvbuild
 from nova_sio import errors
 from nova_sio import paths
 from nova_sio import releases as rel_mod
@@ -153,36 +152,9 @@ def libvirt_binding_pin(cons, host_version):
     return '%s==%s' % (LIBVIRT_BINDING, '.'.join(str(x) for x in host))
 
 
-def requires_dist(path):
-    """Return the ``Requires-Dist`` lines of a wheel or sdist, without
-    the ones only an extra needs.
-
-    :param path: a ``.whl`` or ``.tar.gz`` file.
-    """
-    text = ''
-    if path.endswith('.whl'):
-        with zipfile.ZipFile(path) as zf:
-            for name in zf.namelist():
-                if name.endswith('.dist-info/METADATA'):
-                    text = zf.read(name).decode('utf-8', 'replace')
-                    break
-    else:
-        with tarfile.open(path) as tf:
-            for member in tf.getmembers():
-                if member.name.count('/') == 1 and \
-                        member.name.endswith('/PKG-INFO'):
-                    text = tf.extractfile(member).read().decode(
-                        'utf-8', 'replace')
-                    break
-    out = []
-    for line in text.splitlines():
-        if not line.strip():
-            break   # the headers end at the first empty line
-        if line.startswith('Requires-Dist:'):
-            req = line.split(':', 1)[1].strip()
-            if 'extra ==' not in req:
-                out.append(req)
-    return out
+#: Moved to :mod:`~nova_sio.e2e.venvbuild`; callers of this module keep
+#: the name.
+requires_dist = venvbuild.requires_dist
 
 
 def nova_dir_of(python):
@@ -266,16 +238,12 @@ class ControlPlane(object):
 
         :returns: a hex string.
         """
-        digest = hashlib.sha256()
-        with open(testenv.constraints_file(self.series), 'rb') as handle:
-            digest.update(handle.read())
         key = [self.version, self._python_version(), self._requirements(),
                EXTRAS]
         binding = self.libvirt_binding()
         if binding:
             key.append(binding)
-        digest.update(json.dumps(key).encode())
-        return digest.hexdigest()[:12]
+        return venvbuild.cache_key(self.series, key)
 
     def libvirt_binding(self):
         """Return the libvirt binding replacing the series' pin (see
@@ -293,8 +261,8 @@ class ControlPlane(object):
 
     def venv_path(self):
         """Return where the venv of this release is cached."""
-        return os.path.join(paths.cache_dir(), 'e2e', 'venvs', '%s-py%s-%s' % (
-            self.version, self._python_version(), self.venv_key()))
+        return venvbuild.cache_path('venvs', self.version,
+                                    self._python_version(), self.venv_key())
 
     def install_debs(self, packages=DEBS, selections=None):
         """Install the Debian packages the control plane needs.
@@ -337,63 +305,50 @@ class ControlPlane(object):
     def build_venv(self):
         """Build or reuse the cached venv; return its path."""
         venv = self.venv_path()
-        stamp = os.path.join(venv, '.nova-sio-e2e-ready')
-        if os.path.exists(stamp):
-            self._say('reusing the nova %s venv %s' % (
-                self.version, os.path.basename(venv)))
-            self.timings['venv_build_s'] = 0.0
-            return venv
-        begin = time.monotonic()
-        want = self._python_version()
-        interp = testenv.find_python(want)
-        self._say('installing nova %s venv (Python %s, %s series) into %s; '
-                  'this takes minutes ...' % (self.version, want,
-                                              self.series, venv))
-        shutil.rmtree(venv, ignore_errors=True)
-        work = venv + '.work'
-        shutil.rmtree(work, ignore_errors=True)
-        wheels = os.path.join(work, 'wheels')
-        os.makedirs(wheels)
-        pip_env = {'PIP_DISABLE_PIP_VERSION_CHECK': '1'}
-        util.run([interp, '-m', 'venv', venv], isolated=False, timeout=600)
-        pip = [os.path.join(venv, 'bin', 'python'), '-m', 'pip']
         reqs = self._requirements()
-        util.run(pip + ['download', '-q', '--no-deps', '-d', wheels] + reqs,
-                 isolated=False, timeout=1800, env=pip_env)
-        # A release may need newer libraries than its series pinned
-        # when the constraints were frozen: its own requirements win.
-        req_file = os.path.join(work, 'service-requirements.txt')
-        lines = []
-        for path in sorted(glob.glob(os.path.join(wheels, '*'))):
-            lines.extend(requires_dist(path))
-        with open(req_file, 'w') as handle:
-            handle.write('\n'.join(lines) + '\n')
-        cons = testenv.constraints_file(self.series)
-        stale = testenv.stale_pins(cons, [req_file])
-        cons_out = testenv._filtered(cons, ['%s===' % n for n in stale],
-                                     os.path.join(work, 'constraints.txt'))
-        if stale:
-            self._say('unpinned for the services\' own minimums: %s' %
-                      ', '.join(sorted(stale)))
+        extras, drop, notes = self._venv_extras(reqs)
+        builder = venvbuild.CachedVenv(
+            venv, self.series, self._python_version(), reqs,
+            ('.nova-sio-e2e-ready', self.version), self._venv_wording(venv),
+            extras=extras, drop=drop, notes=notes, progress=self.progress)
+        builder.build()
+        self.timings['venv_build_s'] = builder.seconds
+        return venv
+
+    def _venv_extras(self, reqs):
+        """Return what the venv adds to the services' requirements.
+
+        :param reqs: the services' requirements.
+        :returns: ``(extras, constraints to drop, progress notes)``.
+        """
         extras = list(EXTRAS)
+        drop = []
+        notes = []
         binding = self.libvirt_binding()
         if binding:
             # Dropped from the constraints, required at the host's level.
-            cons_out = testenv._filtered(cons_out, [LIBVIRT_BINDING],
-                                         cons_out)
+            drop.append(LIBVIRT_BINDING)
             extras[extras.index(LIBVIRT_BINDING)] = binding
-            self._say('%s instead of the series\' pin (the host\'s '
-                      'libvirt is newer)' % binding)
-        self._say('pip install %s ...' % ' '.join(reqs + extras))
-        util.run(pip + ['install', '-q', '-c', cons_out, '--find-links',
-                        wheels] + reqs + extras, isolated=False,
-                 timeout=3600, env=pip_env)
-        with open(stamp, 'w') as handle:
-            handle.write(self.version + '\n')
-        shutil.rmtree(work, ignore_errors=True)
-        self.timings['venv_build_s'] = round(time.monotonic() - begin, 1)
-        self._say('venv built in %.0f s' % self.timings['venv_build_s'])
-        return venv
+            notes.append('%s instead of the series\' pin (the host\'s '
+                         'libvirt is newer)' % binding)
+        notes.append('pip install %s ...' % ' '.join(reqs + extras))
+        return extras, drop, notes
+
+    def _venv_wording(self, venv):
+        """Return the progress lines of the venv's build.
+
+        :param venv: the venv path.
+        """
+        return venvbuild.Wording(
+            reuse='reusing the nova %s venv %s' % (
+                self.version, os.path.basename(venv)),
+            install='installing nova %s venv (Python %s, %s series) into '
+            '%s; this takes minutes ...' % (
+                self.version, self._python_version(), self.series, venv),
+            # A release may need newer libraries than its series pinned
+            # when the constraints were frozen.
+            unpinned='unpinned for the services\' own minimums: %s',
+            built='venv built in %.0f s')
 
     def bin(self, name):
         """Return the path of ``name`` in the venv's ``bin``.

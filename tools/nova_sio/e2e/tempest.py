@@ -17,8 +17,6 @@ builds the cloud, runs every pass and tears the cloud down.
 """
 
 import collections
-import glob
-import hashlib
 import io
 import json
 import os
@@ -29,14 +27,12 @@ import subprocess
 import threading
 import time
 
-from nova_sio.e2e import controlplane
 from nova_sio.e2e import novaconf
 from nova_sio.e2e.tempest_conf import tempest_conf  # noqa: F401
+from nova_sio.e2e import venvbuild
 from nova_sio import errors
-from nova_sio import paths
 from nova_sio import releases as rel_mod
 from nova_sio import testenv
-from nova_sio import util
 
 #: The Tempest release that starts the support of each series (Tempest
 #: is branchless: its release notes name, for each tag, the OpenStack
@@ -199,18 +195,13 @@ class TempestVenv(object):
 
     def key(self):
         """Return the cache key: Tempest release, Python, constraints."""
-        digest = hashlib.sha256()
-        with open(testenv.constraints_file(self.series), 'rb') as handle:
-            digest.update(handle.read())
-        digest.update(json.dumps([self.release,
-                                  self.python_version]).encode())
-        return digest.hexdigest()[:12]
+        return venvbuild.cache_key(self.series, [self.release,
+                                                 self.python_version])
 
     @property
     def path(self):
-        return os.path.join(paths.cache_dir(), 'e2e', 'tempest', '%s-py%s-%s'
-                            % (self.release, self.python_version,
-                               self.key()))
+        return venvbuild.cache_path('tempest', self.release,
+                                    self.python_version, self.key())
 
     def bin(self, name):
         """Return the path of ``name`` in the venv's ``bin``.
@@ -222,58 +213,21 @@ class TempestVenv(object):
     def build(self):
         """Build the venv unless it is cached; return its path."""
         venv = self.path
-        stamp = os.path.join(venv, '.nova-sio-tempest-ready')
-        if os.path.exists(stamp):
-            self.progress('e2e: reusing the Tempest %s venv %s' % (
-                self.release, os.path.basename(venv)))
-            return venv
-        with paths.cache_lock('tempest-venv'):
-            if os.path.exists(stamp):
-                return venv
-            self._build(venv)
-            with open(stamp, 'w') as handle:
-                handle.write(self.release + '\n')
-        return venv
-
-    def _build(self, venv):
-        begin = time.monotonic()
-        interp = testenv.find_python(self.python_version)
-        self.progress('e2e: installing Tempest %s (Python %s, %s '
-                      'constraints) into %s ...' % (
-                          self.release, self.python_version, self.series,
-                          venv))
-        shutil.rmtree(venv, ignore_errors=True)
-        work = venv + '.work'
-        shutil.rmtree(work, ignore_errors=True)
-        wheels = os.path.join(work, 'wheels')
-        os.makedirs(wheels)
-        env = {'PIP_DISABLE_PIP_VERSION_CHECK': '1'}
-        util.run([interp, '-m', 'venv', venv], isolated=False, timeout=600)
-        pip = [os.path.join(venv, 'bin', 'python'), '-m', 'pip']
-        req = 'tempest==%s' % self.release
-        util.run(pip + ['download', '-q', '--no-deps', '-d', wheels, req],
-                 isolated=False, timeout=1800, env=env)
-        # Tempest may need newer libraries than the series pinned: its
-        # own minimums win over the pins they exclude.
-        req_file = os.path.join(work, 'tempest-requirements.txt')
-        lines = []
-        for path in sorted(glob.glob(os.path.join(wheels, '*'))):
-            lines.extend(controlplane.requires_dist(path))
-        with open(req_file, 'w') as handle:
-            handle.write('\n'.join(lines) + '\n')
-        cons = testenv.constraints_file(self.series)
-        stale = testenv.stale_pins(cons, [req_file])
-        cons_out = testenv._filtered(
-            cons, ['%s===' % n for n in stale] + ['tempest==='],
-            os.path.join(work, 'constraints.txt'))
-        if stale:
-            self.progress('e2e: unpinned for Tempest\'s own minimums: %s' %
-                          ', '.join(sorted(stale)))
-        util.run(pip + ['install', '-q', '-c', cons_out, '--find-links',
-                        wheels, req], isolated=False, timeout=3600, env=env)
-        shutil.rmtree(work, ignore_errors=True)
-        self.progress('e2e: Tempest venv built in %.0f s' % (
-            time.monotonic() - begin))
+        wording = venvbuild.Wording(
+            reuse='reusing the Tempest %s venv %s' % (
+                self.release, os.path.basename(venv)),
+            install='installing Tempest %s (Python %s, %s constraints) '
+            'into %s ...' % (self.release, self.python_version, self.series,
+                             venv),
+            # Tempest may need newer libraries than the series pinned.
+            unpinned='unpinned for Tempest\'s own minimums: %s',
+            built='Tempest venv built in %.0f s')
+        return venvbuild.CachedVenv(
+            venv, self.series, self.python_version,
+            ['tempest==%s' % self.release],
+            ('.nova-sio-tempest-ready', self.release), wording,
+            drop=['tempest==='], lock='tempest-venv',
+            progress=self.progress).build()
 
 
 # -- results -----------------------------------------------------------------
