@@ -363,12 +363,15 @@ class FiguresTest(base.BaseTestCase):
         self.assertEqual([0.9, 0.5, 0.3],
                          doc['machine']['load_average_after'])
 
-    def _goals(self, zero_large, qcow2_large, sio_mig, qcow2_mig):
+    def _goals(self, zero_large, qcow2_large, sio_mig, qcow2_mig,
+               zero_other=3.0, qcow2_other=25.0):
         samples = [
             boot('sio-zero-copy', 'small', 'warm', 4.0, 10.0),
             boot('sio-zero-copy', 'large', 'warm', zero_large, 10.0),
+            boot('sio-zero-copy', 'large', 'other-host', zero_other, 9.0),
             boot('sio', 'large', 'warm', 14.0, 20.0),
             boot('qcow2', 'large', 'warm', qcow2_large, 12.0),
+            boot('qcow2', 'large', 'other-host', qcow2_other, 30.0),
             migration('sio', sio_mig), migration('qcow2', qcow2_mig),
         ]
         return dict((g, (m, e)) for g, m, e in
@@ -376,12 +379,12 @@ class FiguresTest(base.BaseTestCase):
 
     def test_goals_met(self):
         goals = self._goals(4.2, 6.0, 2.0, 13.0)
-        self.assertEqual([True, True, True],
+        self.assertEqual([True, True, True, True],
                          [m for m, _e in goals.values()])
 
     def test_goals_not_met(self):
-        goals = self._goals(8.0, 6.0, 2.0, 7.0)
-        self.assertEqual([False, False, False],
+        goals = self._goals(8.0, 6.0, 2.0, 7.0, zero_other=26.0)
+        self.assertEqual([False, False, False, False],
                          [m for m, _e in goals.values()])
         evidence = goals['live migration faster than qcow2 block migration '
                          'by the image-copy time'][1]
@@ -389,6 +392,35 @@ class FiguresTest(base.BaseTestCase):
         evidence = goals['sio zero-copy ahead of every local backend '
                          '(large image)'][1]
         self.assertIn('fastest local qcow2 6.0 s', evidence)
+        evidence = goals['sio zero-copy first boot on a further host ahead '
+                         'of every local backend (large image)'][1]
+        self.assertEqual('to ACTIVE on h2: zero-copy 26.0 s, fastest local '
+                         'qcow2 25.0 s', evidence)
+
+    def test_other_host_goal_needs_its_figures(self):
+        samples = [boot('sio-zero-copy', 'large', 'warm', 4.0, 10.0),
+                   boot('qcow2', 'large', 'warm', 5.0, 10.0)]
+        goals = dict((g, (m, e)) for g, m, e in
+                     bench.goals(bench.summarize(samples)))
+        self.assertEqual((None, 'figures missing'), goals[
+            'sio zero-copy first boot on a further host ahead of every '
+            'local backend (large image)'])
+
+    def test_table_of_first_boots_on_the_other_host(self):
+        samples = [boot('sio-zero-copy', 'large', 'other-host', 3.0, 9.0),
+                   boot('qcow2', 'large', 'other-host', 25.0, 30.0,
+                        local=1100 * MiB),
+                   boot('qcow2', 'large', 'warm', 5.0, 10.0)]
+        lines = bench.table(bench.summarize(samples))
+        start = [i for i, ln in enumerate(lines)
+                 if ln.startswith('backend  ') and 'first boot on h2' in ln]
+        self.assertEqual(1, len(start))
+        rows = [ln.split() for ln in lines[start[0] + 2:start[0] + 4]]
+        self.assertEqual([['sio-zero-copy', 'large', '3.0', '9.0', '0'],
+                          ['qcow2', 'large', '25.0', '30.0', '1100']], rows)
+        # The h1 table shows no row for a backend with only h2 figures.
+        self.assertFalse([ln for ln in lines[:start[0]]
+                          if ln.startswith('sio-zero-copy')])
 
     def test_errors_are_listed_on_one_line(self):
         samples = [boot('lvm', 'small', 'cold', None, None,
@@ -404,7 +436,7 @@ class FiguresTest(base.BaseTestCase):
         self.assertEqual(100 - 1, len(long_text))
 
     def test_goals_unknown_without_figures(self):
-        self.assertEqual([None, None, None],
+        self.assertEqual([None, None, None, None],
                          [m for _g, m, _e in bench.goals({})])
 
     def test_machine_figures_from_proc(self):
