@@ -8,6 +8,10 @@ Tests that need root, loop devices, QEMU or libvirt run only with
 the machine). Without it they are skipped, naming the variable; with it,
 a machine that lacks something fails them with the list of what is
 missing, never a traceback of a missing tool.
+
+:class:`LiveTestCase` is the set-up the live tests share: the opt-in
+check, a timeout, a directory QEMU's user can enter, a ledger in it and
+the guest.
 """
 
 import os
@@ -15,8 +19,10 @@ import shutil
 import tempfile
 
 import fixtures
+from oslotest import base
 
 from nova_sio.e2e import cleanup
+from nova_sio.e2e import guest as guest_mod
 from nova_sio.e2e import machine
 from nova_sio import paths
 
@@ -56,6 +62,42 @@ def require_e2e(test, need_guest_kernel=False):
         lines = '\n'.join('  - %s' % m for m in missing)
         test.fail('%s=1 but this machine cannot run the end-to-end tests:'
                   '\n%s' % (OPT_IN, lines))
+
+
+class LiveTestCase(base.BaseTestCase):
+    """A live end-to-end test: skipped unless opted in (failed on an unfit
+    machine), stopped after :attr:`TIMEOUT` seconds, with its files in
+    ``self.dir`` (see :func:`shared_dir`), ``self.ledger`` there
+    (:attr:`LEDGER`) and, with :attr:`GUEST`, the guest as
+    ``self.guest``.
+    """
+
+    #: Seconds before the test is stopped.
+    TIMEOUT = 300
+    #: Require the guest kernel and build (or reuse) the guest.
+    GUEST = False
+    #: Keep a ledger in ``self.dir``, handled by :meth:`ledger_at_end`
+    #: at the end.
+    LEDGER = True
+
+    def setUp(self):
+        super().setUp()
+        require_e2e(self, need_guest_kernel=self.GUEST)
+        self.useFixture(fixtures.Timeout(self.TIMEOUT, gentle=True))
+        # QEMU run by libvirt is not root: let it reach the files.
+        self.dir = shared_dir(self)
+        if self.LEDGER:
+            self.ledger = cleanup.Ledger(os.path.join(self.dir, 'ledger'))
+            self.addCleanup(self.ledger_at_end)
+        if self.GUEST:
+            self.guest = guest_mod.build(os.path.join(
+                guest_mod.cache_root(), 'guest'))
+
+    def ledger_at_end(self):
+        """Release what the ledger still holds (after the test's own
+        clean-ups, before its directory goes).
+        """
+        self.ledger.release_all()
 
 
 def loops_backed_under(directory):

@@ -16,10 +16,6 @@ import subprocess
 import sys
 import time
 
-import fixtures
-from oslotest import base
-
-from nova_sio.e2e import cleanup
 from nova_sio.e2e import guest as guest_mod
 from nova_sio.emulator import blockdev
 from nova_sio.emulator import fixture as emu_fixture
@@ -59,19 +55,14 @@ _DISK = '''    <disk type='block' device='disk'>
     </disk>'''
 
 
-class GuestOnVolumesTest(base.BaseTestCase):
+class GuestOnVolumesTest(e2e_base.LiveTestCase):
     """Boots the guest with three emulated volumes as its disks."""
+
+    TIMEOUT = 300
+    GUEST = True
 
     def setUp(self):
         super().setUp()
-        e2e_base.require_e2e(self, need_guest_kernel=True)
-        self.useFixture(fixtures.Timeout(300, gentle=True))
-        # QEMU run by libvirt is not root: let it reach the files.
-        self.dir = e2e_base.shared_dir(self)
-        self.ledger = cleanup.Ledger(os.path.join(self.dir, 'ledger'))
-        self.addCleanup(self.assert_nothing_leaked)
-        self.guest = guest_mod.build(os.path.join(guest_mod.cache_root(),
-                                                  'guest'))
         xfs = blockdev.ScratchXfs(self.ledger, size=4 * GiB,
                                   parent=self.dir)
         storage = xfs.__enter__()
@@ -105,7 +96,8 @@ class GuestOnVolumesTest(base.BaseTestCase):
         subprocess.run(['mkswap', self.links[2]], check=True,
                        stdout=subprocess.DEVNULL)
 
-    def assert_nothing_leaked(self):
+    def ledger_at_end(self):
+        """Nothing is left: the test's clean-ups released it all."""
         self.assertEqual({}, e2e_base.loops_backed_under(self.dir))
         self.assertEqual([], e2e_base.mounts_under(self.dir))
         self.assertEqual([], self.ledger.held())

@@ -125,16 +125,13 @@ class HostsMachineCheckTest(base.BaseTestCase):
                               if n.startswith('nsio-check')])
 
 
-class CloudNetworkTest(base.BaseTestCase):
+class CloudNetworkTest(e2e_base.LiveTestCase):
     """Namespaces, bridge and veth pairs alone (quick)."""
+
+    TIMEOUT = 120
 
     def setUp(self):
         super().setUp()
-        e2e_base.require_e2e(self)
-        self.useFixture(fixtures.Timeout(120, gentle=True))
-        self.dir = e2e_base.shared_dir(self)
-        self.ledger = cleanup.Ledger(os.path.join(self.dir, 'ledger'))
-        self.addCleanup(self.ledger.release_all)
         self.run_id = _run_id()
 
     def test_hosts_reach_ctl_and_destroy_leaves_nothing(self):
@@ -192,20 +189,16 @@ class CloudNetworkTest(base.BaseTestCase):
                               self.ledger, run_id)
 
 
-class TwoHostCloudTest(base.BaseTestCase):
+class TwoHostCloudTest(e2e_base.LiveTestCase):
     """Network, two libvirt hosts and the gateway, driven by hand."""
+
+    TIMEOUT = 600
+    GUEST = True
 
     def setUp(self):
         super().setUp()
-        e2e_base.require_e2e(self, need_guest_kernel=True)
-        self.useFixture(fixtures.Timeout(600, gentle=True))
-        self.dir = e2e_base.shared_dir(self)
-        self.ledger = cleanup.Ledger(os.path.join(self.dir, 'ledger'))
-        self.addCleanup(self.ledger.release_all)
         self.run_id = _run_id()
         self.leaks = _Leaks(self, self.dir, self.run_id)
-        self.guest = guest_mod.build(os.path.join(guest_mod.cache_root(),
-                                                  'guest'))
         self.network = netns.CloudNetwork(self.ledger, self.run_id)
         self.network.create()
         self.addCleanup(self.network.destroy)
@@ -488,14 +481,12 @@ time.sleep(1000)
 '''
 
 
-class SweepTest(base.BaseTestCase):
+class SweepTest(e2e_base.LiveTestCase):
     """A harness killed with SIGKILL leaves nothing after the sweep."""
 
-    def setUp(self):
-        super().setUp()
-        e2e_base.require_e2e(self)
-        self.useFixture(fixtures.Timeout(300, gentle=True))
-        self.dir = e2e_base.shared_dir(self)
+    TIMEOUT = 300
+    # The test's own ledger is the killed harness'.
+    LEDGER = False
 
     def test_sweep_removes_namespaces_daemons_and_devices(self):
         run_id = _run_id()
