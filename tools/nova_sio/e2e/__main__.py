@@ -227,6 +227,131 @@ def _bench(args):
     return 1 if failed or doc['tear_down_problems'] else 0
 
 
+# -- the options run, bench and tempest share -------------------------------
+
+def _version_option(parser, default='the newest'):
+    """Add ``--version``, the Nova release under test.
+
+    :param parser: the command's ``argparse`` parser.
+    :param default: what the help names as the default.
+    """
+    parser.add_argument('--version', help='Nova release under test '
+                        '(default: %s)' % default)
+
+
+def _json_option(parser, what='the result'):
+    """Add ``--json FILE``.
+
+    :param parser: the command's ``argparse`` parser.
+    :param what: what the file receives.
+    """
+    parser.add_argument('--json', metavar='FILE',
+                        help='write %s as JSON' % what)
+
+
+def _keep_logs_option(parser, what='every service log and console'):
+    """Add ``--keep-logs DIR``.
+
+    :param parser: the command's ``argparse`` parser.
+    :param what: what is copied there.
+    """
+    parser.add_argument('--keep-logs', metavar='DIR',
+                        help='copy %s here' % what)
+
+
+def _images_type_option(parser, note):
+    """Add ``--images-type`` (default ``sio``).
+
+    :param parser: the command's ``argparse`` parser.
+    :param note: what the help adds after the default.
+    """
+    parser.add_argument('--images-type', choices=backends.IMAGES_TYPES,
+                        default='sio',
+                        help='Nova\'s [libvirt] images_type of the compute '
+                        'hosts (default: sio; %s)' % note)
+
+
+# -- the commands ------------------------------------------------------------
+
+def _add_run(sub):
+    """Add the ``run`` command.
+
+    :param sub: the ``add_subparsers()`` object.
+    """
+    p = sub.add_parser('run', help='build the two-host cloud and run the '
+                       'scenario through Nova\'s API')
+    _version_option(p, default='the newest, the control plane\'s '
+                    'DEFAULT_VERSION')
+    p.add_argument('--slice', choices=('short', 'full'), default='full',
+                   help='short: boot, live migration, delete; full: every '
+                   'step (default)')
+    p.add_argument('--steps', help='comma-separated steps instead of a '
+                   'slice')
+    _keep_logs_option(p)
+    _json_option(p)
+    p.add_argument('--compute-path', metavar='DIR',
+                   help='put DIR first on the Python path of nova-compute: '
+                   'a modified copy of Nova\'s package, to see a check '
+                   'fail when the backend misbehaves')
+    p.add_argument('--neutron', choices=('server', 'stub'),
+                   help='a real neutron-server or the stand-in (default: '
+                   'the control plane\'s)')
+    p.add_argument('--distro', choices=('bookworm',),
+                   help='run the distribution\'s own packaged Nova, '
+                   'Placement, Glance and Keystone (installed with apt-get, '
+                   'patched with nova-sio install, reverted at the end) '
+                   'instead of a venv of --version')
+    _images_type_option(p, 'the local backends get a loop device of their '
+                        'own on each host')
+    p.add_argument('--zero-copy', action='store_true',
+                   help='sio only: [scaleio] zero_copy_boot = True')
+    p.set_defaults(func=_run)
+
+
+def _add_bench(sub):
+    """Add the ``bench`` command.
+
+    :param sub: the ``add_subparsers()`` object.
+    """
+    p = sub.add_parser('bench', help='boot and live-migrate with every '
+                       'image backend on one cloud; print a table')
+    _version_option(p)
+    p.add_argument('--runs', type=int, default=3,
+                   help='warm boots and live migrations per backend, of '
+                   'which the median is reported (default 3)')
+    p.add_argument('--backends', help='comma-separated backends (default: '
+                   'sio,sio-zero-copy,qcow2,raw,lvm)')
+    p.add_argument('--large-mib', type=int, default=1024,
+                   help='MiB of data the large image adds to the small '
+                   'one (default 1024)')
+    _json_option(p, 'every figure')
+    _keep_logs_option(p)
+    p.set_defaults(func=_bench)
+
+
+def _add_tempest(sub):
+    """Add the ``tempest`` command.
+
+    :param sub: the ``add_subparsers()`` object.
+    """
+    p = sub.add_parser('tempest', help='build the two-host cloud and run '
+                       'Tempest\'s compute API tests on it')
+    _version_option(p)
+    p.add_argument('--regex', action='append',
+                   help='a Tempest test regex, one pass each (default: '
+                   '^tempest\\.api\\.compute, then the live-migration '
+                   'and migration tests)')
+    _images_type_option(p, 'lvm is the reference of Nova\'s nova-lvm job')
+    p.add_argument('--concurrency', type=int, choices=(1, 2), default=1,
+                   help='Tempest workers (default: 1)')
+    p.add_argument('--timeout', type=int, default=360, metavar='MINUTES',
+                   help='stop a pass after this long; the tests that '
+                   'finished are reported (default: 360)')
+    _json_option(p)
+    _keep_logs_option(p, 'every service log and Tempest\'s logs')
+    p.set_defaults(func=_tempest)
+
+
 def main(argv=None):
     """Entry point; returns the exit status.
 
@@ -251,80 +376,8 @@ def main(argv=None):
                        'initramfs and root disk image')
     p.add_argument('output', help='directory for the guest files')
     p.set_defaults(func=_build_guest)
-    p = sub.add_parser('run', help='build the two-host cloud and run the '
-                       'scenario through Nova\'s API')
-    p.add_argument('--version',
-                   help='Nova release under test (default: the newest, '
-                   'the control plane\'s DEFAULT_VERSION)')
-    p.add_argument('--slice', choices=('short', 'full'), default='full',
-                   help='short: boot, live migration, delete; full: every '
-                   'step (default)')
-    p.add_argument('--steps', help='comma-separated steps instead of a '
-                   'slice')
-    p.add_argument('--keep-logs', metavar='DIR',
-                   help='copy every service log and console here')
-    p.add_argument('--json', metavar='FILE',
-                   help='write the result as JSON')
-    p.add_argument('--compute-path', metavar='DIR',
-                   help='put DIR first on the Python path of nova-compute: '
-                   'a modified copy of Nova\'s package, to see a check '
-                   'fail when the backend misbehaves')
-    p.add_argument('--neutron', choices=('server', 'stub'),
-                   help='a real neutron-server or the stand-in (default: '
-                   'the control plane\'s)')
-    p.add_argument('--distro', choices=('bookworm',),
-                   help='run the distribution\'s own packaged Nova, '
-                   'Placement, Glance and Keystone (installed with apt-get, '
-                   'patched with nova-sio install, reverted at the end) '
-                   'instead of a venv of --version')
-    p.add_argument('--images-type', choices=backends.IMAGES_TYPES,
-                   default='sio',
-                   help='Nova\'s [libvirt] images_type of the compute '
-                   'hosts (default: sio; the local backends get a loop '
-                   'device of their own on each host)')
-    p.add_argument('--zero-copy', action='store_true',
-                   help='sio only: [scaleio] zero_copy_boot = True')
-    p.set_defaults(func=_run)
-    p = sub.add_parser('bench', help='boot and live-migrate with every '
-                       'image backend on one cloud; print a table')
-    p.add_argument('--version', help='Nova release under test (default: '
-                   'the newest)')
-    p.add_argument('--runs', type=int, default=3,
-                   help='warm boots and live migrations per backend, of '
-                   'which the median is reported (default 3)')
-    p.add_argument('--backends', help='comma-separated backends (default: '
-                   'sio,sio-zero-copy,qcow2,raw,lvm)')
-    p.add_argument('--large-mib', type=int, default=1024,
-                   help='MiB of data the large image adds to the small '
-                   'one (default 1024)')
-    p.add_argument('--json', metavar='FILE', help='write every figure as '
-                   'JSON')
-    p.add_argument('--keep-logs', metavar='DIR',
-                   help='copy every service log and console here')
-    p.set_defaults(func=_bench)
-    p = sub.add_parser('tempest', help='build the two-host cloud and run '
-                       'Tempest\'s compute API tests on it')
-    p.add_argument('--version',
-                   help='Nova release under test (default: the newest)')
-    p.add_argument('--regex', action='append',
-                   help='a Tempest test regex, one pass each (default: '
-                   '^tempest\\.api\\.compute, then the live-migration '
-                   'and migration tests)')
-    p.add_argument('--images-type', choices=backends.IMAGES_TYPES,
-                   default='sio',
-                   help='[libvirt] images_type of the compute hosts '
-                   '(default: sio; lvm is the reference of Nova\'s nova-lvm '
-                   'job)')
-    p.add_argument('--concurrency', type=int, choices=(1, 2), default=1,
-                   help='Tempest workers (default: 1)')
-    p.add_argument('--timeout', type=int, default=360, metavar='MINUTES',
-                   help='stop a pass after this long; the tests that '
-                   'finished are reported (default: 360)')
-    p.add_argument('--json', metavar='FILE',
-                   help='write the result as JSON')
-    p.add_argument('--keep-logs', metavar='DIR',
-                   help='copy every service log and Tempest\'s logs here')
-    p.set_defaults(func=_tempest)
+    for add in (_add_run, _add_bench, _add_tempest):
+        add(sub)
     args = parser.parse_args(argv)
     return errors.run_command(args.func, args, parser.prog)
 
