@@ -310,7 +310,9 @@ class ControlPlane(object):
         builder = venvbuild.CachedVenv(
             venv, self.series, self._python_version(), reqs,
             ('.nova-sio-e2e-ready', self.version), self._venv_wording(venv),
-            extras=extras, drop=drop, notes=notes, progress=self.progress)
+            extras=extras, drop=drop, notes=notes,
+            lock='e2e-venv-%s' % os.path.basename(venv),
+            progress=self.progress)
         builder.build()
         self.timings['venv_build_s'] = builder.seconds
         return venv

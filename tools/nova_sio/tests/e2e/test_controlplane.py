@@ -226,6 +226,22 @@ class TestConf(base.BaseTestCase):
         self.assertEqual('True',
                          conf['service_user']['send_service_user_token'])
 
+    def test_venv_build_holds_a_lock_of_its_own(self):
+        # Two runs building the same venv at once must not both write it.
+        builder = self.useFixture(fixtures.MockPatch(
+            'nova_sio.e2e.venvbuild.CachedVenv')).mock
+        builder.return_value.seconds = 1.0
+        self.useFixture(fixtures.MockPatchObject(
+            self.cp, '_requirements', return_value=['nova==34.0.0']))
+        self.useFixture(fixtures.MockPatchObject(
+            self.cp, '_venv_extras', return_value=((), (), ())))
+        self.useFixture(fixtures.MockPatchObject(
+            self.cp, '_python_version', return_value='3.12'))
+        venv = self.cp.build_venv()
+        self.assertEqual('e2e-venv-%s' % os.path.basename(venv),
+                         builder.call_args[1]['lock'])
+        builder.return_value.build.assert_called_once_with()
+
     def _cloud_conf(self, images_type, zero_copy=False):
         """The file Cloud.write_compute_conf writes for h1 (stub hosts)."""
         node = mock.Mock(address='10.251.0.11',
