@@ -293,6 +293,15 @@ def goals(summary):
 
     def warm(backend, image, key='active_s'):
         return phase_figure(backend, image, 'warm', key)
+
+    def fastest_local(phase):
+        """Return ``(backend, seconds)`` of the fastest local backend
+        booting the large image in ``phase``, or None.
+        """
+        found = [(b, phase_figure(b, 'large', phase))
+                 for b in ('qcow2', 'raw', 'lvm')]
+        found = [(b, v) for b, v in found if v is not None]
+        return min(found, key=lambda bv: bv[1]) if found else None
     out = []
     goal = 'sio zero-copy boot time independent of image size'
     zs, zl = warm('sio-zero-copy', 'small'), warm('sio-zero-copy', 'large')
@@ -309,12 +318,10 @@ def goals(summary):
                         _s(warm('sio-zero-copy', 'large', 'console_s')),
                         _s(warm('sio-zero-copy', 'small', 'console_s')))))
     goal = 'sio zero-copy ahead of every local backend (large image)'
-    local = [(b, warm(b, 'large')) for b in ('qcow2', 'raw', 'lvm')]
-    local = [(b, v) for b, v in local if v is not None]
-    if zl is None or not local:
+    best = fastest_local('warm')
+    if zl is None or best is None:
         out.append((goal, None, 'figures missing'))
     else:
-        best = min(local, key=lambda bv: bv[1])
         out.append((goal, zl < best[1], 'to ACTIVE: zero-copy %.1f s, '
                     'fastest local %s %.1f s; to the console marker: '
                     'zero-copy %s s, %s %s s' % (
@@ -324,13 +331,10 @@ def goals(summary):
     goal = ('sio zero-copy first boot on a further host ahead of every '
             'local backend (large image)')
     zo = phase_figure('sio-zero-copy', 'large', 'other-host')
-    local = [(b, phase_figure(b, 'large', 'other-host'))
-             for b in ('qcow2', 'raw', 'lvm')]
-    local = [(b, v) for b, v in local if v is not None]
-    if zo is None or not local:
+    best = fastest_local('other-host')
+    if zo is None or best is None:
         out.append((goal, None, 'figures missing'))
     else:
-        best = min(local, key=lambda bv: bv[1])
         out.append((goal, zo < best[1], 'to ACTIVE on %s: zero-copy %.1f '
                     's, fastest local %s %.1f s' % (
                         OTHER_HOST, zo, best[0], best[1])))
