@@ -41,7 +41,9 @@ it boots servers on ``h1`` one at a time and measures:
   forth between the hosts ``runs`` times (sio: shared block storage;
   the local backends: block migration), from the API call to the server
   being ``ACTIVE`` on the other host, with the bytes written to the
-  destination's local disk and to the pool.
+  destination's local disk and to the pool; ``h2``'s image cache is
+  emptied first, so the first migration goes to a host without the
+  image (reported apart as ``first s``).
 
 The machine's figures (cores, memory, CPU model, kernel, libvirt and
 QEMU versions, load average before and after) go into the JSON next to
@@ -338,12 +340,25 @@ def goals(summary):
         out.append((goal, zo < best[1], 'to ACTIVE on %s: zero-copy %.1f '
                     's, fastest local %s %.1f s' % (
                         OTHER_HOST, zo, best[0], best[1])))
+    goal = ('live migration to a host without the image faster than qcow2 '
+            'block migration by the image-copy time')
+    sio_first = ((summary.get('sio') or {}).get('migration') or {}).get(
+        'first_s')
+    q_first = ((summary.get('qcow2') or {}).get('migration') or {}).get(
+        'first_s')
+    full = warm('sio', 'large')
+    zero = warm('sio-zero-copy', 'large')
+    if None in (sio_first, q_first, full, zero):
+        out.append((goal, None, 'figures missing'))
+    else:
+        copy = full - zero
+        out.append((goal, q_first - sio_first >= copy,
+                    'first migration: sio %.1f s, qcow2 %.1f s, image copy '
+                    '%.1f s' % (sio_first, q_first, copy)))
     goal = ('live migration faster than qcow2 block migration by the '
             'image-copy time')
     sio_m = (summary.get('sio') or {}).get('migration') or {}
     q_m = (summary.get('qcow2') or {}).get('migration') or {}
-    full = warm('sio', 'large')
-    zero = warm('sio-zero-copy', 'large')
     if None in (sio_m.get('seconds'), q_m.get('seconds'), full, zero):
         out.append((goal, None, 'figures missing'))
     else:
@@ -696,6 +711,23 @@ class Bench(object):
                             failure))
         return sample
 
+    def drop_image_cache(self, host):
+        """Remove the files of ``host``'s ``_base`` image cache (no
+        instance is on the host then), so that the next use of an image
+        there fetches it again.
+
+        :param host: host name.
+        :raises BenchError: when the files cannot be removed.
+        """
+        base = os.path.join(cloud_mod.INSTANCES_PATH, '_base')
+        done = self.cloud.hosts[host].run(
+            ['find', base, '-mindepth', '1', '-maxdepth', '1', '-type', 'f',
+             '-delete'], timeout=120)
+        if done.returncode:
+            raise BenchError(reason='%s: emptying %s: %s' % (
+                host, base, one_line(done.stdout)))
+        self.say('emptied the image cache of %s' % host)
+
     def migrate(self, server_id, source, target, block):
         """Live-migrate; return the seconds to ACTIVE on ``target``.
 
@@ -812,6 +844,9 @@ class Bench(object):
                 self.measure_boot(label, image, 'warm')
         for image in IMAGES:
             self.measure_boot(label, image, 'other-host', OTHER_HOST)
+        # The first migration goes to a host without the image, as the
+        # first one of an image to a host does.
+        self.drop_image_cache(OTHER_HOST)
         self.measure_migrations(label, backends.block_migration(images_type))
 
     def run(self):
