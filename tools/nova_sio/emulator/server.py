@@ -422,7 +422,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b''
         return raw
 
-    def _send(self, status, payload=None, html=False, raw=None):
+    def _send(self, status, payload=None, html=False, raw=None, entry=None):
+        """Answer with ``status`` and a JSON, HTML or raw body.
+
+        :param entry: the request's log entry, or None; its
+            ``bytes_out`` and ``duration`` are set before the answer
+            leaves, so that a client reading the request log right after
+            the answer finds the entry complete.
+        :returns: the body's length.
+        """
         if raw is not None:
             data = raw
             ctype = 'application/json'
@@ -438,6 +446,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             data = json.dumps(payload).encode()
             ctype = 'application/json;charset=UTF-8'
+        if entry is not None:
+            entry.update(bytes_out=len(data),
+                         duration=time.time() - entry['time'])
         self.send_response(status)
         self.send_header('Content-Type', ctype)
         self.send_header('Content-Length', str(len(data)))
@@ -541,8 +552,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 err = ApiError(500, 0, 'Internal server error')
                 status, payload, raw = 500, err.body(), None
         entry['status'] = status
-        entry['bytes_out'] = self._send(status, payload, html, raw)
-        entry['duration'] = time.time() - started
+        self._send(status, payload, html, raw, entry=entry)
 
     # -- gateway -----------------------------------------------------------
 

@@ -15,12 +15,14 @@ import os
 import subprocess
 import threading
 import time
+from unittest import mock
 from urllib.parse import quote
 
 import requests
 
 from nova_sio.emulator import cli
 from nova_sio.emulator import fixture as emu_fixture
+from nova_sio.emulator import server
 from nova_sio.tests import sio_base
 
 KiB_PER_GiB = 1024 * 1024
@@ -697,6 +699,25 @@ class FaultTest(RawTestCase):
                           'basic'), (last['method'], last['path'],
                                      last['status'], last['auth']))
         self.assertGreater(last['bytes_out'], 0)
+
+
+class RequestLogOrderTest(sio_base.TestCase):
+
+    def test_entry_is_complete_before_the_answer_leaves(self):
+        # A client may read the request log as soon as it has the answer.
+        handler = server._Handler.__new__(server._Handler)
+        for name in ('send_response', 'send_header', 'end_headers'):
+            setattr(handler, name, mock.Mock())
+        entry = {'time': time.time() - 1.0, 'status': 200}
+        seen = []
+        handler.wfile = mock.Mock()
+        handler.wfile.write.side_effect = lambda data: seen.append(
+            dict(entry))
+        length = len(json.dumps({'id': 'ab'}))
+        self.assertEqual(length, handler._send(200, {'id': 'ab'},
+                                               entry=entry))
+        self.assertEqual(length, seen[0]['bytes_out'])
+        self.assertGreaterEqual(seen[0]['duration'], 1.0)
 
 
 class AuditTest(RawTestCase):
