@@ -453,6 +453,31 @@ def _test_env(venv, tree):
     }
 
 
+class ScratchTmp(object):
+    """A temporary directory for one run of Nova's tests, removed after.
+
+    Sets ``TMPDIR`` in ``env``: what Nova's tests leave in the temporary
+    directory goes with it (Kilo to Liberty's ``test_objectstore`` makes
+    a ``test_oss-*`` directory in each process that imports it and never
+    removes it).
+
+    :param env: the environment of the test run (changed in place).
+    """
+
+    def __init__(self, env):
+        self.env = env
+        self.path = None
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix='nova-sio-tests-')
+        self.env['TMPDIR'] = self.path
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
 class Emulator(object):
     """The gateway + SDC emulator as a process of the tool's Python.
 
@@ -557,15 +582,15 @@ def _run_tests(version, tests, concurrency, python, record):
     t1 = time.time()
     say('nova %s: running the tests matching %s (%s, concurrency %s)...'
         % (version, tests, runner, conc))
-    with Emulator() as emu:
+    with ScratchTmp(env), Emulator() as emu:
         env['NOVA_SIO_EMULATOR'] = emu.info_file
         proc = util.run(cmd, cwd=tree, check=False, isolated=False,
                         env=env, timeout=5400)
-    out = (proc.stdout + proc.stderr).decode('utf-8', 'replace')
-    log = os.path.join(tree, '.nova-sio-output.txt')
-    with open(log, 'w') as f:
-        f.write(out)
-    results = read_results(venv, tree, runner, env)
+        out = (proc.stdout + proc.stderr).decode('utf-8', 'replace')
+        log = os.path.join(tree, '.nova-sio-output.txt')
+        with open(log, 'w') as f:
+            f.write(out)
+        results = read_results(venv, tree, runner, env)
     result = parse_counts(out)
     if results and not result['passed'] + result['failed']:
         result = counts_of(results)

@@ -568,3 +568,24 @@ class ErrorRootTest(testtools.TestCase):
     def test_refusals_share_the_root(self):
         self.assertTrue(issubclass(testenv.DiffNotVerified,
                                    errors.NovaSioError))
+
+
+class ScratchTmpTest(testtools.TestCase):
+
+    def test_tmpdir_is_set_and_removed_with_what_was_left(self):
+        env = {'PATH': '/bin'}
+        with testenv.ScratchTmp(env) as path:
+            self.assertEqual(path, env['TMPDIR'])
+            self.assertTrue(os.path.isdir(path))
+            # What Kilo's test_objectstore leaves behind at import.
+            os.makedirs(os.path.join(path, 'test_oss-x', 'buckets'))
+        self.assertFalse(os.path.exists(path))
+
+    def test_removed_on_failure(self):
+        env = {}
+        try:
+            with testenv.ScratchTmp(env) as path:
+                raise RuntimeError('boom')
+        except RuntimeError:
+            pass
+        self.assertFalse(os.path.exists(path))
