@@ -118,3 +118,54 @@ def mounts_under(directory):
     with open('/proc/self/mounts') as handle:
         points = [line.split()[1] for line in handle if line.strip()]
     return [p for p in points if p.startswith(prefix)]
+
+
+#: The libvirt domain of the live tests' guest: the harness's kernel and
+#: initramfs, virtio block disks (:data:`DISK`), a serial console file.
+DOMAIN = '''<domain type='qemu'>
+  <name>%(name)s</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>%(kernel)s</kernel>
+    <initrd>%(initrd)s</initrd>
+    <cmdline>%(cmdline)s</cmdline>
+  </os>
+  <on_reboot>destroy</on_reboot>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+%(disks)s
+    <serial type='file'>
+      <source path='%(console)s'%(append)s/>
+      <target port='0'/>
+    </serial>
+  </devices>
+</domain>
+'''
+
+#: One virtio block disk of :data:`DOMAIN`.
+DISK = '''    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw' cache='none' io='native'/>
+      <source dev='%(dev)s'/>
+      <target dev='%(target)s' bus='virtio'/>
+    </disk>'''
+
+
+def domain_xml(name, kernel, initrd, cmdline, disks, console, append=False):
+    """Return the domain XML of a live test's guest.
+
+    :param name: the domain name.
+    :param kernel: the kernel path.
+    :param initrd: the initramfs path.
+    :param cmdline: the kernel command line.
+    :param disks: ``[(device path, target)]`` of its block disks.
+    :param console: the serial console's file.
+    :param append: whether QEMU appends to the console file.
+    """
+    return DOMAIN % {
+        'name': name, 'kernel': kernel, 'initrd': initrd,
+        'cmdline': cmdline, 'console': console,
+        'append': " append='on'" if append else '',
+        'disks': '\n'.join(DISK % {'dev': dev, 'target': target}
+                           for dev, target in disks)}

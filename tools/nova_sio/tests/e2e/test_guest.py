@@ -15,6 +15,9 @@ import socket
 import subprocess
 import sys
 import time
+from xml.etree import ElementTree
+
+import testtools
 
 from nova_sio.e2e import guest as guest_mod
 from nova_sio.emulator import blockdev
@@ -25,34 +28,6 @@ from nova_sio.tests import sio_base
 GiB = 1024 ** 3
 ROLES = ('root', 'ephemeral', 'swap')
 LIBVIRT_SOCKET = '/run/libvirt/libvirt-sock'
-
-_DOMAIN = '''<domain type='qemu'>
-  <name>%(name)s</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%(kernel)s</kernel>
-    <initrd>%(initrd)s</initrd>
-    <cmdline>console=ttyS0 panic=-1 loglevel=3</cmdline>
-  </os>
-  <on_reboot>destroy</on_reboot>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-%(disks)s
-    <serial type='file'>
-      <source path='%(console)s'/>
-      <target port='0'/>
-    </serial>
-  </devices>
-</domain>
-'''
-
-_DISK = '''    <disk type='block' device='disk'>
-      <driver name='qemu' type='raw' cache='none' io='native'/>
-      <source dev='%(dev)s'/>
-      <target dev='%(target)s' bus='virtio'/>
-    </disk>'''
 
 
 class GuestOnVolumesTest(e2e_base.LiveTestCase):
@@ -193,15 +168,12 @@ class GuestOnVolumesTest(e2e_base.LiveTestCase):
         self.start_libvirtd()
         name = 'nova-sio-e2e-%d' % os.getpid()
         console = os.path.join(self.dir, 'console.log')
-        disks = '\n'.join(_DISK % {'dev': link, 'target': target}
-                          for link, target in zip(self.links,
-                                                  ('vda', 'vdb', 'vdc')))
         xml = os.path.join(self.dir, 'domain.xml')
         with open(xml, 'w') as handle:
-            handle.write(_DOMAIN % {'name': name, 'disks': disks,
-                                    'kernel': self.guest.kernel,
-                                    'initrd': self.guest.initrd,
-                                    'console': console})
+            handle.write(e2e_base.domain_xml(
+                name, self.guest.kernel, self.guest.initrd,
+                'console=ttyS0 panic=-1 loglevel=3', list(zip(
+                    self.links, ('vda', 'vdb', 'vdc'))), console))
         # Copies the test can expose to QEMU's user.
         for attr in ('kernel', 'initrd'):
             path = os.path.join(self.dir, os.path.basename(
@@ -244,3 +216,22 @@ def _listening(path):
         return False
     finally:
         sock.close()
+
+
+class DomainXmlTest(testtools.TestCase):
+
+    def test_disks_console_and_cmdline(self):
+        dom = ElementTree.fromstring(e2e_base.domain_xml(
+            'g1', '/k', '/i', 'console=ttyS0 x=1',
+            [('/dev/a', 'vda'), ('/dev/b', 'vdb')], '/c.log', append=True))
+        self.assertEqual('g1', dom.findtext('name'))
+        self.assertEqual('console=ttyS0 x=1', dom.findtext('os/cmdline'))
+        self.assertEqual([('/dev/a', 'vda'), ('/dev/b', 'vdb')], [
+            (d.find('source').get('dev'), d.find('target').get('dev'))
+            for d in dom.findall('devices/disk')])
+        source = dom.find('devices/serial/source')
+        self.assertEqual(('/c.log', 'on'),
+                         (source.get('path'), source.get('append')))
+        plain = ElementTree.fromstring(e2e_base.domain_xml(
+            'g1', '/k', '/i', 'c', [], '/c.log'))
+        self.assertIsNone(plain.find('devices/serial/source').get('append'))

@@ -41,32 +41,6 @@ host_mod = sio_base.host_mod
 
 ADDRESSES = {'h1': '10.251.0.11', 'h2': '10.251.0.12'}
 
-_DOMAIN = '''<domain type='qemu'>
-  <name>%(name)s</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>%(kernel)s</kernel>
-    <initrd>%(initrd)s</initrd>
-    <cmdline>%(cmdline)s</cmdline>
-  </os>
-  <on_reboot>destroy</on_reboot>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='block' device='disk'>
-      <driver name='qemu' type='raw' cache='none' io='native'/>
-      <source dev='%(dev)s'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <serial type='file'>
-      <source path='%(console)s' append='on'/>
-      <target port='0'/>
-    </serial>
-  </devices>
-</domain>
-'''
-
 
 def _run_id():
     """A run id of its own for each test (namespace names carry it)."""
@@ -350,12 +324,10 @@ class TwoHostCloudTest(e2e_base.LiveTestCase):
         console = os.path.join(self.dir, 'console.log')
         xml = os.path.join(self.dir, 'domain.xml')
         with open(xml, 'w') as handle:
-            handle.write(_DOMAIN % {
-                'name': name, 'kernel': self.guest.kernel,
-                'cmdline': 'console=ttyS0 panic=-1 loglevel=3 '
-                           'nova_sio.disks=vda:root',
-                'initrd': self.guest.initrd, 'dev': inside,
-                'console': console})
+            handle.write(e2e_base.domain_xml(
+                name, self.guest.kernel, self.guest.initrd,
+                'console=ttyS0 panic=-1 loglevel=3 nova_sio.disks=vda:root',
+                [(inside, 'vda')], console, append=True))
         h1.virsh('define', xml)
         began = time.monotonic()
         h1.virsh('start', name)
