@@ -325,10 +325,8 @@ class FakeCloud(object):
         return server
 
 
-class ZeroCopyBaseVolumeTest(base.BaseTestCase):
-    """A zero-copy cloud keeps the images' base volumes, unmapped."""
-
-    BASE = 'ThG-nIhY5Whtk1FlN2Uz.B0'
+class ScenarioTestCase(base.BaseTestCase):
+    """A scenario over a :class:`FakeCloud` in a temporary directory."""
 
     def setUp(self):
         super().setUp()
@@ -336,6 +334,15 @@ class ZeroCopyBaseVolumeTest(base.BaseTestCase):
         self.report = report_mod.Report('t')
         self.scenario = scenario.Scenario(self.cloud, self.report,
                                           progress=lambda line: None)
+
+
+class ZeroCopyBaseVolumeTest(ScenarioTestCase):
+    """A zero-copy cloud keeps the images' base volumes, unmapped."""
+
+    BASE = 'ThG-nIhY5Whtk1FlN2Uz.B0'
+
+    def setUp(self):
+        super().setUp()
         self.cloud.volumes['b0'] = {'name': self.BASE, 'size_kb': 8 << 20}
 
     def test_names(self):
@@ -393,7 +400,7 @@ class ZeroCopyBaseVolumeTest(base.BaseTestCase):
         self.assertIn('belongs to no instance', step.detail)
 
 
-class CheckCloudTest(base.BaseTestCase):
+class CheckCloudTest(ScenarioTestCase):
     """Each kind of leak or damage fails the step; a clean cloud passes."""
 
     DISKS = ('disk', 'disk.eph0', 'disk.swap')
@@ -402,10 +409,6 @@ class CheckCloudTest(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
-        self.cloud = FakeCloud(self.useFixture(fixtures.TempDir()).path)
-        self.report = report_mod.Report('t')
-        self.scenario = scenario.Scenario(self.cloud, self.report,
-                                          progress=lambda line: None)
         self.cloud.add_server(UUID1, 'h1', self.DISKS, self.MARKS)
         tracked = scenario.Tracked(UUID1, 'nsio-e2e-1', scenario.FLAVOR)
         tracked.marks = dict(self.MARKS)
